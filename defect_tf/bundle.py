@@ -1,0 +1,99 @@
+"""The model bundle: a Keras model plus everything needed to use it, written atomically.
+
+Layout: `<output>/bundle/model.keras` and `<output>/bundle/bundle.json` (attribute names, image
+size, thresholds, backbone, training settings, split, library versions). The bundle is written
+under a temporary name and renamed into place, so a crash leaves the previous bundle, never half
+of a new one. Models are loaded with Keras's safe mode: no Python code is run from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from defect_tf.errors import BundleError
+
+BUNDLE_DIR = "bundle"
+MODEL_FILE = "model.keras"
+METADATA_FILE = "bundle.json"
+FORMAT = "defect_tf.bundle/1"
+
+
+@dataclass
+class Bundle:
+    model: keras.Model
+    metadata: dict
+    path: Path
+
+    @property
+    def attributes(self) -> list[str]:
+        return self.metadata["attributes"]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.metadata["image_size"])
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.asarray(self.metadata["thresholds"], dtype=np.float32)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a bundle depends on, recorded so a mismatch can be explained later."""
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+
+
+def save_bundle(output_dir: str | Path, model: keras.Model, metadata: dict) -> Path:
+    """Write model and metadata to `<output_dir>/bundle/` atomically; returns the bundle's path."""
+    output_dir = Path(output_dir)
+    final, staging, previous = (output_dir / BUNDLE_DIR, output_dir / f".{BUNDLE_DIR}.tmp",
+                                output_dir / f".{BUNDLE_DIR}.old")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    inference_model = keras.Model(model.inputs, model.outputs, name=model.name)  # uncompiled: no optimizer state
+    inference_model.save(staging / MODEL_FILE)
+    metadata = {"format": FORMAT, **metadata, "versions": library_versions()}
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1), encoding="utf-8")
+    shutil.rmtree(previous, ignore_errors=True)
+    if final.exists():
+        final.rename(previous)
+    staging.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)
+    return final
+
+
+def find_bundle(path: str | Path) -> Path:
+    """Accept a bundle folder or the output folder that holds one (falling back to the previous bundle
+    if a save was interrupted between its two renames)."""
+    path = Path(path)
+    for candidate in (path, path / BUNDLE_DIR, path / f".{BUNDLE_DIR}.old"):
+        if (candidate / METADATA_FILE).is_file() and (candidate / MODEL_FILE).is_file():
+            return candidate
+    raise BundleError(f"no model bundle in {path}: train one first (python train.py --data DIR --labels FILE "
+                      f"--output {path}) or point --model at a folder that train.py wrote")
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle written by `save_bundle` (or the output folder holding it), in Keras safe mode."""
+    location = find_bundle(path)
+    try:
+        metadata = json.loads((location / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise BundleError(f"{location}: not a {FORMAT} bundle (format {metadata.get('format')!r})")
+    try:
+        model = keras.saving.load_model(location / MODEL_FILE, compile=False, safe_mode=True)
+    except Exception as error:
+        raise BundleError(f"{location / MODEL_FILE}: cannot load the model ({error})") from None
+    return Bundle(model, metadata, location)

@@ -1,0 +1,38 @@
+"""Training callbacks: the loss curve and history, kept across both phases and rewritten every epoch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+
+from defect_tf.plots import plot_loss_curve
+
+
+class LossCurve(keras.callbacks.Callback):
+    """Record each epoch's logs with its phase; rewrite `history.json` and `loss_curve.png` after every epoch.
+
+    One instance is passed to every phase's `fit`, so the curve shows all phases on one epoch axis.
+    Set `phase` before each `fit` call.
+    """
+
+    def __init__(self, output_dir: str | Path, records: list[dict] | None = None):
+        super().__init__()
+        self.output_dir = Path(output_dir)
+        self.records: list[dict] = list(records or [])
+        self.phase = "training"
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        record = {"epoch": epoch + 1, "phase": self.phase}
+        record.update({name: float(value) for name, value in (logs or {}).items()})
+        record["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.records.append(record)
+        self.save()
+
+    def save(self) -> None:
+        history = self.output_dir / "history.json"
+        temporary = history.with_name(".history.json.tmp")
+        temporary.write_text(json.dumps(self.records, indent=1), encoding="utf-8")
+        temporary.replace(history)
+        plot_loss_curve(self.records, self.output_dir / "loss_curve.png")

@@ -1,0 +1,98 @@
+"""Scoring a model on labelled images: the per-attribute table, metrics.json and the PR-curve plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from defect_tf.bundle import Bundle
+from defect_tf.data import image_paths, make_dataset
+from defect_tf.errors import LabelError
+from defect_tf.labels import LabelTable
+from defect_tf.metrics import average_precision, classification_report, roc_auc
+from defect_tf.plots import plot_precision_recall
+from defect_tf.prediction import predict_probabilities
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else round(float(value), 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def evaluate_scores(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
+    """Everything evaluate.py reports, for known labels only: calibrated vs 0.5 thresholds, AP and ROC-AUC."""
+    return _jsonable({
+        "attributes": attributes,
+        "images": len(labels),
+        "thresholds": thresholds,
+        "calibrated": classification_report(labels, scores >= thresholds),
+        "at_0.5": classification_report(labels, scores >= DEFAULT_THRESHOLD),
+        "average_precision": average_precision(labels, scores),
+        "roc_auc": roc_auc(labels, scores),
+    })
+
+
+def format_report(report: dict) -> str:
+    """The printed table: one row per attribute, then the averages and exact-match accuracy."""
+    def number(value) -> str:
+        return "    -" if value is None else f"{value:5.3f}"
+
+    names = report["attributes"]
+    width = max(9, *(len(name) for name in names))
+    cal, half = report["calibrated"], report["at_0.5"]
+    header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1  | prec@.5 rec@.5 F1@.5 | support   NA |   AP    AUC")
+    lines = [header, "-" * len(header)]
+    for j, name in enumerate(names):
+        c, h = cal["per_attribute"], half["per_attribute"]
+        lines.append(
+            f"{name:<{width}}  {number(report['thresholds'][j])}  | {number(c['precision'][j])} {number(c['recall'][j])}"
+            f" {number(c['f1'][j])} |  {number(h['precision'][j])}  {number(h['recall'][j])} {number(h['f1'][j])} |"
+            f" {c['support'][j]:>7} {c['na'][j]:>4} | {number(report['average_precision'][j])}"
+            f"  {number(report['roc_auc'][j])}")
+    lines.append("-" * len(header))
+    for average in ("macro", "micro", "weighted"):
+        c, h = cal[average], half[average]
+        lines.append(f"{average + ' avg':<{width}}          | {number(c['precision'])} {number(c['recall'])}"
+                     f" {number(c['f1'])} |  {number(h['precision'])}  {number(h['recall'])} {number(h['f1'])} |")
+    lines.append(f"exact match over {report['images']} images (known labels only): "
+                 f"{number(cal['exact_match'])} calibrated, {number(half['exact_match'])} at 0.5")
+    return "\n".join(lines)
+
+
+def align_attributes(table: LabelTable, attributes: list[str]) -> LabelTable:
+    """Reorder a label table's columns to the model's attribute order; different attributes are an error."""
+    if table.attributes == attributes:
+        return table
+    if sorted(table.attributes) != sorted(attributes):
+        missing = [name for name in attributes if name not in table.attributes]
+        extra = [name for name in table.attributes if name not in attributes]
+        raise LabelError(f"the labels' attributes do not match the model's: the model has {attributes}; "
+                         f"missing from the labels: {missing or 'none'}; not known to the model: {extra or 'none'}")
+    order = [table.attributes.index(name) for name in attributes]
+    return LabelTable(list(attributes), table.images, table.values[:, order])
+
+
+def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,
+                    batch_size: int = 32) -> dict:
+    """Predict `table`'s images with the bundle, score them, write metrics.json and pr_curve.png."""
+    table = align_attributes(table, bundle.attributes)
+    dataset = make_dataset(image_paths(data_dir, table.images), table.values, bundle.image_size, batch_size)
+    scores = predict_probabilities(bundle.model, dataset)
+    report = evaluate_scores(table.values, scores, bundle.thresholds, bundle.attributes)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    plot_precision_recall(table.values, scores, bundle.attributes, bundle.thresholds, output_dir / "pr_curve.png")
+    return report

@@ -1,0 +1,129 @@
+"""The label file: one header naming the attributes, then `image v1 v2 ...` rows of 1 / 0 / NA.
+
+NA (unknown) is stored as -1.0. `known_mask` is the single definition of "this label counts",
+shared by the loss, the class weights, the calibration and every metric.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from defect_tf.errors import LabelError
+
+NA = -1.0
+_VALUES = {"1": 1.0, "0": 0.0, "na": NA}
+_MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """Parsed labels: `values[i, j]` is image i's label for attribute j (1, 0 or NA = -1)."""
+
+    attributes: list[str]
+    images: list[str]
+    values: np.ndarray
+
+    def subset(self, rows: np.ndarray | list[int]) -> "LabelTable":
+        rows = np.asarray(rows, dtype=int)
+        return LabelTable(self.attributes, [self.images[i] for i in rows], self.values[rows])
+
+
+def known_mask(labels):
+    """True where a label is known (0 or 1), False where it is NA; works on NumPy arrays and tensors."""
+    return labels >= 0
+
+
+def split_fields(line: str) -> list[str]:
+    """Split a label-file line on commas if it has any, otherwise on runs of spaces or tabs."""
+    if "," in line:
+        return [field.strip() for field in line.split(",")]
+    return line.split()
+
+
+def parse_labels(path: str | Path) -> LabelTable:
+    """Read a label file; every malformed line is reported at once as a LabelError naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LabelError(f"{path}: label file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise LabelError(f"{path}: cannot read label file ({error})") from None
+
+    lines = [(number, line.strip()) for number, line in enumerate(re.split(r"\r\n|\r|\n", text), 1)]
+    lines = [(number, line) for number, line in lines if line]
+    if not lines:
+        raise LabelError(f"{path}: label file is empty; expected a header `image <attr1> <attr2> ...`")
+
+    header_line, header = lines[0]
+    header_fields = split_fields(header)
+    attributes = header_fields[1:]
+    problems = []
+    if not attributes:
+        problems.append(f"{path}:{header_line}: header names no attributes; expected `image <attr1> <attr2> ...`")
+    if any(_VALUES.get(field.lower()) is not None for field in header_fields):
+        problems.append(f"{path}:{header_line}: the first line looks like data, not a header `image <attr1> ...`")
+    duplicates = sorted({name for name in attributes if attributes.count(name) > 1})
+    if duplicates:
+        problems.append(f"{path}:{header_line}: attribute names repeated in the header: {', '.join(duplicates)}")
+
+    images, rows = [], []
+    for number, line in lines[1:]:
+        fields = split_fields(line)
+        if len(fields) != len(header_fields):
+            problems.append(
+                f"{path}:{number}: expected {len(header_fields)} fields (image + {len(attributes)} attributes), "
+                f"found {len(fields)}"
+            )
+            continue
+        values = [_VALUES.get(field.lower()) for field in fields[1:]]
+        bad = [f"{name}={field!r}" for name, field, value in zip(attributes, fields[1:], values) if value is None]
+        if bad:
+            problems.append(f"{path}:{number}: values must be 1, 0 or NA; found {', '.join(bad)}")
+            continue
+        images.append(fields[0])
+        rows.append(values)
+
+    if not problems and not images:
+        problems.append(f"{path}: the header is there but no image rows follow")
+    if problems:
+        shown = problems[:_MAX_REPORTED_PROBLEMS]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more problems")
+        raise LabelError("\n".join(shown))
+    return LabelTable(attributes, images, np.asarray(rows, dtype=np.float32).reshape(len(images), len(attributes)))
+
+
+def format_labels(table: LabelTable) -> str:
+    """The label file text for a table (space-separated, NA for unknown), as `parse_labels` reads it."""
+    def cell(value: float) -> str:
+        return "NA" if value < 0 else str(int(value))
+
+    lines = [" ".join(["image", *table.attributes])]
+    lines += [" ".join([image, *map(cell, row)]) for image, row in zip(table.images, table.values)]
+    return "\n".join(lines) + "\n"
+
+
+def label_counts(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Per attribute: number of positive, negative and NA labels."""
+    known = known_mask(values)
+    return {
+        "positive": ((values == 1) & known).sum(axis=0),
+        "negative": ((values == 0) & known).sum(axis=0),
+        "na": (~known).sum(axis=0),
+    }
+
+
+def summarize(table: LabelTable) -> str:
+    """A printable table: images, and per attribute the counts of positive / negative / NA labels."""
+    counts = label_counts(table.values)
+    width = max(len("attribute"), *(len(name) for name in table.attributes))
+    lines = [f"{len(table.images)} images, {len(table.attributes)} attributes",
+             f"  {'attribute':<{width}} {'positive':>9} {'negative':>9} {'NA':>9}"]
+    for j, name in enumerate(table.attributes):
+        lines.append(f"  {name:<{width}} {counts['positive'][j]:>9} {counts['negative'][j]:>9} {counts['na'][j]:>9}")
+    return "\n".join(lines)

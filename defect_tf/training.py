@@ -1,0 +1,172 @@
+"""Two-phase training: warm-up, then fine-tuning with early stopping, then threshold calibration.
+
+With pretrained weights this is Keras's transfer-learning recipe: phase 1 trains only the head on a
+frozen backbone; phase 2 unfreezes the backbone's top layers (BatchNormalization stays frozen) at a
+lower learning rate. With `--weights none` a frozen backbone would be random features, so both
+phases train every layer, BatchNormalization included: phase 1 at `lr`, phase 2 at `finetune_lr`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from defect_tf.augmentation import build_augmentation
+from defect_tf.bundle import load_bundle, save_bundle
+from defect_tf.calibration import FALLBACK_THRESHOLD, calibrate_thresholds
+from defect_tf.callbacks import LossCurve
+from defect_tf.data import image_paths, make_dataset
+from defect_tf.errors import DefectTFError
+from defect_tf.evaluation import evaluate_bundle, format_report
+from defect_tf.labels import label_counts, parse_labels, summarize
+from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
+from defect_tf.models import build_classifier, resolve_weights, set_trainable_top
+from defect_tf.precision import set_precision
+from defect_tf.prediction import predict_probabilities
+from defect_tf.splits import SPLITS, stratified_split, write_split
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; the defaults are the command line's defaults."""
+
+    data: str
+    labels: str
+    output: str = "outputs"
+    backbone: str = "efficientnet_b0"
+    weights: str = "imagenet"
+    image_size: int = 224
+    batch_size: int = 32
+    warmup_epochs: int = 5
+    finetune_epochs: int = 20
+    unfreeze: int = 27
+    lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    patience: int = 5
+    gamma: float = 2.0
+    class_weights: bool = True
+    cutout: bool = True
+    dropout: float = 0.3
+    precision: str = "auto"
+    seed: int = 0
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+
+
+def _class_weight_table(attributes, positive, negative) -> str:
+    width = max(len("attribute"), *(len(name) for name in attributes))
+    rows = [f"  {'attribute':<{width}} {'positive':>9} {'negative':>9}"]
+    rows += [f"  {name:<{width}} {p:>9.3f} {n:>9.3f}" for name, p, n in zip(attributes, positive, negative)]
+    return "\n".join(rows)
+
+
+def train(config: TrainConfig, log=print) -> dict:
+    """Train, calibrate, save the bundle and score the test split; returns the test report."""
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    policy = set_precision(config.precision)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+
+    table = parse_labels(config.labels)
+    log(summarize(table))
+    paths = np.asarray(image_paths(config.data, table.images))
+    weights_file = resolve_weights(config.backbone, config.weights)
+    pretrained = weights_file is not None
+
+    split = stratified_split(table.values, config.split, config.seed)
+    write_split(output / "split.txt", table.images, split)
+    rows = {name: np.flatnonzero(split == name) for name in SPLITS}
+    log("split: " + ", ".join(f"{name} {len(rows[name])}" for name in SPLITS) + f" (seed {config.seed}, "
+        f"saved to {output / 'split.txt'})")
+    if len(rows["train"]) == 0 or len(rows["val"]) == 0:
+        raise DefectTFError(f"{len(table.images)} images are too few to hold out a validation split; "
+                            "label more images (a few dozen at the very least)")
+    train_labels, val_labels = table.values[rows["train"]], table.values[rows["val"]]
+    for name, count in zip(table.attributes, label_counts(train_labels)["positive"]):
+        if count == 0:
+            log(f"warning: attribute {name!r} has no positive label in the training split; it cannot be learned")
+
+    augment = build_augmentation(cutout=config.cutout, seed=config.seed)
+    train_data = make_dataset(list(paths[rows["train"]]), train_labels, config.image_size, config.batch_size,
+                              training=True, augment=augment, seed=config.seed)
+    val_data = make_dataset(list(paths[rows["val"]]), val_labels, config.image_size, config.batch_size)
+
+    positive_weights = negative_weights = None
+    if config.class_weights:
+        positive_weights, negative_weights = attribute_class_weights(train_labels)
+        log("class weights from the training split's known labels (rare class up, clipped to [0.1, 10]):\n"
+            + _class_weight_table(table.attributes, positive_weights, negative_weights))
+    else:
+        log("class weights: off")
+    loss = MaskedFocalLoss(config.gamma, positive_weights, negative_weights)
+
+    model = build_classifier(config.backbone, len(table.attributes), config.image_size, weights_file, config.dropout)
+    curve = LossCurve(output)
+    verbose = 1 if sys.stdout.isatty() else 2
+
+    if pretrained:
+        set_trainable_top(model, 0, train_batchnorm=False)
+        log(f"phase 1/2 warm-up: backbone frozen, head trains; Adam lr {config.lr}, {config.warmup_epochs} epochs "
+            f"({policy})")
+    else:
+        set_trainable_top(model, None, train_batchnorm=True)
+        log(f"phase 1/2 warm-up: --weights none, so the backbone is random and freezing it would be useless: "
+            f"every layer trains from scratch, BatchNorm included; Adam lr {config.lr}, {config.warmup_epochs} "
+            f"epochs ({policy})")
+    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=loss)
+    curve.phase = "warm-up"
+    model.fit(train_data, validation_data=val_data, epochs=config.warmup_epochs, callbacks=[curve],
+              shuffle=False, verbose=verbose)  # the dataset shuffles itself
+
+    if pretrained:
+        trainable = set_trainable_top(model, config.unfreeze, train_batchnorm=False)
+        log(f"phase 2/2 fine-tune: top {config.unfreeze} backbone layers unfrozen ({trainable} trainable, "
+            f"BatchNorm frozen)")
+    else:
+        set_trainable_top(model, None, train_batchnorm=True)
+        log("phase 2/2 fine-tune: every layer keeps training")
+    log(f"  Adam lr {config.finetune_lr}, up to {config.finetune_epochs} epochs, early stopping on validation loss "
+        f"(patience {config.patience}, best weights restored)")
+    model.compile(optimizer=keras.optimizers.Adam(config.finetune_lr), loss=loss)
+    curve.phase = "fine-tune"
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    model.fit(train_data, validation_data=val_data, initial_epoch=config.warmup_epochs,
+              epochs=config.warmup_epochs + config.finetune_epochs, callbacks=[curve, stop], shuffle=False, verbose=verbose)
+
+    thresholds = calibrate_thresholds(val_labels, predict_probabilities(model, val_data))
+    log("thresholds calibrated for best F1 on the validation split (fallback "
+        f"{FALLBACK_THRESHOLD} where it has no positive or no negative): "
+        + ", ".join(f"{name} {t:.3f}" for name, t in zip(table.attributes, thresholds)))
+
+    metadata = {
+        "attributes": table.attributes,
+        "image_size": config.image_size,
+        "thresholds": [float(t) for t in thresholds],
+        "backbone": config.backbone,
+        "pretrained": pretrained,
+        "precision": policy,
+        "settings": {**asdict(config), "split": list(config.split)},
+        "data_dir": str(Path(config.data).resolve()),
+        "labels_file": str(Path(config.labels).resolve()),
+        "split": {name: [table.images[i] for i in rows[name]] for name in SPLITS},
+        "epochs_trained": len(curve.records),
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    bundle = load_bundle(save_bundle(output, model, metadata))
+    log(f"saved model bundle to {bundle.path} ({time.time() - started:.0f} s so far)")
+
+    if len(rows["test"]) == 0:
+        log("no test split (too few images): skipping the test evaluation")
+        return {}
+    report = evaluate_bundle(bundle, config.data, table.subset(rows["test"]), output, config.batch_size)
+    log(f"test split ({len(rows['test'])} images):\n{format_report(report)}")
+    log(f"test macro F1 (calibrated thresholds): {report['calibrated']['macro']['f1']:.3f}; "
+        f"metrics in {output / 'metrics.json'}, curves in {output / 'loss_curve.png'} and {output / 'pr_curve.png'}; "
+        f"total {time.time() - started:.0f} s")
+    return report

@@ -1,0 +1,58 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from defect_tf.bundle import FORMAT, find_bundle, load_bundle, save_bundle
+from defect_tf.errors import BundleError
+from defect_tf.models import build_classifier
+
+
+def small_model():
+    return build_classifier("efficientnet_b0", 2, 32, None)
+
+
+def test_round_trip_gives_the_same_predictions(tmp_path):
+    model = small_model()
+    path = save_bundle(tmp_path, model, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.4, 0.6]})
+    bundle = load_bundle(tmp_path)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(bundle.model.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
+    assert bundle.path == path and bundle.attributes == ["a", "b"] and bundle.image_size == 32
+    assert json.loads((path / "bundle.json").read_text())["format"] == FORMAT
+
+
+def test_saving_again_replaces_the_bundle_and_leaves_no_temporary_folders(tmp_path):
+    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
+    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.1, 0.2]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.1, 0.2])
+
+
+def test_a_half_written_bundle_is_never_loaded(tmp_path):
+    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
+    staging = tmp_path / ".bundle.tmp"  # a crash while writing the next bundle leaves this behind
+    staging.mkdir()
+    (staging / "model.keras").write_bytes(b"partial")
+    np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.3, 0.3])
+    (tmp_path / "bundle").rename(tmp_path / ".bundle.old")  # a crash between the two renames
+    np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.3, 0.3])
+
+
+def test_missing_or_foreign_bundles_are_clear_errors(tmp_path):
+    with pytest.raises(BundleError, match="no model bundle in"):
+        find_bundle(tmp_path)
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "model.keras").write_bytes(b"x")
+    (tmp_path / "bundle" / "bundle.json").write_text('{"format": "something-else"}')
+    with pytest.raises(BundleError, match="not a defect_tf.bundle/1 bundle"):
+        load_bundle(tmp_path)
+
+
+def test_bundle_model_has_no_optimizer_state(tmp_path):
+    model = small_model()
+    model.compile(optimizer="adam", loss="mse")
+    save_bundle(tmp_path, model, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
+    loaded = keras.saving.load_model(tmp_path / "bundle" / "model.keras", safe_mode=True)
+    assert getattr(loaded, "optimizer", None) is None

@@ -1,0 +1,51 @@
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from defect_tf.augmentation import build_augmentation
+from defect_tf.data import image_paths, load_image, make_dataset
+from defect_tf.errors import ImageError
+
+
+def test_grayscale_rgba_and_bmp_become_three_channel_float_images(tmp_path):
+    cv2.imwrite(str(tmp_path / "gray.png"), np.full((20, 30), 200, np.uint8))
+    cv2.imwrite(str(tmp_path / "rgba.png"), np.full((20, 30, 4), 100, np.uint8))
+    cv2.imwrite(str(tmp_path / "color.bmp"), np.full((20, 30, 3), 50, np.uint8))
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.full((40, 40, 3), 120, np.uint8))
+    for name, value in [("gray.png", 200), ("rgba.png", 100), ("color.bmp", 50), ("photo.jpg", 120)]:
+        image = load_image(str(tmp_path / name), 16)
+        assert image.shape == (16, 16, 3) and image.dtype == tf.float32
+        assert float(tf.reduce_mean(image)) == pytest.approx(value, abs=2)
+
+
+def test_missing_images_are_listed_before_training(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="2 image\\(s\\) listed in the labels are not in"):
+        image_paths(tmp_path, ["a.png", "b.png", "c.png"])
+
+
+def test_dataset_shapes_and_dtypes(tiny_demo):
+    root, table = tiny_demo
+    paths = image_paths(root / "images", table.images)
+    images, labels = next(iter(make_dataset(paths, table.values, 32, 8)))
+    assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
+    assert labels.shape == (8, 4) and labels.dtype == tf.float32
+    np.testing.assert_array_equal(labels.numpy(), table.values[:8])
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255.0
+
+
+def test_augmentation_changes_training_batches_but_not_validation_batches(tiny_demo):
+    root, table = tiny_demo
+    paths = image_paths(root / "images", table.images)
+    plain = next(iter(make_dataset(paths, table.values, 32, 48)))[0].numpy()
+    validation = make_dataset(paths, table.values, 32, 48)
+    assert np.array_equal(next(iter(validation))[0].numpy(), next(iter(validation))[0].numpy())
+
+    training = make_dataset(paths, table.values, 32, 48, training=True, augment=build_augmentation(seed=1), seed=1)
+    epoch_one, labels_one = (t.numpy() for t in next(iter(training)))
+    epoch_two, _ = (t.numpy() for t in next(iter(training)))
+    assert not np.array_equal(epoch_one, epoch_two)  # reshuffled and re-augmented every epoch
+    # the same images are there (as a multiset of labels), but the pixels are no longer the plain ones
+    assert sorted(map(tuple, labels_one)) == sorted(map(tuple, table.values))
+    assert not any(np.allclose(epoch_one[0], plain[i], atol=1) for i in range(48))

@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from defect_tf.errors import LabelError
+from defect_tf.evaluation import align_attributes, evaluate_scores, format_report
+from defect_tf.labels import NA, LabelTable
+from defect_tf.metrics import classification_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_report_compares_calibrated_thresholds_with_0_5():
+    labels = np.array([[1, 0], [0, 1], [1, NA], [0, 0]], np.float32)
+    scores = np.array([[0.4, 0.1], [0.2, 0.9], [0.45, 0.5], [0.1, 0.6]])
+    report = evaluate_scores(labels, scores, np.array([0.3, 0.7]), ["scratch", "dent"])
+    assert report["calibrated"]["per_attribute"]["f1"] == [1.0, 1.0]
+    expected = classification_report(labels, scores >= 0.5)
+    assert report["at_0.5"]["per_attribute"]["f1"] == pytest.approx(expected["per_attribute"]["f1"])
+    assert report["calibrated"]["per_attribute"]["na"] == [0, 1]
+    table = format_report(report)
+    assert "scratch" in table and "macro avg" in table and "exact match over 4 images" in table
+    json.dumps(report)  # everything is JSON-ready
+
+
+def test_attribute_columns_are_matched_by_name():
+    table = LabelTable(["dent", "scratch"], ["a.png"], np.array([[1, 0]], np.float32))
+    np.testing.assert_array_equal(align_attributes(table, ["scratch", "dent"]).values, [[0, 1]])
+    with pytest.raises(LabelError, match="missing from the labels: \\['crack'\\]"):
+        align_attributes(table, ["scratch", "dent", "crack"])
+
+
+def test_cli_scores_the_saved_test_split_by_default(trained_output):
+    output, _, _ = trained_output
+    result = run_cli("--model", output)
+    assert result.returncode == 0, result.stderr
+    assert "macro avg" in result.stdout and "scratch" in result.stdout
+    metrics = json.loads((output / "metrics.json").read_text())
+    bundle = json.loads((output / "bundle" / "bundle.json").read_text())
+    assert metrics["images"] == len(bundle["split"]["test"])
+
+
+def test_cli_json_and_other_label_file(trained_output, tiny_demo, tmp_path):
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    # the same images with every label known to be 0: scored against this truth instead
+    zeros = tmp_path / "zeros.txt"
+    zeros.write_text("image scratch dent crack stain\n" + "".join(f"{name} 0 0 0 0\n" for name in table.images))
+    result = run_cli("--model", output, "--labels", zeros, "--split", "val", "--json", "--output", tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["calibrated"]["per_attribute"]["support"] == [0, 0, 0, 0]
+    assert report["calibrated"]["per_attribute"]["na"] == [0, 0, 0, 0]
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "pr_curve.png").is_file()
+
+
+def test_cli_rejects_labels_with_other_attributes(trained_output, tmp_path):
+    output, _, _ = trained_output
+    other = tmp_path / "other.txt"
+    other.write_text("image rust\nx.png 1\n")
+    result = run_cli("--model", output, "--labels", other, "--split", "all", "--data", tmp_path)
+    assert result.returncode == 2 and "do not match the model's" in result.stderr

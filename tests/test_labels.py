@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from defect_tf.errors import LabelError
+from defect_tf.labels import NA, LabelTable, format_labels, known_mask, label_counts, parse_labels, summarize
+
+
+def write(tmp_path, text, name="labels.txt"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_parses_values_and_na_spellings_into_float_matrix(tmp_path):
+    table = parse_labels(write(tmp_path, "image scratch dent\na.png 1 0\nb.png NA na\nc.png nA 1\n"))
+    assert table.attributes == ["scratch", "dent"]
+    assert table.images == ["a.png", "b.png", "c.png"]
+    assert table.values.dtype == np.float32
+    np.testing.assert_array_equal(table.values, [[1, 0], [NA, NA], [NA, 1]])
+
+
+@pytest.mark.parametrize("text", [
+    "image\tscratch\tdent\na.png\t1\tNA\n",
+    "image,scratch,dent\na.png, 1 ,NA\n",
+    "image   scratch dent\r\na.png  1   NA  \r\n\r\n",
+    "\ufeffimage scratch dent\na.png 1 NA\n",
+])
+def test_accepts_tab_comma_space_crlf_and_bom(tmp_path, text):
+    table = parse_labels(write(tmp_path, text))
+    assert table.attributes == ["scratch", "dent"]
+    assert table.images == ["a.png"]
+    np.testing.assert_array_equal(table.values, [[1, NA]])
+
+
+def test_comma_separated_paths_may_contain_spaces(tmp_path):
+    table = parse_labels(write(tmp_path, "image,scratch\nmy photos/a b.png,1\n"))
+    assert table.images == ["my photos/a b.png"]
+
+
+def test_every_malformed_line_is_reported_with_file_and_line(tmp_path):
+    path = write(tmp_path, "image scratch dent\na.png 1 0\nb.png 1\nc.png 1 yes\nd.png 0 0\n")
+    with pytest.raises(LabelError) as error:
+        parse_labels(path)
+    message = str(error.value)
+    assert f"{path}:3: expected 3 fields" in message
+    assert f"{path}:4: values must be 1, 0 or NA; found dent='yes'" in message
+    assert ":2:" not in message and ":5:" not in message
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "label file is empty"),
+    ("image\na.png\n", "header names no attributes"),
+    ("image scratch scratch\na.png 1 0\n", "attribute names repeated in the header: scratch"),
+    ("a.png 1 0\nb.png 0 1\n", "looks like data, not a header"),
+    ("image scratch\n", "no image rows follow"),
+])
+def test_structural_mistakes_are_label_errors(tmp_path, text, expected):
+    with pytest.raises(LabelError, match=expected):
+        parse_labels(write(tmp_path, text))
+
+
+def test_missing_file_is_a_label_error(tmp_path):
+    with pytest.raises(LabelError, match="label file not found"):
+        parse_labels(tmp_path / "nope.txt")
+
+
+def test_format_round_trips(tmp_path):
+    table = LabelTable(["a", "b"], ["x.png", "y.png"], np.array([[1, NA], [0, 1]], np.float32))
+    again = parse_labels(write(tmp_path, format_labels(table)))
+    assert again.attributes == table.attributes and again.images == table.images
+    np.testing.assert_array_equal(again.values, table.values)
+
+
+def test_known_mask_counts_and_summary():
+    values = np.array([[1, NA], [0, 1], [NA, NA]], np.float32)
+    np.testing.assert_array_equal(known_mask(values), [[True, False], [True, True], [False, False]])
+    counts = label_counts(values)
+    np.testing.assert_array_equal(counts["positive"], [1, 1])
+    np.testing.assert_array_equal(counts["negative"], [1, 0])
+    np.testing.assert_array_equal(counts["na"], [1, 2])
+    text = summarize(LabelTable(["scratch", "dent"], ["a", "b", "c"], values))
+    assert text.splitlines()[0] == "3 images, 2 attributes"
+    assert text.splitlines()[2].split() == ["scratch", "1", "1", "1"]
+    assert text.splitlines()[3].split() == ["dent", "1", "0", "2"]

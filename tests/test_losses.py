@@ -1,0 +1,84 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from defect_tf.labels import NA
+from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
+
+LN2 = math.log(2)
+
+
+def loss_value(loss, labels, logits):
+    return float(loss(np.array(labels, np.float32), np.array(logits, np.float32)))
+
+
+def test_focal_loss_matches_hand_computation_and_ignores_na():
+    # p = sigmoid(0) = 0.5 for both known entries: (1 - 0.5)^2 * ln 2 each; the NA entry adds nothing.
+    assert loss_value(MaskedFocalLoss(gamma=2.0), [[1, 0, NA]], [[0, 0, 5]]) == pytest.approx(0.25 * LN2, rel=1e-6)
+    # p = sigmoid(ln 3) = 0.75 for a positive: (0.25)^2 * -ln 0.75
+    assert loss_value(MaskedFocalLoss(gamma=2.0), [[1]], [[math.log(3)]]) == pytest.approx(
+        0.0625 * -math.log(0.75), rel=1e-6)
+
+
+def test_gamma_zero_is_masked_binary_cross_entropy():
+    labels, logits = [[1, 0, NA], [0, NA, 1]], [[0.3, -1.2, 9.0], [2.0, -4.0, -0.5]]
+    known = np.array(labels) >= 0
+    bce = keras.losses.binary_crossentropy(np.array(labels, np.float32)[known][:, None],
+                                           np.array(logits, np.float32)[known][:, None], from_logits=True)
+    assert loss_value(MaskedFocalLoss(gamma=0.0), labels, logits) == pytest.approx(float(np.mean(bce)), rel=1e-5)
+
+
+def test_mean_is_over_known_entries_so_na_rows_do_not_shrink_the_loss():
+    loss = MaskedFocalLoss(gamma=2.0)
+    alone = loss_value(loss, [[1, 0]], [[0.0, 0.0]])
+    with_na_rows = loss_value(loss, [[1, 0], [NA, NA], [NA, NA], [NA, NA]], [[0.0, 0.0], [3.0, -2.0], [1, 1], [0, 0]])
+    assert with_na_rows == pytest.approx(alone, rel=1e-6)
+    assert loss_value(loss, [[NA, NA]], [[1.0, 2.0]]) == 0.0
+
+
+def test_na_entries_get_exactly_zero_gradient():
+    logits = tf.Variable([[0.4, -0.3, 2.0], [1.5, 0.2, -1.0]])
+    labels = tf.constant([[1.0, NA, 0.0], [NA, NA, 1.0]])
+    with tf.GradientTape() as tape:
+        value = MaskedFocalLoss(gamma=2.0)(labels, logits)
+    gradient = tape.gradient(value, logits).numpy()
+    assert gradient[0, 1] == 0.0 and gradient[1, 0] == 0.0 and gradient[1, 1] == 0.0
+    assert np.all(gradient[[0, 0, 1], [0, 2, 2]] != 0.0)
+
+
+def test_class_weights_scale_positive_and_negative_terms():
+    loss = MaskedFocalLoss(gamma=2.0, positive_weights=[2.0, 1.0], negative_weights=[1.0, 3.0])
+    # entry (y=1, attr 0) weighted 2, entry (y=0, attr 1) weighted 3; each unweighted term is 0.25 ln 2
+    assert loss_value(loss, [[1, 0]], [[0.0, 0.0]]) == pytest.approx((2 + 3) * 0.25 * LN2 / 2, rel=1e-6)
+
+
+def test_float16_logits_give_a_float32_loss():
+    value = MaskedFocalLoss()(tf.constant([[1.0, NA]]), tf.constant([[0.0, 60000.0]], dtype=tf.float16))
+    assert value.dtype == tf.float32 and np.isfinite(value.numpy())
+
+
+def test_config_round_trip():
+    loss = MaskedFocalLoss(gamma=1.5, positive_weights=[2.0], negative_weights=[0.5])
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again, MaskedFocalLoss)
+    assert (again.gamma, again.positive_weights, again.negative_weights) == (1.5, [2.0], [0.5])
+
+
+def test_balanced_class_weights_from_known_labels_only():
+    values = np.array([[1, 0], [0, 0], [0, NA], [0, 1]], np.float32)
+    positive, negative = attribute_class_weights(values)
+    np.testing.assert_allclose(positive, [4 / 2, 3 / 2], rtol=1e-6)
+    np.testing.assert_allclose(negative, [4 / 6, 3 / 4], rtol=1e-6)
+
+
+def test_class_weights_are_bounded():
+    values = np.zeros((100, 3), np.float32)
+    values[0, 0] = 1  # 1 positive in 100: balanced weight 50, clipped to 10
+    values[:, 2] = NA  # nothing known: weight 1
+    positive, negative = attribute_class_weights(values)
+    assert positive[0] == pytest.approx(10.0) and negative[0] == pytest.approx(100 / 198, rel=1e-6)
+    assert positive[1] == pytest.approx(10.0)  # never positive
+    assert positive[2] == 1.0 and negative[2] == 1.0

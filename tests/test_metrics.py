@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+
+from defect_tf.labels import NA
+from defect_tf.metrics import average_precision, classification_report, confusion_counts, exact_match, roc_auc
+
+LABELS = np.array([[1, 0, NA], [1, 1, 0], [0, NA, 1], [NA, 1, 1], [0, 0, NA], [1, 0, 0]], np.float32)
+PREDICTED = np.array([[1, 1, 1], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0]], bool)
+SCORES = np.array([[.9, .6, .7], [.4, .8, .2], [.3, .1, .9], [.8, .7, .4], [.6, .2, .9], [.7, .3, .1]])
+
+
+def test_counts_by_hand():
+    counts = confusion_counts(LABELS, PREDICTED)
+    # attribute 0 known rows 0,1,2,4,5: y 1,1,0,0,1 pred 1,0,0,1,1 -> tp 2, fp 1, fn 1, tn 1
+    assert [counts[k][0] for k in ("tp", "fp", "fn", "tn", "support", "na")] == [2, 1, 1, 1, 3, 1]
+    # attribute 2 known rows 1,2,3,5: y 0,1,1,0 pred 0,1,0,0 -> tp 1, fp 0, fn 1, tn 2
+    assert [counts[k][2] for k in ("tp", "fp", "fn", "tn", "support", "na")] == [1, 0, 1, 2, 2, 2]
+
+
+def test_per_attribute_and_averages_match_scikit_learn_on_known_labels():
+    report = classification_report(LABELS, PREDICTED)
+    known = LABELS >= 0
+    for j in range(3):
+        p, r, f, s = precision_recall_fscore_support(LABELS[known[:, j], j], PREDICTED[known[:, j], j],
+                                                     average="binary", zero_division=0)
+        assert report["per_attribute"]["precision"][j] == pytest.approx(p)
+        assert report["per_attribute"]["recall"][j] == pytest.approx(r)
+        assert report["per_attribute"]["f1"][j] == pytest.approx(f)
+    f1 = report["per_attribute"]["f1"]
+    support = report["per_attribute"]["support"]
+    assert report["macro"]["f1"] == pytest.approx(f1.mean())
+    assert report["weighted"]["f1"] == pytest.approx((f1 * support).sum() / support.sum())
+    counts = confusion_counts(LABELS, PREDICTED)
+    tp, fp, fn = (counts[k].sum() for k in ("tp", "fp", "fn"))
+    assert report["micro"]["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+
+
+def test_exact_match_compares_only_known_labels():
+    # row 5 is right on all known labels; row 2 too (NA ignored); the others have at least one error
+    assert exact_match(LABELS, PREDICTED) == pytest.approx(2 / 6)
+    assert exact_match(np.array([[NA, NA], [1, 0]]), np.array([[1, 1], [1, 0]])) == 1.0  # all-NA row skipped
+
+
+def test_ranking_metrics_match_scikit_learn_and_are_nan_without_both_classes():
+    known = LABELS >= 0
+    ap, auc = average_precision(LABELS, SCORES), roc_auc(LABELS, SCORES)
+    for j in range(3):
+        y, s = LABELS[known[:, j], j], SCORES[known[:, j], j]
+        assert ap[j] == pytest.approx(average_precision_score(y, s))
+        assert auc[j] == pytest.approx(roc_auc_score(y, s))
+    assert np.isnan(roc_auc(np.array([[1], [1], [NA]]), np.array([[.2], [.9], [.5]]))[0])
+
+
+def test_zero_division_gives_zero_not_nan():
+    report = classification_report(np.array([[0], [0]], np.float32), np.array([[0], [0]], bool))
+    assert report["per_attribute"]["precision"][0] == 0.0 and report["per_attribute"]["f1"][0] == 0.0

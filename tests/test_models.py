@@ -1,0 +1,73 @@
+import keras
+import numpy as np
+import pytest
+
+from defect_tf.errors import WeightsError
+from defect_tf.models import BACKBONES, backbone_of, build_classifier, get_backbone, resolve_weights, set_trainable_top
+
+
+def test_classifier_emits_one_float32_logit_per_attribute():
+    model = build_classifier("efficientnet_b0", 4, 32, None)
+    logits = model(np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
+    assert tuple(logits.shape) == (2, 4) and keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert backbone_of(model).get_layer(BACKBONES["efficientnet_b0"].last_conv_layer) is not None
+
+
+def test_mixed_float16_policy_still_gives_float32_logits_and_finite_loss():
+    from defect_tf.losses import MaskedFocalLoss
+
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = build_classifier("efficientnet_b0", 3, 32, None)
+        images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+        logits = model(images)
+        assert backbone_of(model).compute_dtype == "float16"
+        assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+        loss = MaskedFocalLoss()(np.array([[1, 0, -1], [0, -1, 1]], "float32"), logits)
+        assert np.isfinite(float(loss))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_freezing_keeps_the_top_layers_trainable_and_batchnorm_frozen():
+    model = build_classifier("efficientnet_b0", 2, 32, None)
+    base = backbone_of(model)
+    assert set_trainable_top(model, 0, train_batchnorm=False) == 0 and not base.trainable
+    trainable = set_trainable_top(model, 27, train_batchnorm=False)
+    top = base.layers[-27:]
+    assert trainable == sum(not isinstance(layer, keras.layers.BatchNormalization) for layer in top)
+    assert all(not layer.trainable for layer in base.layers[:-27])
+    assert all(not layer.trainable for layer in top if isinstance(layer, keras.layers.BatchNormalization))
+    assert set_trainable_top(model, None, train_batchnorm=True) == len(base.layers)
+    assert model.get_layer("logits").trainable
+
+
+def test_weights_none_and_unknown_backbone():
+    assert resolve_weights("efficientnet_b0", "none") is None
+    with pytest.raises(ValueError, match="unknown backbone 'resnet9'; choose one of: efficientnet_b0"):
+        get_backbone("resnet9")
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsError, match="no such file"):
+        resolve_weights("efficientnet_b0", str(tmp_path / "nope.h5"))
+
+
+def test_imagenet_download_failure_says_what_to_do(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(WeightsError) as error:
+        resolve_weights("efficientnet_b0", "imagenet")
+    message = str(error.value)
+    assert "--weights none" in message and "efficientnetb0_notop.h5" in message and "Name or service" in message
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    source = build_classifier("efficientnet_b0", 2, 32, None)
+    path = tmp_path / "backbone.weights.h5"
+    backbone_of(source).save_weights(path)
+    model = build_classifier("efficientnet_b0", 2, 32, resolve_weights("efficientnet_b0", str(path)))
+    for expected, actual in zip(backbone_of(source).get_weights(), backbone_of(model).get_weights()):
+        np.testing.assert_array_equal(expected, actual)

@@ -1,0 +1,84 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from defect_tf.bundle import load_bundle
+from defect_tf.errors import ImageError
+from defect_tf.prediction import Predictor, read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "inference.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_predictor_applies_the_calibrated_thresholds(trained_output, tiny_demo):
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    bundle = load_bundle(output)
+    predictions, errors = Predictor(bundle).predict([root / "images" / name for name in table.images[:3]])
+    assert errors == [] and len(predictions) == 3
+    for prediction in predictions:
+        assert list(prediction.probabilities) == bundle.attributes
+        expected = [name for name, t in zip(bundle.attributes, bundle.thresholds)
+                    if prediction.probabilities[name] >= round(float(t), 4)]
+        assert prediction.detected == expected
+
+
+def test_batch_prediction_matches_one_by_one(trained_output, tiny_demo):
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    predictor = Predictor(load_bundle(output))
+    paths = [root / "images" / name for name in table.images[:4]]
+    together, _ = predictor.predict(paths)
+    alone = [predictor.predict([path])[0][0] for path in paths]
+    for a, b in zip(together, alone):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=2e-4)
+
+
+def test_unreadable_files_are_image_errors(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    for path in (tmp_path / "empty.jpg", tmp_path / "text.png", tmp_path / "missing.png", tmp_path):
+        with pytest.raises(ImageError, match="cannot read image"):
+            read_image(str(path), 32)
+
+
+def test_cli_prints_detections_and_json(trained_output, tiny_demo):
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    image = root / "images" / table.images[0]
+    text = run_cli(image, "--model", output)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0] == str(image)
+    assert lines[1] == "  no defect detected" or all(":" in line for line in lines[1:])
+    as_json = run_cli(image, root / "images" / table.images[1], "--model", output, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)  # stdout holds the JSON document and nothing else
+    assert [p["image"] for p in document["predictions"]] == [str(image), str(root / "images" / table.images[1])]
+    assert set(document["predictions"][0]["probabilities"]) == {"scratch", "dent", "crack", "stain"}
+    assert document["errors"] == []
+
+
+def test_cli_names_a_bad_image_and_exits_2(trained_output, tiny_demo, tmp_path):
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    result = run_cli(root / "images" / table.images[0], bad, "--model", output)
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[0] == str(root / "images" / table.images[0])  # the good one is still predicted
+    assert f"error: {bad}: cannot read image" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_without_a_bundle_says_how_to_get_one(tmp_path):
+    result = run_cli(tmp_path / "x.png", "--model", tmp_path)
+    assert result.returncode == 2 and "no model bundle in" in result.stderr and "Traceback" not in result.stderr
