@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from defect_tf.cli import run
-from defect_tf.models import BACKBONES
+from defect_tf.backbones import BACKBONES
 from defect_tf.training import TrainConfig, train
 
 DEFAULTS = TrainConfig(data="", labels="")

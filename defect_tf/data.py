@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,9 @@ def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_si
 
     Decoded images are cached in memory as uint8 (a quarter of float32's size), so files are read
     and decoded once; shuffling and augmentation happen after the cache and so differ every epoch.
+    The training dataset repeats forever (pass `steps_per_epoch(...)` to `fit`): Keras then keeps
+    one iterator for the whole run, instead of destroying one per epoch, which can stall for tens
+    of seconds while TensorFlow waits for the old iterator's prefetch threads.
     """
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels.astype(np.float32)))
     dataset = dataset.map(lambda path, label: (tf.cast(tf.round(load_image(path, image_size)), tf.uint8), label),
@@ -49,8 +53,15 @@ def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_si
     if training:
         dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
+    if training:
+        dataset = dataset.repeat()
     dataset = dataset.map(lambda images, label: (tf.cast(images, tf.float32), label), num_parallel_calls=AUTOTUNE)
     if training and augment is not None:
         dataset = dataset.map(lambda images, label: (augment(images, training=True), label),
                               num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """Batches in one pass over `n_images` (the last one may be smaller)."""
+    return max(1, math.ceil(n_images / batch_size))

@@ -17,6 +17,7 @@ import numpy as np
 from defect_tf.labels import NA, LabelTable, format_labels
 
 ATTRIBUTES = ("scratch", "dent", "crack", "stain")
+DEMO_IMAGES = 1200
 DEFECT_PROBABILITY = {"scratch": 0.4, "dent": 0.35, "crack": 0.35, "stain": 0.4}
 
 
@@ -54,16 +55,18 @@ def _scratch(rng, size, image, mask):
 
 
 def _dent(rng, size, image, mask):
-    """A round depression: dark on the side away from the light, a highlight on the other."""
-    radius = rng.uniform(0.07, 0.12) * size
+    """A round depression: a shaded bowl (dark on the side away from the light) inside a crisp rim."""
+    radius = rng.uniform(0.08, 0.12) * size
     center = rng.uniform(0.2, 0.8, 2) * size
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     dx, dy = (xx - center[0]) / radius, (yy - center[1]) / radius
-    inside = np.clip(1 - (dx**2 + dy**2), 0, 1)
+    distance = np.sqrt(dx**2 + dy**2)
+    bowl = np.clip(1 - distance**2, 0, 1)
     light = rng.uniform(0, 2 * np.pi)
     slope = dx * np.cos(light) + dy * np.sin(light)
-    image += (60 * slope * np.sqrt(inside) - 25 * inside)[..., None]
-    cv2.circle(mask, tuple(map(int, center)), int(radius * 1.1), 255, thickness=-1)
+    rim = np.exp(-(((distance - 1) / 0.15) ** 2))
+    image += (70 * slope * np.sqrt(bowl) - 35 * bowl - 45 * slope * rim)[..., None]
+    cv2.circle(mask, tuple(map(int, center)), int(radius * 1.2), 255, thickness=-1)
 
 
 def _crack(rng, size, image, mask):
@@ -124,7 +127,7 @@ def render_sample(seed: int, size: int = 128) -> tuple[np.ndarray, dict[str, boo
     return np.clip(image, 0, 255).astype(np.uint8), present, masks
 
 
-def generate_demo(root: str | Path = ".", n_images: int = 800, size: int = 128, seed: int = 0,
+def generate_demo(root: str | Path = ".", n_images: int = DEMO_IMAGES, size: int = 128, seed: int = 0,
                   na_fraction: float = 0.2) -> LabelTable:
     """Write `images/`, `masks/` and `labels.txt` under `root`; the same arguments give the same bytes."""
     root = Path(root)
@@ -155,12 +158,12 @@ def mask_path(root: str | Path, image: str, attribute: str) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="folder to write images/, masks/ and labels.txt into")
-    parser.add_argument("--images", type=int, default=800, help="number of images (default 800)")
+    parser.add_argument("--images", type=int, default=DEMO_IMAGES, help=f"number of images (default {DEMO_IMAGES})")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     table = generate_demo(args.root, args.images, args.size, args.seed)
-    print(f"wrote {len(table.images)} images to {Path(args.root) / 'images'} and labels to {Path(args.root) / 'labels.txt'}")
+    print(f"wrote {len(table.images)} demo images to {Path(args.root) / 'images'} and labels to {Path(args.root) / 'labels.txt'}")
 
 
 if __name__ == "__main__":

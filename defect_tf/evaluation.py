@@ -50,7 +50,7 @@ def format_report(report: dict) -> str:
         return "    -" if value is None else f"{value:5.3f}"
 
     names = report["attributes"]
-    width = max(9, *(len(name) for name in names))
+    width = max(len("weighted avg"), *(len(name) for name in names))
     cal, half = report["calibrated"], report["at_0.5"]
     header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1  | prec@.5 rec@.5 F1@.5 | support   NA |   AP    AUC")
     lines = [header, "-" * len(header)]

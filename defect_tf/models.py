@@ -1,48 +1,20 @@
-"""Backbones by name (one registry, as in timm) and the multi-label classifier built on them."""
+"""The multi-label classifier on a named backbone: weights, assembly, and which layers train."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 
+from defect_tf.backbones import get_backbone
 from defect_tf.errors import WeightsError
 
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
 DOWNLOAD_TIMEOUT_SECONDS = 20
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """How to build one backbone and where its pieces are."""
-
-    constructor: Callable[..., keras.Model]
-    imagenet_file: str  # file name in Keras's weight store and cache (~/.keras/models/)
-    imagenet_md5: str
-    last_conv_layer: str  # the feature map Grad-CAM differentiates against
-
-
-BACKBONES: dict[str, Backbone] = {
-    "efficientnet_b0": Backbone(
-        constructor=keras.applications.EfficientNetB0,
-        imagenet_file="efficientnetb0_notop.h5",
-        imagenet_md5="50bc09e76180e00e4465e1a485ddc09d",
-        last_conv_layer="top_activation",
-    ),
-}
-
-
-def get_backbone(name: str) -> Backbone:
-    """Look a backbone up by name; an unknown name lists the known ones."""
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(sorted(BACKBONES))}") from None
+SCRATCH_BATCHNORM_MOMENTUM = 0.9
 
 
 @contextlib.contextmanager
@@ -69,6 +41,8 @@ def resolve_weights(backbone_name: str, weights: str) -> str | None:
     if weights.lower() == "none":
         return None
     backbone = get_backbone(backbone_name)
+    if weights.lower() == "imagenet" and backbone.imagenet_file is None:
+        raise WeightsError(f"there are no ImageNet weights for {backbone_name}; train it with --weights none")
     if weights.lower() == "imagenet":
         url = KERAS_WEIGHTS_URL + backbone.imagenet_file
         try:
@@ -97,7 +71,8 @@ def build_classifier(backbone_name: str, n_outputs: int, image_size: int, weight
     Takes images with values in [0, 255]; the backbone does its own scaling. With pretrained weights
     the backbone always runs in inference mode, so its BatchNormalization statistics are never
     overwritten by small-batch estimates (Keras transfer-learning guide); trained from scratch, it
-    must learn them, so it runs in training mode.
+    must learn them, so it runs in training mode, and its moving averages use a shorter memory
+    (momentum 0.9, not 0.99) so that they keep up with weights that change fast over a few hundred steps.
     """
     backbone = get_backbone(backbone_name)
     base = backbone.constructor(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
@@ -106,6 +81,10 @@ def build_classifier(backbone_name: str, n_outputs: int, image_size: int, weight
             base.load_weights(weights_file)
         except Exception as error:
             raise WeightsError(f"cannot load backbone weights from {weights_file}: {error}") from None
+    else:
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = base(inputs, training=False) if weights_file is not None else base(inputs)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)

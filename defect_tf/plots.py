@@ -41,7 +41,8 @@ def plot_loss_curve(records: list[dict], path: str | Path) -> None:
         axis.text(epochs[0], 0.98, f"{records[0]['phase']}", transform=axis.get_xaxis_transform(),
                   va="top", color="grey")
     axis.set_xlabel("epoch")
-    axis.set_ylabel("masked focal loss")
+    axis.set_yscale("log")  # early spikes would otherwise flatten the rest of the curve
+    axis.set_ylabel("masked focal loss (log scale)")
     axis.set_title("Loss across both training phases")
     axis.grid(alpha=0.3)
     axis.legend(loc="upper right", bbox_to_anchor=(1, 0.9))

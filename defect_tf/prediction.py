@@ -58,7 +58,7 @@ class Predictor:
         probabilities = predict_probabilities(self.bundle.model, np.stack(images))
         thresholds, names = self.bundle.thresholds, self.bundle.attributes
         predictions = [
-            Prediction(path, {name: round(float(p), 4) for name, p in zip(names, row)},
+            Prediction(path, {name: float(p) for name, p in zip(names, row)},
                        [name for name, p, t in zip(names, row, thresholds) if p >= t])
             for path, row in zip(readable, probabilities)
         ]

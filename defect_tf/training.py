@@ -16,12 +16,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras.callbacks import TerminateOnNaN
 
 from defect_tf.augmentation import build_augmentation
 from defect_tf.bundle import load_bundle, save_bundle
 from defect_tf.calibration import FALLBACK_THRESHOLD, calibrate_thresholds
 from defect_tf.callbacks import LossCurve
-from defect_tf.data import image_paths, make_dataset
+from defect_tf.data import image_paths, make_dataset, steps_per_epoch
 from defect_tf.errors import DefectTFError
 from defect_tf.evaluation import evaluate_bundle, format_report
 from defect_tf.labels import label_counts, parse_labels, summarize
@@ -63,6 +64,12 @@ def _class_weight_table(attributes, positive, negative) -> str:
     rows = [f"  {'attribute':<{width}} {'positive':>9} {'negative':>9}"]
     rows += [f"  {name:<{width}} {p:>9.3f} {n:>9.3f}" for name, p, n in zip(attributes, positive, negative)]
     return "\n".join(rows)
+
+
+def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
+    if records and not np.isfinite(records[-1].get("loss", np.nan)):
+        raise DefectTFError(f"training diverged (the loss became NaN or infinite at epoch {records[-1]['epoch']}); "
+                            f"try a lower learning rate than {learning_rate}")
 
 
 def train(config: TrainConfig, log=print) -> dict:
@@ -121,8 +128,10 @@ def train(config: TrainConfig, log=print) -> dict:
             f"epochs ({policy})")
     model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=loss)
     curve.phase = "warm-up"
-    model.fit(train_data, validation_data=val_data, epochs=config.warmup_epochs, callbacks=[curve],
-              shuffle=False, verbose=verbose)  # the dataset shuffles itself
+    steps = steps_per_epoch(len(rows["train"]), config.batch_size)
+    model.fit(train_data, validation_data=val_data, steps_per_epoch=steps, epochs=config.warmup_epochs,
+              callbacks=[curve, TerminateOnNaN()], shuffle=False, verbose=verbose)  # the dataset shuffles itself
+    _stop_if_diverged(curve.records, config.lr)
 
     if pretrained:
         trainable = set_trainable_top(model, config.unfreeze, train_batchnorm=False)
@@ -136,8 +145,10 @@ def train(config: TrainConfig, log=print) -> dict:
     model.compile(optimizer=keras.optimizers.Adam(config.finetune_lr), loss=loss)
     curve.phase = "fine-tune"
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    model.fit(train_data, validation_data=val_data, initial_epoch=config.warmup_epochs,
-              epochs=config.warmup_epochs + config.finetune_epochs, callbacks=[curve, stop], shuffle=False, verbose=verbose)
+    model.fit(train_data, validation_data=val_data, steps_per_epoch=steps, initial_epoch=config.warmup_epochs,
+              epochs=config.warmup_epochs + config.finetune_epochs, callbacks=[curve, stop, TerminateOnNaN()],
+              shuffle=False, verbose=verbose)
+    _stop_if_diverged(curve.records, config.finetune_lr)
 
     thresholds = calibrate_thresholds(val_labels, predict_probabilities(model, val_data))
     log("thresholds calibrated for best F1 on the validation split (fallback "

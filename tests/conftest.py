@@ -29,3 +29,10 @@ def trained_output(tiny_demo, tmp_path_factory):
                          patience=5)
     report = train(config, log=lambda *_: None)
     return output, config, report
+
+
+def pytest_configure(config):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the CLIs (train.py, ...) live at the top

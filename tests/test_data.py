@@ -42,9 +42,9 @@ def test_augmentation_changes_training_batches_but_not_validation_batches(tiny_d
     validation = make_dataset(paths, table.values, 32, 48)
     assert np.array_equal(next(iter(validation))[0].numpy(), next(iter(validation))[0].numpy())
 
-    training = make_dataset(paths, table.values, 32, 48, training=True, augment=build_augmentation(seed=1), seed=1)
-    epoch_one, labels_one = (t.numpy() for t in next(iter(training)))
-    epoch_two, _ = (t.numpy() for t in next(iter(training)))
+    training = iter(make_dataset(paths, table.values, 32, 48, training=True, augment=build_augmentation(seed=1), seed=1))
+    epoch_one, labels_one = (t.numpy() for t in next(training))
+    epoch_two, _ = (t.numpy() for t in next(training))  # one batch is one epoch here
     assert not np.array_equal(epoch_one, epoch_two)  # reshuffled and re-augmented every epoch
     # the same images are there (as a multiset of labels), but the pixels are no longer the plain ones
     assert sorted(map(tuple, labels_one)) == sorted(map(tuple, table.values))

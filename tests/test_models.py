@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from defect_tf.errors import WeightsError
-from defect_tf.models import BACKBONES, backbone_of, build_classifier, get_backbone, resolve_weights, set_trainable_top
+from defect_tf.backbones import BACKBONES
+from defect_tf.models import backbone_of, build_classifier, resolve_weights, set_trainable_top
 
 
 def test_classifier_emits_one_float32_logit_per_attribute():
@@ -42,10 +43,10 @@ def test_freezing_keeps_the_top_layers_trainable_and_batchnorm_frozen():
     assert model.get_layer("logits").trainable
 
 
-def test_weights_none_and_unknown_backbone():
+def test_weights_none_and_backbones_without_imagenet_weights():
     assert resolve_weights("efficientnet_b0", "none") is None
-    with pytest.raises(ValueError, match="unknown backbone 'resnet9'; choose one of: efficientnet_b0"):
-        get_backbone("resnet9")
+    with pytest.raises(WeightsError, match="no ImageNet weights for small_cnn"):
+        resolve_weights("small_cnn", "imagenet")
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):

@@ -1,9 +1,13 @@
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from defect_tf.bundle import load_bundle
+from defect_tf.demo import generate_demo
+from defect_tf.training import train
 from defect_tf.labels import parse_labels
 from defect_tf.splits import read_split
 
@@ -38,3 +42,25 @@ def test_bundle_is_self_describing(trained_output):
     saved_split = read_split(output / "split.txt")
     assert sorted(bundle.metadata["split"]["test"]) == sorted(i for i, s in saved_split.items() if s == "test")
     assert sum(len(images) for images in bundle.metadata["split"].values()) == len(table.images)
+
+
+def makefile_demo_flags() -> list[str]:
+    """The training flags `make demo` uses, read from the Makefile so the test runs exactly those."""
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
+    return re.search(r"^DEMO_FLAGS := (.*)$", text, re.MULTILINE).group(1).split()
+
+
+@pytest.mark.slow
+def test_demo_command_learns(tmp_path):
+    """`make demo` for real: 1200 generated photos, the Makefile's flags, macro F1 >= 0.90 on the test split."""
+    import train as train_cli
+
+    generate_demo(tmp_path)
+    config = train_cli.parse_args(["--data", str(tmp_path / "images"), "--labels", str(tmp_path / "labels.txt"),
+                                   "--output", str(tmp_path / "outputs"), *makefile_demo_flags()])
+    assert config.weights == "none"
+    report = train(config, log=print)
+    macro_f1 = report["calibrated"]["macro"]["f1"]
+    print(f"demo test macro F1: {macro_f1:.3f}")
+    assert macro_f1 >= 0.90
+    assert all(f1 >= 0.8 for f1 in report["calibrated"]["per_attribute"]["f1"])

@@ -1,0 +1,64 @@
+"""Backbones by name, from one registry (as in timm): how to build each and where its parts are.
+
+Every backbone takes images with values in [0, 255] and scales them itself, so the data pipeline
+is the same whichever is chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """How to build one backbone and where its pieces are."""
+
+    constructor: Callable[..., keras.Model]  # (include_top=False, weights=None, input_shape=...) -> Model
+    last_conv_layer: str  # the feature map Grad-CAM differentiates against
+    imagenet_file: str | None = None  # file name in Keras's weight store and cache (~/.keras/models/)
+    imagenet_md5: str | None = None
+
+
+def small_cnn(include_top: bool = False, weights: str | None = None, input_shape=(64, 64, 3),
+              name: str = "small_cnn") -> keras.Model:
+    """A plain VGG-style CNN: four stages of two 3x3 conv-BN-ReLU, max-pooling between stages.
+
+    For training from scratch on small data on a CPU, where it learns in minutes what
+    EfficientNet-B0 from random weights needs far longer for. Its last feature map is 1/8 of the
+    input side (8x8 at 64 px), fine enough for Grad-CAM. No pretrained weights exist for it.
+    """
+    if include_top or weights is not None:
+        raise ValueError("small_cnn has no classification top and no pretrained weights")
+    inputs = keras.Input(input_shape, name="pixels")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for stage, filters in enumerate((32, 64, 128, 256), start=1):
+        if stage > 1:
+            x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+        for conv in (1, 2):
+            prefix = f"stage{stage}_conv{conv}"
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=prefix)(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn")(x)
+            x = keras.layers.Activation("relu", name=f"{prefix}_relu")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+BACKBONES: dict[str, Backbone] = {
+    "efficientnet_b0": Backbone(
+        constructor=keras.applications.EfficientNetB0,
+        last_conv_layer="top_activation",
+        imagenet_file="efficientnetb0_notop.h5",
+        imagenet_md5="50bc09e76180e00e4465e1a485ddc09d",
+    ),
+    "small_cnn": Backbone(constructor=small_cnn, last_conv_layer="stage4_conv2_relu"),
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    """Look a backbone up by name; an unknown name lists the known ones."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(sorted(BACKBONES))}") from None

@@ -1,0 +1,27 @@
+import keras
+import numpy as np
+import pytest
+
+from defect_tf.backbones import BACKBONES, get_backbone, small_cnn
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_backbone_builds_and_has_its_grad_cam_layer(name):
+    backbone = get_backbone(name)
+    model = backbone.constructor(include_top=False, weights=None, input_shape=(64, 64, 3))
+    features = model(np.zeros((1, 64, 64, 3), "float32"))
+    assert len(features.shape) == 4
+    assert model.get_layer(backbone.last_conv_layer) is not None
+
+
+def test_unknown_backbone_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown backbone 'resnet9'; choose one of: efficientnet_b0, small_cnn"):
+        get_backbone("resnet9")
+
+
+def test_small_cnn_keeps_an_eighth_of_the_resolution_and_scales_pixels_itself():
+    model = small_cnn(input_shape=(64, 64, 3))
+    assert tuple(model.output.shape) == (None, 8, 8, 256)
+    assert isinstance(model.get_layer("rescale"), keras.layers.Rescaling)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        small_cnn(weights="imagenet")

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from defect_tf.demo import ATTRIBUTES, DEMO_IMAGES, generate_demo, mask_path, render_sample
+from defect_tf.labels import known_mask, parse_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_generator_is_deterministic(tmp_path):
+    first = generate_demo(tmp_path / "a", n_images=6, size=48, seed=1)
+    second = generate_demo(tmp_path / "b", n_images=6, size=48, seed=1)
+    assert np.array_equal(first.values, second.values, equal_nan=True)
+    for name in first.images:
+        assert (tmp_path / "a" / "images" / name).read_bytes() == (tmp_path / "b" / "images" / name).read_bytes()
+
+
+def test_top_level_labels_file_is_the_demo_sets(tmp_path):
+    generated = generate_demo(tmp_path, n_images=DEMO_IMAGES)
+    assert (tmp_path / "labels.txt").read_text() == (ROOT / "labels.txt").read_text()
+    counts = parse_labels(ROOT / "labels.txt")
+    assert counts.attributes == list(ATTRIBUTES) and len(counts.images) == len(generated.images)
+
+
+def test_about_a_fifth_of_labels_are_na_and_defects_co_occur(tmp_path):
+    table = parse_labels(ROOT / "labels.txt")
+    na_fraction = 1 - known_mask(table.values).mean()
+    assert 0.17 < na_fraction < 0.23
+    positives_per_image = (table.values == 1).sum(axis=1)
+    assert (positives_per_image >= 2).mean() > 0.2 and (positives_per_image == 0).mean() > 0.05
+    for j in range(len(ATTRIBUTES)):
+        assert 0.25 < (table.values[:, j] == 1).sum() / known_mask(table.values[:, j]).sum() < 0.6
+
+
+def test_every_shown_defect_has_a_mask_where_the_image_changed(tmp_path):
+    table = generate_demo(tmp_path, n_images=12, size=64, seed=2)
+    for i, name in enumerate(table.images):
+        _, present, masks = render_sample(2 * 1_000_003 + i, 64)
+        for attribute in ATTRIBUTES:
+            path = mask_path(tmp_path, name, attribute)
+            assert path.exists() == present[attribute]
+            if present[attribute]:
+                mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+                assert set(np.unique(mask)) <= {0, 255} and 0 < (mask > 0).mean() < 0.5
+                np.testing.assert_array_equal(mask, masks[attribute])
