@@ -1,22 +1,35 @@
-"""Train a multi-label defect classifier: python train.py --data images/ --labels labels.txt"""
+"""Train a multi-label defect classifier: python train.py --data images/ --labels labels.txt
+
+An interrupted run (Ctrl-C, SIGTERM, power loss) continues with: python train.py --resume [--output DIR]
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
-from defect_tf.cli import run
+from defect_tf.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, run
 from defect_tf.backbones import BACKBONES
-from defect_tf.training import TrainConfig, train
+from defect_tf.labels import parse_labels, summarize
+from defect_tf.training import TrainConfig, resume_training, train
+from defect_tf.validation import check_data
 
 DEFAULTS = TrainConfig(data="", labels="")
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
+def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data", required=True, help="folder the label file's image paths are relative to")
-    parser.add_argument("--labels", required=True, help="label file: header `image attr1 attr2 ...`, rows of 1/0/NA")
+    parser.add_argument("--data", help="folder the label file's image paths are relative to (required)")
+    parser.add_argument("--labels", help="label file: header `image attr1 attr2 ...`, rows of 1/0/NA (required)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --output with its own settings")
+    parser.add_argument("--check", action="store_true",
+                        help="check the label file and every image, report all problems, and exit without training")
+    parser.add_argument("--on-bad-image", choices=["error", "skip"], default=d.on_bad_image,
+                        help="missing or unreadable images: stop before training and list them all (error), "
+                             "or train without them and list them in OUTPUT/skipped_images.txt (skip)")
     parser.add_argument("--output", default=d.output, help="folder for the bundle, loss curve, history and metrics")
     parser.add_argument("--backbone", default=d.backbone, choices=sorted(BACKBONES), help="backbone architecture")
     parser.add_argument("--weights", default=d.weights,
@@ -39,11 +52,52 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--precision", default=d.precision, choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                         help="auto: mixed_float16 when a GPU is visible, float32 otherwise")
     parser.add_argument("--seed", type=int, default=d.seed, help="fixes the split, shuffling and augmentation")
-    return TrainConfig(**vars(parser.parse_args(argv)))
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """The training settings from the command line (without --resume)."""
+    arguments = vars(build_parser().parse_args(argv))
+    arguments.pop("resume")
+    arguments.pop("check")
+    return TrainConfig(**arguments)
+
+
+def check(data: str, labels: str) -> int:
+    """`--check`: report every problem with the labels and images; exit status 2 if training would stop."""
+    table = parse_labels(labels)
+    print(summarize(table))
+    report = check_data(data, table)
+    if report.describe_warnings():
+        print(report.describe_warnings())
+    if report.bad_images:
+        print(report.describe_bad_images())
+        return EXIT_USER_ERROR
+    print(f"ok: {len(table.images)} images listed, all readable")
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
-    train(parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.resume and not (args.data and args.labels):
+        parser.error("--data and --labels are required (or --resume to continue an interrupted run)")
+    if args.check:
+        return check(args.data, args.labels)
+    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C, after the epoch's checkpoint
+    try:
+        if args.resume:
+            resume_training(args.output)
+        else:
+            train(parse_args(argv))
+    except KeyboardInterrupt:
+        print(f"interrupted; continue from the last completed epoch with: python train.py --resume --output "
+              f"{args.output}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

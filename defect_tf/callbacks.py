@@ -36,3 +36,21 @@ class LossCurve(keras.callbacks.Callback):
         temporary.write_text(json.dumps(self.records, indent=1), encoding="utf-8")
         temporary.replace(history)
         plot_loss_curve(self.records, self.output_dir / "loss_curve.png")
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that can start from a saved state (best value, wait, best weights) after `--resume`."""
+
+    def __init__(self, *args, resume_from: dict | None = None, resume_weights=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume_from, self.resume_weights = resume_from, resume_weights
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        if self.resume_from:
+            self.best, self.wait = self.resume_from["best"], self.resume_from["wait"]
+            self.best_epoch = self.resume_from["best_epoch"]
+            self.best_weights = self.resume_weights
+
+    def patience_used_up(self) -> bool:
+        return bool(self.resume_from) and self.resume_from["wait"] >= self.patience

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,14 @@ def load_image(path: tf.Tensor | str, image_size: int) -> tf.Tensor:
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def image_paths(data_dir: str | Path, images: list[str]) -> list[str]:
-    """Full paths of the label file's images; a missing one is an ImageError listing all that are missing."""
-    paths = [Path(data_dir) / image for image in images]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        shown = "\n  ".join(missing[:10]) + ("" if len(missing) <= 10 else f"\n  ... and {len(missing) - 10} more")
-        raise ImageError(f"{len(missing)} image(s) listed in the labels are not in {data_dir}:\n  {shown}")
-    return [str(path) for path in paths]
+def read_image(path: str, image_size: int) -> np.ndarray:
+    """Decode one file exactly as training does; an unreadable file is an ImageError naming it."""
+    try:
+        return load_image(str(path), image_size).numpy()
+    except (tf.errors.OpError, ValueError) as error:
+        reason = getattr(error, "message", str(error)).strip().splitlines()[0]
+        reason = re.sub(r"^\{\{.*?\}\}\s*", "", reason)  # TensorFlow's "{{function_node ...}}" prefix
+        raise ImageError(f"{path}: cannot read image ({reason})") from None
 
 
 def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_size: int, *,

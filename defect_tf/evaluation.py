@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from defect_tf.bundle import Bundle
-from defect_tf.data import image_paths, make_dataset
-from defect_tf.errors import LabelError
+from defect_tf.data import make_dataset
+from defect_tf.errors import ImageError, LabelError
 from defect_tf.labels import LabelTable
 from defect_tf.metrics import average_precision, classification_report, roc_auc
 from defect_tf.plots import plot_precision_recall
 from defect_tf.prediction import predict_probabilities
+from defect_tf.validation import DataReport, unreadable_images
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -88,7 +89,11 @@ def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, out
                     batch_size: int = 32) -> dict:
     """Predict `table`'s images with the bundle, score them, write metrics.json and pr_curve.png."""
     table = align_attributes(table, bundle.attributes)
-    dataset = make_dataset(image_paths(data_dir, table.images), table.values, bundle.image_size, batch_size)
+    paths = [str(Path(data_dir) / image) for image in table.images]
+    bad = unreadable_images(paths)
+    if bad:
+        raise ImageError(DataReport(bad_images=bad).describe_bad_images())
+    dataset = make_dataset(paths, table.values, bundle.image_size, batch_size)
     scores = predict_probabilities(bundle.model, dataset)
     report = evaluate_scores(table.values, scores, bundle.thresholds, bundle.attributes)
     output_dir = Path(output_dir)

@@ -26,6 +26,7 @@ class LabelTable:
     attributes: list[str]
     images: list[str]
     values: np.ndarray
+    notes: tuple[str, ...] = ()  # harmless oddities found while parsing (e.g. a row listed twice)
 
     def subset(self, rows: np.ndarray | list[int]) -> "LabelTable":
         rows = np.asarray(rows, dtype=int)
@@ -71,7 +72,7 @@ def parse_labels(path: str | Path) -> LabelTable:
     if duplicates:
         problems.append(f"{path}:{header_line}: attribute names repeated in the header: {', '.join(duplicates)}")
 
-    images, rows = [], []
+    images, rows, notes, first_seen = [], [], [], {}
     for number, line in lines[1:]:
         fields = split_fields(line)
         if len(fields) != len(header_fields):
@@ -85,6 +86,16 @@ def parse_labels(path: str | Path) -> LabelTable:
         if bad:
             problems.append(f"{path}:{number}: values must be 1, 0 or NA; found {', '.join(bad)}")
             continue
+        if fields[0] in first_seen:
+            first_line, first_values = first_seen[fields[0]]
+            if first_values == values:
+                notes.append(f"{path}:{number}: {fields[0]} is listed again with the same labels as line "
+                             f"{first_line}; using it once")
+            else:
+                problems.append(f"{path}:{number}: {fields[0]} is listed again with different labels than line "
+                                f"{first_line}; keep one row")
+            continue
+        first_seen[fields[0]] = (number, values)
         images.append(fields[0])
         rows.append(values)
 
@@ -95,7 +106,8 @@ def parse_labels(path: str | Path) -> LabelTable:
         if len(problems) > len(shown):
             shown.append(f"... and {len(problems) - len(shown)} more problems")
         raise LabelError("\n".join(shown))
-    return LabelTable(attributes, images, np.asarray(rows, dtype=np.float32).reshape(len(images), len(attributes)))
+    values = np.asarray(rows, dtype=np.float32).reshape(len(images), len(attributes))
+    return LabelTable(attributes, images, values, tuple(notes))
 
 
 def format_labels(table: LabelTable) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from defect_tf.bundle import Bundle
-from defect_tf.data import load_image
+from defect_tf.data import read_image
 from defect_tf.errors import ImageError
 
 
@@ -17,15 +17,6 @@ def predict_probabilities(model: keras.Model, inputs, batch_size: int = 32) -> n
     """Sigmoid probabilities per attribute for a batched dataset or an array of images."""
     logits = model.predict(inputs, batch_size=None if isinstance(inputs, tf.data.Dataset) else batch_size, verbose=0)
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-
-
-def read_image(path: str, image_size: int) -> np.ndarray:
-    """Decode one file exactly as training does; an unreadable file is an ImageError naming it."""
-    try:
-        return load_image(str(path), image_size).numpy()
-    except (tf.errors.OpError, ValueError) as error:
-        reason = getattr(error, "message", str(error)).strip().splitlines()[0]
-        raise ImageError(f"{path}: cannot read image ({reason})") from None
 
 
 @dataclass

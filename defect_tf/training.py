@@ -21,16 +21,18 @@ from keras.callbacks import TerminateOnNaN
 from defect_tf.augmentation import build_augmentation
 from defect_tf.bundle import load_bundle, save_bundle
 from defect_tf.calibration import FALLBACK_THRESHOLD, calibrate_thresholds
-from defect_tf.callbacks import LossCurve
-from defect_tf.data import image_paths, make_dataset, steps_per_epoch
-from defect_tf.errors import DefectTFError
+from defect_tf.callbacks import LossCurve, ResumableEarlyStopping
+from defect_tf.checkpoints import CHECKPOINT_DIR, Checkpoint, EpochCheckpoint, read_checkpoint, remove_checkpoint
+from defect_tf.data import make_dataset, steps_per_epoch
+from defect_tf.errors import DefectTFError, ImageError
 from defect_tf.evaluation import evaluate_bundle, format_report
-from defect_tf.labels import label_counts, parse_labels, summarize
+from defect_tf.labels import LabelTable, label_counts, parse_labels, summarize
 from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
 from defect_tf.models import build_classifier, resolve_weights, set_trainable_top
 from defect_tf.precision import set_precision
 from defect_tf.prediction import predict_probabilities
 from defect_tf.splits import SPLITS, stratified_split, write_split
+from defect_tf.validation import check_data
 
 
 @dataclass
@@ -57,6 +59,7 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 0
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
 
 
 def _class_weight_table(attributes, positive, negative) -> str:
@@ -72,17 +75,42 @@ def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
                             f"try a lower learning rate than {learning_rate}")
 
 
-def train(config: TrainConfig, log=print) -> dict:
-    """Train, calibrate, save the bundle and score the test split; returns the test report."""
+def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log) -> LabelTable:
+    """Check every image before training; stop on bad ones (`error`), or leave them out (`skip`)."""
+    report = check_data(config.data, table)
+    if report.describe_warnings():
+        log(report.describe_warnings())
+    if not report.bad_images:
+        return table
+    if config.on_bad_image == "error":
+        raise ImageError(f"{report.describe_bad_images()}\nFix or remove them, or train without them: "
+                         "--on-bad-image skip")
+    skipped = output / "skipped_images.txt"
+    skipped.write_text("".join(f"{path}\t{reason}\n" for path, reason in report.bad_images.items()), encoding="utf-8")
+    log(f"{report.describe_bad_images()}\n--on-bad-image skip: training without them (list in {skipped})")
+    bad = set(report.bad_images)
+    return table.subset([i for i, image in enumerate(table.images) if str(Path(config.data) / image) not in bad])
+
+
+def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> dict:
+    """Train, calibrate, save the bundle and score the test split; returns the test report.
+
+    With `resume` (see `resume_training`), training continues from that checkpoint's epoch.
+    """
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.precision)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
+    if not resume and (output / CHECKPOINT_DIR).exists():
+        log(f"note: {output} holds an interrupted run's checkpoint; this new run replaces it "
+            "(to continue that run instead: train.py --resume --output {output})")
+        remove_checkpoint(output)
 
     table = parse_labels(config.labels)
     log(summarize(table))
-    paths = np.asarray(image_paths(config.data, table.images))
+    table = _drop_bad_images(config, table, output, log)
+    paths = np.asarray([str(Path(config.data) / image) for image in table.images])
     weights_file = resolve_weights(config.backbone, config.weights)
     pretrained = weights_file is not None
 
@@ -97,7 +125,7 @@ def train(config: TrainConfig, log=print) -> dict:
     train_labels, val_labels = table.values[rows["train"]], table.values[rows["val"]]
     for name, count in zip(table.attributes, label_counts(train_labels)["positive"]):
         if count == 0:
-            log(f"warning: attribute {name!r} has no positive label in the training split; it cannot be learned")
+            log(f"warning: attribute {name!r} has no positive label in the training split: it cannot be learned")
 
     augment = build_augmentation(cutout=config.cutout, seed=config.seed)
     train_data = make_dataset(list(paths[rows["train"]]), train_labels, config.image_size, config.batch_size,
@@ -114,8 +142,14 @@ def train(config: TrainConfig, log=print) -> dict:
     loss = MaskedFocalLoss(config.gamma, positive_weights, negative_weights)
 
     model = build_classifier(config.backbone, len(table.attributes), config.image_size, weights_file, config.dropout)
-    curve = LossCurve(output)
+    curve = LossCurve(output, records=resume.records if resume else None)
+    saved_config = {**asdict(config), "data": str(Path(config.data).resolve()),
+                    "labels": str(Path(config.labels).resolve()), "split": list(config.split)}
+    steps = steps_per_epoch(len(rows["train"]), config.batch_size)
     verbose = 1 if sys.stdout.isatty() else 2
+    fit = dict(validation_data=val_data, steps_per_epoch=steps, shuffle=False, verbose=verbose)  # data shuffles itself
+    if resume:
+        log(f"resuming after epoch {resume.epoch} ({resume.phase}) from {resume.directory}")
 
     if pretrained:
         set_trainable_top(model, 0, train_batchnorm=False)
@@ -128,10 +162,14 @@ def train(config: TrainConfig, log=print) -> dict:
             f"epochs ({policy})")
     model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=loss)
     curve.phase = "warm-up"
-    steps = steps_per_epoch(len(rows["train"]), config.batch_size)
-    model.fit(train_data, validation_data=val_data, steps_per_epoch=steps, epochs=config.warmup_epochs,
-              callbacks=[curve, TerminateOnNaN()], shuffle=False, verbose=verbose)  # the dataset shuffles itself
-    _stop_if_diverged(curve.records, config.lr)
+    first_epoch = 0
+    if resume and resume.phase == "warm-up":
+        resume.load_model_state(model)
+        first_epoch = resume.epoch
+    if not resume or resume.phase == "warm-up":
+        model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs,
+                  callbacks=[curve, EpochCheckpoint(output, saved_config, curve), TerminateOnNaN()], **fit)
+        _stop_if_diverged(curve.records, config.lr)
 
     if pretrained:
         trainable = set_trainable_top(model, config.unfreeze, train_batchnorm=False)
@@ -144,11 +182,19 @@ def train(config: TrainConfig, log=print) -> dict:
         f"(patience {config.patience}, best weights restored)")
     model.compile(optimizer=keras.optimizers.Adam(config.finetune_lr), loss=loss)
     curve.phase = "fine-tune"
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    model.fit(train_data, validation_data=val_data, steps_per_epoch=steps, initial_epoch=config.warmup_epochs,
-              epochs=config.warmup_epochs + config.finetune_epochs, callbacks=[curve, stop, TerminateOnNaN()],
-              shuffle=False, verbose=verbose)
-    _stop_if_diverged(curve.records, config.finetune_lr)
+    first_epoch, stopping_state, best_weights = config.warmup_epochs, None, None
+    if resume and resume.phase == "fine-tune":
+        resume.load_model_state(model)
+        first_epoch, stopping_state, best_weights = resume.epoch, resume.early_stopping, resume.best_weights()
+    stop = ResumableEarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True,
+                                  resume_from=stopping_state, resume_weights=best_weights)
+    if stop.patience_used_up():
+        model.set_weights(best_weights)  # the run was stopped early just before it was killed
+    else:
+        model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs + config.finetune_epochs,
+                  callbacks=[curve, stop, EpochCheckpoint(output, saved_config, curve, stop), TerminateOnNaN()],
+                  **fit)
+        _stop_if_diverged(curve.records, config.finetune_lr)
 
     thresholds = calibrate_thresholds(val_labels, predict_probabilities(model, val_data))
     log("thresholds calibrated for best F1 on the validation split (fallback "
@@ -170,6 +216,7 @@ def train(config: TrainConfig, log=print) -> dict:
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     bundle = load_bundle(save_bundle(output, model, metadata))
+    remove_checkpoint(output)
     log(f"saved model bundle to {bundle.path} ({time.time() - started:.0f} s so far)")
 
     if len(rows["test"]) == 0:
@@ -181,3 +228,10 @@ def train(config: TrainConfig, log=print) -> dict:
         f"metrics in {output / 'metrics.json'}, curves in {output / 'loss_curve.png'} and {output / 'pr_curve.png'}; "
         f"total {time.time() - started:.0f} s")
     return report
+
+
+def resume_training(output_dir: str | Path, log=print) -> dict:
+    """Continue the interrupted run in `output_dir` with its own settings, from its last completed epoch."""
+    checkpoint = read_checkpoint(output_dir)
+    config = TrainConfig(**{**checkpoint.config, "split": tuple(checkpoint.config["split"])})
+    return train(config, log, resume=checkpoint)

@@ -82,3 +82,16 @@ def test_known_mask_counts_and_summary():
     assert text.splitlines()[0] == "3 images, 2 attributes"
     assert text.splitlines()[2].split() == ["scratch", "1", "1", "1"]
     assert text.splitlines()[3].split() == ["dent", "1", "0", "2"]
+
+
+def test_identical_duplicate_rows_are_kept_once_with_a_note(tmp_path):
+    path = write(tmp_path, "image a b\nx.png 1 0\ny.png 0 0\nx.png 1 0\n")
+    table = parse_labels(path)
+    assert table.images == ["x.png", "y.png"]
+    assert table.notes == (f"{path}:4: x.png is listed again with the same labels as line 2; using it once",)
+
+
+def test_conflicting_duplicate_rows_are_an_error(tmp_path):
+    path = write(tmp_path, "image a b\nx.png 1 0\nx.png 0 0\n")
+    with pytest.raises(LabelError, match=f"{path}:3: x.png is listed again with different labels than line 2"):
+        parse_labels(path)

@@ -8,7 +8,8 @@ import pytest
 
 from defect_tf.bundle import load_bundle
 from defect_tf.errors import ImageError
-from defect_tf.prediction import Predictor, read_image
+from defect_tf.data import read_image
+from defect_tf.prediction import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import pytest
 
 from defect_tf.bundle import load_bundle
 from defect_tf.demo import generate_demo
-from defect_tf.training import train
+from defect_tf.training import TrainConfig, train
 from defect_tf.labels import parse_labels
 from defect_tf.splits import read_split
 
@@ -64,3 +64,52 @@ def test_demo_command_learns(tmp_path):
     print(f"demo test macro F1: {macro_f1:.3f}")
     assert macro_f1 >= 0.90
     assert all(f1 >= 0.8 for f1 in report["calibrated"]["per_attribute"]["f1"])
+
+
+def demo_with_broken_files(tiny_demo, tmp_path):
+    """A copy of the tiny demo's label file with two extra rows: a truncated image and a missing one."""
+    import shutil
+
+    root, table = tiny_demo
+    images = tmp_path / "images"
+    shutil.copytree(root / "images", images)
+    data = (images / table.images[0]).read_bytes()
+    (images / "truncated.png").write_bytes(data[: len(data) // 3])
+    labels = tmp_path / "labels.txt"
+    labels.write_text((root / "labels.txt").read_text() + "truncated.png 1 0 0 0\nmissing.png 0 1 0 0\n")
+    return images, labels
+
+
+def test_bad_images_stop_training_before_it_starts_and_are_all_listed(tiny_demo, tmp_path):
+    from defect_tf.errors import ImageError
+
+    images, labels = demo_with_broken_files(tiny_demo, tmp_path)
+    config = TrainConfig(data=str(images), labels=str(labels), output=str(tmp_path / "out"), weights="none")
+    with pytest.raises(ImageError) as error:
+        train(config, log=lambda *_: None)
+    message = str(error.value)
+    assert "2 listed image(s) are missing or unreadable" in message
+    assert "truncated.png" in message and "missing.png" in message and "--on-bad-image skip" in message
+    assert not (tmp_path / "out" / "history.json").exists()
+
+
+def test_check_reports_without_training_and_skip_trains_without_bad_images(tiny_demo, tmp_path):
+    import subprocess
+    import sys
+
+    images, labels = demo_with_broken_files(tiny_demo, tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    checked = subprocess.run([sys.executable, str(root / "train.py"), "--check", "--data", str(images),
+                              "--labels", str(labels)], capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 2
+    assert "truncated.png" in checked.stdout and "missing.png" in checked.stdout and "Traceback" not in checked.stderr
+
+    output = tmp_path / "out"
+    config = TrainConfig(data=str(images), labels=str(labels), output=str(output), backbone="small_cnn",
+                         weights="none", image_size=32, batch_size=8, warmup_epochs=1, finetune_epochs=1,
+                         on_bad_image="skip")
+    train(config, log=lambda *_: None)
+    skipped = (output / "skipped_images.txt").read_text()
+    assert "truncated.png" in skipped and "missing.png" in skipped
+    bundle = load_bundle(output)
+    assert sum(len(names) for names in bundle.metadata["split"].values()) == 48

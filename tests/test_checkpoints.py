@@ -1,0 +1,85 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from defect_tf.bundle import load_bundle
+from defect_tf.checkpoints import read_checkpoint
+from defect_tf.errors import DefectTFError
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = dict(warmup=4, finetune=4)
+
+
+def start_training(root, output):
+    command = [sys.executable, str(ROOT / "train.py"), "--data", str(root / "images"), "--labels",
+               str(root / "labels.txt"), "--output", str(output), "--backbone", "small_cnn", "--weights", "none",
+               "--image-size", "32", "--batch-size", "4", "--warmup-epochs", str(EPOCHS["warmup"]),
+               "--finetune-epochs", str(EPOCHS["finetune"]), "--patience", "10"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epoch(output, epoch, process, timeout=300):
+    state = output / "checkpoint" / "state.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"training ended before epoch {epoch}: {process.stderr.read()[-2000:]}")
+        try:
+            if json.loads(state.read_text())["epoch"] >= epoch:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"no checkpoint for epoch {epoch} within {timeout} s")
+
+
+def resume(output):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), "--resume", "--output", str(output)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def assert_complete_run(output):
+    history = json.loads((output / "history.json").read_text())
+    total = EPOCHS["warmup"] + EPOCHS["finetune"]
+    assert [record["epoch"] for record in history] == list(range(1, total + 1))
+    assert [record["phase"] for record in history] == ["warm-up"] * EPOCHS["warmup"] + ["fine-tune"] * EPOCHS["finetune"]
+    assert (output / "loss_curve.png").is_file() and (output / "metrics.json").is_file()
+    assert load_bundle(output).metadata["epochs_trained"] == total
+    assert not (output / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("kill_signal, kill_after_epoch", [(signal.SIGTERM, 2), (signal.SIGKILL, 6)],
+                         ids=["sigterm-in-warm-up", "power-loss-in-fine-tune"])
+def test_a_killed_training_run_resumes_to_a_complete_bundle(tiny_demo, tmp_path, kill_signal, kill_after_epoch):
+    root, _ = tiny_demo
+    output = tmp_path / "outputs"
+    process = start_training(root, output)
+    wait_for_epoch(output, kill_after_epoch, process)
+    process.send_signal(kill_signal)
+    _, stderr = process.communicate(timeout=120)
+    if kill_signal == signal.SIGTERM:
+        assert process.returncode == 130
+        assert f"python train.py --resume --output {output}" in stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
+    assert not (output / "bundle").exists()
+    checkpoint = read_checkpoint(output)
+    assert checkpoint.epoch >= kill_after_epoch
+    assert checkpoint.phase == ("warm-up" if checkpoint.epoch <= EPOCHS["warmup"] else "fine-tune")
+
+    result = resume(output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming after epoch {checkpoint.epoch}" in result.stdout
+    assert_complete_run(output)
+
+
+def test_resume_without_a_checkpoint_says_why(tmp_path):
+    with pytest.raises(DefectTFError, match="nothing to resume"):
+        read_checkpoint(tmp_path)
+    result = resume(tmp_path)
+    assert result.returncode == 2 and "nothing to resume" in result.stderr and "Traceback" not in result.stderr

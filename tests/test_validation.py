@@ -1,0 +1,59 @@
+import cv2
+import numpy as np
+from PIL import Image
+
+from defect_tf.labels import NA, LabelTable
+from defect_tf.validation import attribute_warnings, check_data, unlisted_images, unreadable_images
+
+
+def bad_input_corpus(folder):
+    """Images as they come from real folders: odd formats that must work, and broken files that must not."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype("uint8")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    cv2.imwrite(str(folder / "sixteen_bit.png"), (np.random.default_rng(1).random((30, 30, 3)) * 65535).astype("uint16"))
+    Image.fromarray(rgb).convert("P").save(folder / "palette.png")
+    Image.fromarray(rgb[:1, :1]).save(folder / "one_pixel.png")
+    cv2.imwrite(str(folder / "good.jpg"), rgb)
+    data = (folder / "good.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "zero_bytes.jpg").write_bytes(b"")
+    (folder / "not_an_image.png").write_text("hello")
+    (folder / "extra_unlisted.png").write_bytes((folder / "palette.png").read_bytes())
+    readable = ["cmyk.jpg", "sixteen_bit.png", "palette.png", "one_pixel.png", "good.jpg"]
+    broken = ["truncated.jpg", "zero_bytes.jpg", "not_an_image.png", "missing.jpg"]
+    return readable, broken
+
+
+def test_odd_formats_are_readable_and_broken_files_are_named_with_a_reason(tmp_path):
+    readable, broken = bad_input_corpus(tmp_path)
+    problems = unreadable_images([str(tmp_path / name) for name in readable + broken])
+    assert sorted(problems) == sorted(str(tmp_path / name) for name in broken)
+    assert "{{function_node" not in " ".join(problems.values())
+    assert "No such file" in problems[str(tmp_path / "missing.jpg")] or "not found" in problems[
+        str(tmp_path / "missing.jpg")].lower()
+
+
+def test_unlisted_files_are_counted_not_failed(tmp_path):
+    readable, broken = bad_input_corpus(tmp_path)
+    assert unlisted_images(tmp_path, readable + broken) == ["extra_unlisted.png"]
+
+
+def test_attributes_that_cannot_be_learned_are_warned_about():
+    values = np.array([[1, 0, NA, 1], [0, 0, NA, 1]], np.float32)
+    warnings = attribute_warnings(LabelTable(["ok", "never_pos", "never_known", "never_neg"], ["a", "b"], values))
+    assert warnings == ["attribute 'never_pos' is never positive: it cannot be learned or calibrated",
+                        "attribute 'never_known' is NA for every image: it cannot be learned or scored",
+                        "attribute 'never_neg' is never negative: it cannot be learned or calibrated"]
+
+
+def test_check_data_reports_everything_at_once(tmp_path):
+    readable, broken = bad_input_corpus(tmp_path)
+    table = LabelTable(["a"], readable + broken, np.array([[1], [0]] * 4 + [[1]], np.float32),
+                       notes=("labels.txt:9: good.jpg is listed again with the same labels as line 6; using it once",))
+    report = check_data(tmp_path, table)
+    assert len(report.bad_images) == 4 and report.unlisted == ["extra_unlisted.png"]
+    text = report.describe_bad_images()
+    assert text.splitlines()[0] == "4 listed image(s) are missing or unreadable:"
+    assert all(name in text for name in broken)
+    assert "listed again" in report.describe_warnings() and "1 image file(s)" in report.describe_warnings()
