@@ -95,3 +95,30 @@ def test_conflicting_duplicate_rows_are_an_error(tmp_path):
     path = write(tmp_path, "image a b\nx.png 1 0\nx.png 0 0\n")
     with pytest.raises(LabelError, match=f"{path}:3: x.png is listed again with different labels than line 2"):
         parse_labels(path)
+
+
+def test_fuzzed_label_files_parse_or_raise_label_error_only(tmp_path):
+    """Random bytes and random edits of a valid file: never anything but a table or a LabelError."""
+    rng = np.random.default_rng(0)
+    valid = "image scratch dent\na.png 1 0\nb.png NA 1\nc.png 0 na\n"
+    pieces = ["\t", ",", " ", "\n", "\r\n", "NA", "1", "0", "-1", "x", "\ufeff", "\x00", "é", "", "image"]
+    for case in range(400):
+        if case % 4 == 0:
+            data = rng.integers(0, 256, rng.integers(0, 200)).astype(np.uint8).tobytes()
+        else:
+            text = list(valid)
+            for _ in range(rng.integers(1, 6)):
+                position = int(rng.integers(0, len(text) + 1))
+                if rng.random() < 0.5 and text:
+                    del text[min(position, len(text) - 1)]
+                else:
+                    text.insert(position, pieces[rng.integers(len(pieces))])
+            data = "".join(text).encode("utf-8")
+        path = tmp_path / f"fuzz{case}.txt"
+        path.write_bytes(data)
+        try:
+            table = parse_labels(path)
+        except LabelError:
+            continue
+        assert table.values.shape == (len(table.images), len(table.attributes))
+        assert set(np.unique(table.values)) <= {NA, 0.0, 1.0}
