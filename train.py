@@ -12,6 +12,7 @@ import sys
 from defect_tf.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, run
 from defect_tf.backbones import BACKBONES
 from defect_tf.labels import parse_labels, summarize
+from defect_tf.precision import POLICIES
 from defect_tf.training import TrainConfig, resume_training, train
 from defect_tf.validation import check_data
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not weight rare classes up")
     parser.add_argument("--no-cutout", dest="cutout", action="store_false", help="no Cutout augmentation")
     parser.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the output layer")
-    parser.add_argument("--precision", default=d.precision, choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+    parser.add_argument("--precision", default=d.precision, choices=POLICIES,
                         help="auto: mixed_float16 when a GPU is visible, float32 otherwise")
     parser.add_argument("--seed", type=int, default=d.seed, help="fixes the split, shuffling and augmentation")
     return parser

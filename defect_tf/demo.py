@@ -49,7 +49,8 @@ def _scratch(rng, size, image, mask):
     offset = np.array([np.cos(angle), np.sin(angle)]) * length / 2
     start, end = (center - offset).astype(int), (center + offset).astype(int)
     layer = np.zeros(image.shape[:2], np.float32)
-    cv2.line(layer, tuple(map(int, start)), tuple(map(int, end)), 1.0, thickness=max(1, size // 64), lineType=cv2.LINE_AA)
+    cv2.line(layer, tuple(map(int, start)), tuple(map(int, end)), 1.0, thickness=max(1, size // 64),
+             lineType=cv2.LINE_AA)
     image += rng.uniform(55, 80) * layer[..., None]
     cv2.line(mask, tuple(map(int, start)), tuple(map(int, end)), 255, thickness=max(3, size // 20))
 
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     table = generate_demo(args.root, args.images, args.size, args.seed)
-    print(f"wrote {len(table.images)} demo images to {Path(args.root) / 'images'} and labels to {Path(args.root) / 'labels.txt'}")
+    root = Path(args.root)
+    print(f"wrote {len(table.images)} demo images to {root / 'images'} and labels to {root / 'labels.txt'}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log) 
         raise ImageError(f"{report.describe_bad_images()}\nFix or remove them, or train without them: "
                          "--on-bad-image skip")
     skipped = output / "skipped_images.txt"
-    skipped.write_text("".join(f"{path}\t{reason}\n" for path, reason in report.bad_images.items()), encoding="utf-8")
+    skipped.write_text("".join(f"{path}\t{reason}\n" for path, reason in report.bad_images.items()),
+                       encoding="utf-8")
     log(f"{report.describe_bad_images()}\n--on-bad-image skip: training without them (list in {skipped})")
     bad = set(report.bad_images)
     return table.subset([i for i, image in enumerate(table.images) if str(Path(config.data) / image) not in bad])
@@ -104,15 +105,15 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
     output.mkdir(parents=True, exist_ok=True)
     if not resume and (output / CHECKPOINT_DIR).exists():
         log(f"note: {output} holds an interrupted run's checkpoint; this new run replaces it "
-            "(to continue that run instead: train.py --resume --output {output})")
+            f"(to continue that run instead: train.py --resume --output {output})")
         remove_checkpoint(output)
 
     table = parse_labels(config.labels)
     log(summarize(table))
+    weights_file = resolve_weights(config.backbone, config.weights)  # before the image scan: fail fast offline
+    pretrained = weights_file is not None
     table = _drop_bad_images(config, table, output, log)
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
-    weights_file = resolve_weights(config.backbone, config.weights)
-    pretrained = weights_file is not None
 
     split = stratified_split(table.values, config.split, config.seed)
     write_split(output / "split.txt", table.images, split)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from defect_tf.data import AUTOTUNE, load_image, read_image
+from defect_tf.data import AUTOTUNE, load_image, oversized, read_image
 from defect_tf.errors import ImageError
 from defect_tf.labels import LabelTable, label_counts
 
@@ -21,22 +21,24 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 def unreadable_images(paths: list[str]) -> dict[str, str]:
     """Images that are missing or cannot be decoded, with the reason; decoding runs in parallel in tf.data.
 
-    Files that fail are dropped by `ignore_errors`; the few that are missing from the result are
-    then read once more, one by one, to get their error messages.
+    Images too large to decode safely are refused from their header alone. Files that fail to decode
+    are dropped by `ignore_errors`; the few missing from the result are then read once more, one
+    by one, to get their error messages.
     """
-    if not paths:
-        return {}
-    dataset = tf.data.Dataset.from_tensor_slices((paths, np.arange(len(paths))))
+    problems = {path: reason for path in paths if (reason := oversized(path))}
+    candidates = [path for path in paths if path not in problems]
+    if not candidates:
+        return problems
+    dataset = tf.data.Dataset.from_tensor_slices((candidates, np.arange(len(candidates))))
     # reduce_max uses the pixels, so the decode cannot be optimised away (a static shape would let it be)
     dataset = dataset.map(lambda path, index: (tf.reduce_max(load_image(path, 8)), index), num_parallel_calls=AUTOTUNE)
     readable = {int(index) for _, index in dataset.ignore_errors().as_numpy_iterator()}
-    problems = {}
-    for index in sorted(set(range(len(paths))) - readable):
+    for index in sorted(set(range(len(candidates))) - readable):
         try:
-            read_image(paths[index], 8)
-            problems[paths[index]] = "cannot be decoded"
+            read_image(candidates[index], 8)
+            problems[candidates[index]] = "cannot be decoded"
         except ImageError as error:
-            problems[paths[index]] = str(error).split(": ", 1)[-1]
+            problems[candidates[index]] = str(error).split(": ", 1)[-1]
     return problems
 
 

@@ -42,3 +42,23 @@ def test_augmentation_changes_training_batches_but_not_validation_batches(tiny_d
     # the same images are there (as a multiset of labels), but the pixels are no longer the plain ones
     assert sorted(map(tuple, labels_one)) == sorted(map(tuple, table.values))
     assert not any(np.allclose(epoch_one[0], plain[i], atol=1) for i in range(48))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_honoured_like_pillow_does(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    from defect_tf.data import exif_orientations, read_image
+
+    pixels = np.zeros((16, 24, 3), np.uint8)  # wide, with a distinct quadrant pattern
+    pixels[:8, :12] = (255, 0, 0)
+    pixels[8:, 12:] = (0, 0, 255)
+    pixels[:8, 12:] = (0, 255, 0)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"
+    Image.fromarray(pixels).save(path, exif=exif)
+    assert exif_orientations([str(path)])[0] == orientation
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB").resize((8, 8), Image.NEAREST))
+    ours = read_image(str(path), 8)
+    np.testing.assert_allclose(ours[1::4, 1::4], upright[1::4, 1::4].astype(np.float32), atol=40)
