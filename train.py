@@ -11,7 +11,7 @@ import sys
 
 from defect_tf.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, run
 from defect_tf.backbones import BACKBONES
-from defect_tf.labels import parse_labels, summarize
+from defect_tf.labels import read_labels, summarize
 from defect_tf.precision import POLICIES
 from defect_tf.training import TrainConfig, resume_training, train
 from defect_tf.validation import check_data
@@ -66,13 +66,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 def check(data: str, labels: str) -> int:
     """`--check`: report every problem with the labels and images; exit status 2 if training would stop."""
-    table = parse_labels(labels)
+    table, label_problems = read_labels(labels)
     print(summarize(table))
     report = check_data(data, table)
     if report.describe_warnings():
         print(report.describe_warnings())
+    if label_problems:
+        print(f"{len(label_problems)} problem(s) in {labels}:")
+        print("\n".join(f"  {problem}" for problem in label_problems))
     if report.bad_images:
         print(report.describe_bad_images())
+    if label_problems or report.bad_images:
         return EXIT_USER_ERROR
     print(f"ok: {len(table.images)} images listed, all readable")
     return 0

@@ -6,6 +6,7 @@ shared by the loss, the class weights, the calibration and every metric.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,11 @@ def known_mask(labels):
     return labels >= 0
 
 
+def header_fingerprint(attributes: list[str]) -> str:
+    """A short hash of the attribute names in order, recorded in a bundle to recognise its label scheme."""
+    return hashlib.sha256("\t".join(attributes).encode("utf-8")).hexdigest()[:16]
+
+
 def split_fields(line: str) -> list[str]:
     """Split a label-file line on commas if it has any, otherwise on runs of spaces or tabs."""
     if "," in line:
@@ -47,6 +53,21 @@ def split_fields(line: str) -> list[str]:
 
 def parse_labels(path: str | Path) -> LabelTable:
     """Read a label file; every malformed line is reported at once as a LabelError naming file and line."""
+    table, problems = read_labels(path)
+    if problems:
+        shown = problems[:_MAX_REPORTED_PROBLEMS]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more problems")
+        raise LabelError("\n".join(shown))
+    return table
+
+
+def read_labels(path: str | Path) -> tuple[LabelTable, list[str]]:
+    """The rows that parse, and a `file:line: what` message for every line that does not.
+
+    For `train.py --check`, which goes on to check the images of the good rows; an unreadable or
+    empty file is still a LabelError.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -101,13 +122,8 @@ def parse_labels(path: str | Path) -> LabelTable:
 
     if not problems and not images:
         problems.append(f"{path}: the header is there but no image rows follow")
-    if problems:
-        shown = problems[:_MAX_REPORTED_PROBLEMS]
-        if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more problems")
-        raise LabelError("\n".join(shown))
     values = np.asarray(rows, dtype=np.float32).reshape(len(images), len(attributes))
-    return LabelTable(attributes, images, values, tuple(notes))
+    return LabelTable(attributes, images, values, tuple(notes)), problems
 
 
 def format_labels(table: LabelTable) -> str:

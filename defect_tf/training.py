@@ -26,7 +26,7 @@ from defect_tf.checkpoints import CHECKPOINT_DIR, Checkpoint, EpochCheckpoint, r
 from defect_tf.data import make_dataset, steps_per_epoch
 from defect_tf.errors import DefectTFError, ImageError
 from defect_tf.evaluation import evaluate_bundle, format_report
-from defect_tf.labels import LabelTable, label_counts, parse_labels, summarize
+from defect_tf.labels import LabelTable, header_fingerprint, label_counts, parse_labels, summarize
 from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
 from defect_tf.models import build_classifier, resolve_weights, set_trainable_top
 from defect_tf.precision import set_precision
@@ -204,6 +204,7 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
 
     metadata = {
         "attributes": table.attributes,
+        "label_header_fingerprint": header_fingerprint(table.attributes),
         "image_size": config.image_size,
         "thresholds": [float(t) for t in thresholds],
         "backbone": config.backbone,

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from defect_tf.errors import LabelError
-from defect_tf.labels import NA, LabelTable, format_labels, known_mask, label_counts, parse_labels, summarize
+from defect_tf.labels import (NA, LabelTable, format_labels, header_fingerprint, known_mask, label_counts, parse_labels,
+                              summarize)
 
 
 def write(tmp_path, text, name="labels.txt"):
@@ -122,3 +123,8 @@ def test_fuzzed_label_files_parse_or_raise_label_error_only(tmp_path):
             continue
         assert table.values.shape == (len(table.images), len(table.attributes))
         assert set(np.unique(table.values)) <= {NA, 0.0, 1.0}
+
+
+def test_header_fingerprint_depends_on_names_and_order():
+    assert header_fingerprint(["a", "b"]) == header_fingerprint(["a", "b"])
+    assert len({header_fingerprint(["a", "b"]), header_fingerprint(["b", "a"]), header_fingerprint(["a", "c"])}) == 3

@@ -7,6 +7,7 @@ import pytest
 
 from defect_tf.bundle import load_bundle
 from defect_tf.demo import generate_demo
+from defect_tf.labels import header_fingerprint
 from defect_tf.training import TrainConfig, train
 from defect_tf.labels import parse_labels
 from defect_tf.splits import read_split
@@ -39,6 +40,7 @@ def test_bundle_is_self_describing(trained_output):
     assert bundle.thresholds.shape == (4,) and np.all((bundle.thresholds > 0) & (bundle.thresholds < 1))
     assert bundle.metadata["settings"]["warmup_epochs"] == 2 and bundle.metadata["pretrained"] is False
     assert {"tensorflow", "keras", "numpy"} <= set(bundle.metadata["versions"])
+    assert bundle.metadata["label_header_fingerprint"] == header_fingerprint(table.attributes)
     saved_split = read_split(output / "split.txt")
     assert sorted(bundle.metadata["split"]["test"]) == sorted(i for i, s in saved_split.items() if s == "test")
     assert sum(len(images) for images in bundle.metadata["split"].values()) == len(table.images)

@@ -67,3 +67,41 @@ def test_huge_images_are_refused_from_their_header_without_decoding(tmp_path, mo
     problems = unreadable_images([str(tmp_path / name) for name in readable])
     assert sorted(problems) == sorted(str(tmp_path / name) for name in ("cmyk.jpg", "good.jpg", "palette.png"))
     assert problems[str(tmp_path / "good.jpg")] == "50x40 is larger than 0 megapixels; downscale it first"
+
+
+def test_one_check_run_reports_ten_different_mistakes_with_file_and_line(tiny_demo, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, table = tiny_demo
+    images = tmp_path / "images"
+    shutil.copytree(root / "images", images)
+    first = table.images[0]
+    (images / "zero.png").write_bytes(b"")                                                   # 1 zero bytes
+    (images / "cut.png").write_bytes((images / first).read_bytes()[:200])                   # 2 truncated
+    (images / "notes.png").write_text("not a picture")                                      # 3 not an image
+    (images / "stray.png").write_bytes((images / first).read_bytes())                       # 4 not listed
+    rows = [f"{name} {'1 0 0 1' if i % 2 else '0 1 0 NA'}" for i, name in enumerate(table.images)]  # lines 2-49
+    rows += ["zero.png 1 0 0 0", "cut.png 0 1 0 0", "notes.png 0 0 0 1",                          # lines 50-52
+             "gone.png 1 1 0 0",                                                            # 5 missing file
+             "short_row.png 1 0",                                                           # 6 too few fields
+             "bad_value.png 1 yes 0 0",                                                     # 7 bad value
+             f"{table.images[1]} 1 0 0 1",                                                  # 8 listed twice, same
+             f"{table.images[2]} 1 1 0 1"]                                                  # 9 listed twice, differs
+    labels = tmp_path / "labels.txt"
+    # 10: `crack` is never positive; and the file has a byte-order mark and Windows line ends (both fine)
+    labels.write_text("\ufeffimage scratch dent crack stain\r\n" + "\r\n".join(rows) + "\r\n")
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "train.py"), "--check",
+                             "--data", str(images), "--labels", str(labels)], capture_output=True, text=True,
+                            timeout=300)
+    out = result.stdout
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for expected in [f"{images / 'zero.png'}:", f"{images / 'cut.png'}:", f"{images / 'notes.png'}:",
+                     "1 image file(s) in the folder are not in the label file", f"{images / 'gone.png'}:",
+                     f"{labels}:54: expected 5 fields", f"{labels}:55: values must be 1, 0 or NA; found dent='yes'",
+                     f"{labels}:56: {table.images[1]} is listed again with the same labels as line 3",
+                     f"{labels}:57: {table.images[2]} is listed again with different labels than line 4",
+                     "attribute 'crack' is never positive"]:
+        assert expected in out, expected
