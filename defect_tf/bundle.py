@@ -83,8 +83,27 @@ def find_bundle(path: str | Path) -> Path:
                       f"--output {path}) or point --model at a folder that train.py wrote")
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle written by `save_bundle` (or the output folder holding it), in Keras safe mode."""
+def _mismatches(metadata: dict, model: keras.Model) -> list[str]:
+    """Ways the model file disagrees with its metadata (e.g. one of the two files was replaced)."""
+    problems = []
+    outputs, inputs = model.output_shape[-1], tuple(model.input_shape[1:3])
+    if outputs != len(metadata["attributes"]):
+        problems.append(f"the model has {outputs} outputs but the metadata names {len(metadata['attributes'])} "
+                        "attributes")
+    if len(metadata["thresholds"]) != len(metadata["attributes"]):
+        problems.append(f"{len(metadata['thresholds'])} thresholds for {len(metadata['attributes'])} attributes")
+    if None not in inputs and inputs != (metadata["image_size"],) * 2:
+        problems.append(f"the model takes {inputs[0]}x{inputs[1]} images but the metadata says "
+                        f"{metadata['image_size']} px")
+    return problems
+
+
+def load_bundle(path: str | Path, attributes: list[str] | None = None, image_size: int | None = None) -> Bundle:
+    """Load a bundle written by `save_bundle` (or the output folder holding it), in Keras safe mode.
+
+    A caller that needs particular `attributes` (in that order) or an `image_size` passes them, and
+    a bundle made for something else is a BundleError saying what differs.
+    """
     location = find_bundle(path)
     try:
         metadata = json.loads((location / METADATA_FILE).read_text(encoding="utf-8"))
@@ -92,8 +111,17 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
     if metadata.get("format") != FORMAT:
         raise BundleError(f"{location}: not a {FORMAT} bundle (format {metadata.get('format')!r})")
+    if attributes is not None and list(attributes) != metadata["attributes"]:
+        raise BundleError(f"{location}: the model predicts {metadata['attributes']}, not the expected "
+                          f"{list(attributes)}")
+    if image_size is not None and int(image_size) != int(metadata["image_size"]):
+        raise BundleError(f"{location}: the model takes {metadata['image_size']} px images, not the expected "
+                          f"{image_size} px")
     try:
         model = keras.saving.load_model(location / MODEL_FILE, compile=False, safe_mode=True)
     except Exception as error:
         raise BundleError(f"{location / MODEL_FILE}: cannot load the model ({error})") from None
+    problems = _mismatches(metadata, model)
+    if problems:
+        raise BundleError(f"{location}: model.keras and bundle.json do not belong together: {'; '.join(problems)}")
     return Bundle(model, metadata, location)

@@ -36,6 +36,7 @@ class Checkpoint:
     records: list[dict]
     weights_file: str
     early_stopping: dict | None
+    attributes: list[str] | None = None  # the label header the run was trained on
 
     def load_model_state(self, model: keras.Model) -> None:
         """Restore weights and optimizer state into a model compiled for the checkpoint's phase."""
@@ -59,7 +60,7 @@ def read_checkpoint(output_dir: str | Path) -> Checkpoint:
                                else "no checkpoint (a run saves one after its first epoch)"))
     state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
     return Checkpoint(directory, state["config"], state["phase"], state["epoch"], state["records"],
-                      state["weights_file"], state.get("early_stopping"))
+                      state["weights_file"], state.get("early_stopping"), state.get("attributes"))
 
 
 def remove_checkpoint(output_dir: str | Path) -> None:
@@ -80,10 +81,10 @@ def _save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch, save what `--resume` needs; place it after the loss curve and early stopping."""
 
-    def __init__(self, output_dir: str | Path, config: dict, curve, early_stopping=None):
+    def __init__(self, output_dir: str | Path, config: dict, attributes: list[str], curve, early_stopping=None):
         super().__init__()
         self.directory = Path(output_dir) / CHECKPOINT_DIR
-        self.config, self.curve, self.early_stopping = config, curve, early_stopping
+        self.config, self.attributes, self.curve, self.early_stopping = config, attributes, curve, early_stopping
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not math.isfinite((logs or {}).get("loss", math.nan)):
@@ -101,7 +102,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             stopping = {"best": stop.best, "wait": stop.wait, "best_epoch": stop.best_epoch,
                         "best_weights_file": best_file if (self.directory / best_file).exists() else None}
             keep.add(best_file)
-        state = {"config": self.config, "phase": self.curve.phase, "epoch": epoch + 1,
+        state = {"config": self.config, "attributes": self.attributes, "phase": self.curve.phase, "epoch": epoch + 1,
                  "records": self.curve.records, "weights_file": weights_file, "early_stopping": stopping}
         _replace_atomically(lambda path: path.write_text(json.dumps(state, indent=1), encoding="utf-8"),
                             self.directory / STATE_FILE)

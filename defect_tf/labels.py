@@ -16,7 +16,8 @@ import numpy as np
 from defect_tf.errors import LabelError
 
 NA = -1.0
-_VALUES = {"1": 1.0, "0": 0.0, "na": NA}
+NA_SPELLINGS = ("na", "n/a", "nan", "-1")  # any case: what spreadsheets and pandas write for "unknown"
+_VALUES = {"1": 1.0, "0": 0.0, **{spelling: NA for spelling in NA_SPELLINGS}}
 _MAX_REPORTED_PROBLEMS = 20
 
 
@@ -105,7 +106,7 @@ def read_labels(path: str | Path) -> tuple[LabelTable, list[str]]:
         values = [_VALUES.get(field.lower()) for field in fields[1:]]
         bad = [f"{name}={field!r}" for name, field, value in zip(attributes, fields[1:], values) if value is None]
         if bad:
-            problems.append(f"{path}:{number}: values must be 1, 0 or NA; found {', '.join(bad)}")
+            problems.append(f"{path}:{number}: values must be 1, 0 or NA (or N/A, NaN, -1); found {', '.join(bad)}")
             continue
         if fields[0] in first_seen:
             first_line, first_values = first_seen[fields[0]]

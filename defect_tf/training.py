@@ -24,7 +24,7 @@ from defect_tf.calibration import FALLBACK_THRESHOLD, calibrate_thresholds
 from defect_tf.callbacks import LossCurve, ResumableEarlyStopping
 from defect_tf.checkpoints import CHECKPOINT_DIR, Checkpoint, EpochCheckpoint, read_checkpoint, remove_checkpoint
 from defect_tf.data import make_dataset, steps_per_epoch
-from defect_tf.errors import DefectTFError, ImageError
+from defect_tf.errors import DefectTFError, ImageError, LabelError
 from defect_tf.evaluation import evaluate_bundle, format_report
 from defect_tf.labels import LabelTable, header_fingerprint, label_counts, parse_labels, summarize
 from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
@@ -109,6 +109,10 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         remove_checkpoint(output)
 
     table = parse_labels(config.labels)
+    if resume and resume.attributes and resume.attributes != table.attributes:
+        raise LabelError(f"{config.labels}: its attributes are now {table.attributes}, but the interrupted run "
+                         f"was training {resume.attributes}; restore that label header to resume, or start a "
+                         "new run without --resume")
     log(summarize(table))
     weights_file = resolve_weights(config.backbone, config.weights)  # before the image scan: fail fast offline
     pretrained = weights_file is not None
@@ -169,7 +173,8 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         first_epoch = resume.epoch
     if not resume or resume.phase == "warm-up":
         model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs,
-                  callbacks=[curve, EpochCheckpoint(output, saved_config, curve), TerminateOnNaN()], **fit)
+                  callbacks=[curve, EpochCheckpoint(output, saved_config, table.attributes, curve), TerminateOnNaN()],
+                  **fit)
         _stop_if_diverged(curve.records, config.lr)
 
     if pretrained:
@@ -193,8 +198,8 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         model.set_weights(best_weights)  # the run was stopped early just before it was killed
     else:
         model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs + config.finetune_epochs,
-                  callbacks=[curve, stop, EpochCheckpoint(output, saved_config, curve, stop), TerminateOnNaN()],
-                  **fit)
+                  callbacks=[curve, stop, EpochCheckpoint(output, saved_config, table.attributes, curve, stop),
+                             TerminateOnNaN()], **fit)
         _stop_if_diverged(curve.records, config.finetune_lr)
 
     thresholds = calibrate_thresholds(val_labels, predict_probabilities(model, val_data))

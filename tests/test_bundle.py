@@ -56,3 +56,29 @@ def test_bundle_model_has_no_optimizer_state(tmp_path):
     save_bundle(tmp_path, model, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
     loaded = keras.saving.load_model(tmp_path / "bundle" / "model.keras", safe_mode=True)
     assert getattr(loaded, "optimizer", None) is None
+
+
+def test_a_bundle_for_other_attributes_or_image_size_is_a_clear_error(tmp_path):
+    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
+    assert load_bundle(tmp_path, attributes=["a", "b"], image_size=32).attributes == ["a", "b"]
+    with pytest.raises(BundleError, match=r"predicts \['a', 'b'\], not the expected \['b', 'a'\]"):
+        load_bundle(tmp_path, attributes=["b", "a"])
+    with pytest.raises(BundleError, match="takes 32 px images, not the expected 64 px"):
+        load_bundle(tmp_path, image_size=64)
+
+
+def test_a_model_file_that_does_not_match_its_metadata_is_refused(tmp_path):
+    save_bundle(tmp_path, build_classifier("small_cnn", 3, 48, None),
+                {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
+    with pytest.raises(BundleError, match="do not belong together: the model has 3 outputs but the metadata names 2 "
+                                          "attributes; the model takes 48x48 images but the metadata says 32 px"):
+        load_bundle(tmp_path)
+
+
+def test_bundles_load_in_safe_mode_and_never_run_code_from_the_file(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Lambda(lambda x: x[:, 0, 0, :2])(inputs)  # a Lambda is Python code stored in the file
+    save_bundle(tmp_path, keras.Model(inputs, outputs), {"attributes": ["a", "b"], "image_size": 32,
+                                                          "thresholds": [0.5, 0.5]})
+    with pytest.raises(BundleError, match="cannot load the model.*safe_mode"):
+        load_bundle(tmp_path)

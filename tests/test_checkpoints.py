@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = dict(warmup=4, finetune=4)
 
 
-def start_training(root, output):
+def start_training(root, output, labels=None):
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(root / "images"), "--labels",
-               str(root / "labels.txt"), "--output", str(output), "--backbone", "small_cnn", "--weights", "none",
+               str(labels or root / "labels.txt"), "--output", str(output), "--backbone", "small_cnn", "--weights", "none",
                "--image-size", "32", "--batch-size", "4", "--warmup-epochs", str(EPOCHS["warmup"]),
                "--finetune-epochs", str(EPOCHS["finetune"]), "--patience", "10"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -83,3 +83,20 @@ def test_resume_without_a_checkpoint_says_why(tmp_path):
         read_checkpoint(tmp_path)
     result = resume(tmp_path)
     assert result.returncode == 2 and "nothing to resume" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_after_the_label_header_changed_is_a_clear_error(tiny_demo, tmp_path):
+    root, _ = tiny_demo
+    labels = tmp_path / "labels.txt"
+    labels.write_text((root / "labels.txt").read_text())
+    output = tmp_path / "outputs"
+    process = start_training(root, output, labels)
+    wait_for_epoch(output, 1, process)
+    process.kill()
+    process.communicate(timeout=120)
+    header, *rows = labels.read_text().splitlines()
+    labels.write_text("\n".join([header.replace("dent", "dents"), *rows]) + "\n")
+    result = resume(output)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "but the interrupted run was training ['scratch', 'dent', 'crack', 'stain']" in result.stderr
+    assert read_checkpoint(output).epoch >= 1  # the checkpoint is kept for when the header is restored

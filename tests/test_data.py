@@ -44,6 +44,22 @@ def test_augmentation_changes_training_batches_but_not_validation_batches(tiny_d
     assert not any(np.allclose(epoch_one[0], plain[i], atol=1) for i in range(48))
 
 
+def test_the_seed_fixes_shuffle_and_augmentation(tiny_demo):
+    root, table = tiny_demo
+    paths = [str(root / "images" / name) for name in table.images]
+
+    def first_two_batches(seed):
+        batches = iter(make_dataset(paths, table.values, 32, 8, training=True, augment=build_augmentation(seed=seed),
+                                    seed=seed))
+        return [tuple(t.numpy() for t in next(batches)) for _ in range(2)]
+
+    one, again, other = first_two_batches(5), first_two_batches(5), first_two_batches(6)
+    for (images, labels), (images_again, labels_again) in zip(one, again):
+        np.testing.assert_array_equal(images, images_again)
+        np.testing.assert_array_equal(labels, labels_again)
+    assert not np.array_equal(one[0][0], other[0][0])
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_honoured_like_pillow_does(tmp_path, orientation):
     from PIL import Image, ImageOps

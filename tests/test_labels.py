@@ -13,11 +13,12 @@ def write(tmp_path, text, name="labels.txt"):
 
 
 def test_parses_values_and_na_spellings_into_float_matrix(tmp_path):
-    table = parse_labels(write(tmp_path, "image scratch dent\na.png 1 0\nb.png NA na\nc.png nA 1\n"))
+    table = parse_labels(write(tmp_path, "image scratch dent\na.png 1 0\nb.png NA na\nc.png nA 1\n"
+                                         "d.png N/A NaN\ne.png -1 n/a\n"))
     assert table.attributes == ["scratch", "dent"]
-    assert table.images == ["a.png", "b.png", "c.png"]
+    assert table.images == ["a.png", "b.png", "c.png", "d.png", "e.png"]
     assert table.values.dtype == np.float32
-    np.testing.assert_array_equal(table.values, [[1, 0], [NA, NA], [NA, 1]])
+    np.testing.assert_array_equal(table.values, [[1, 0], [NA, NA], [NA, 1], [NA, NA], [NA, NA]])
 
 
 @pytest.mark.parametrize("text", [
@@ -44,7 +45,7 @@ def test_every_malformed_line_is_reported_with_file_and_line(tmp_path):
         parse_labels(path)
     message = str(error.value)
     assert f"{path}:3: expected 3 fields" in message
-    assert f"{path}:4: values must be 1, 0 or NA; found dent='yes'" in message
+    assert f"{path}:4: values must be 1, 0 or NA (or N/A, NaN, -1); found dent='yes'" in message
     assert ":2:" not in message and ":5:" not in message
 
 

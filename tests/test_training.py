@@ -46,6 +46,17 @@ def test_bundle_is_self_describing(trained_output):
     assert sum(len(images) for images in bundle.metadata["split"].values()) == len(table.images)
 
 
+def test_runs_with_one_seed_write_identical_split_files(trained_output, tmp_path):
+    output, config, _ = trained_output
+    quick = dict(data=config.data, labels=config.labels, backbone="small_cnn", weights="none", image_size=32,
+                 batch_size=8, warmup_epochs=1, finetune_epochs=0)
+    train(TrainConfig(**quick, output=str(tmp_path / "same"), seed=config.seed), log=lambda *_: None)
+    train(TrainConfig(**quick, output=str(tmp_path / "other"), seed=config.seed + 1), log=lambda *_: None)
+    first = (output / "split.txt").read_bytes()
+    assert (tmp_path / "same" / "split.txt").read_bytes() == first
+    assert (tmp_path / "other" / "split.txt").read_bytes() != first
+
+
 def makefile_demo_flags() -> list[str]:
     """The training flags `make demo` uses, read from the Makefile so the test runs exactly those."""
     text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")

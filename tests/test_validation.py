@@ -100,7 +100,7 @@ def test_one_check_run_reports_ten_different_mistakes_with_file_and_line(tiny_de
     assert result.returncode == 2 and "Traceback" not in result.stderr
     for expected in [f"{images / 'zero.png'}:", f"{images / 'cut.png'}:", f"{images / 'notes.png'}:",
                      "1 image file(s) in the folder are not in the label file", f"{images / 'gone.png'}:",
-                     f"{labels}:54: expected 5 fields", f"{labels}:55: values must be 1, 0 or NA; found dent='yes'",
+                     f"{labels}:54: expected 5 fields", f"{labels}:55: values must be 1, 0 or NA (or N/A, NaN, -1); found dent='yes'",
                      f"{labels}:56: {table.images[1]} is listed again with the same labels as line 3",
                      f"{labels}:57: {table.images[2]} is listed again with different labels than line 4",
                      "attribute 'crack' is never positive"]:
