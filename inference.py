@@ -15,6 +15,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("images", nargs="+", help="image files, predicted together as one batch")
     parser.add_argument("--model", default="outputs", help="bundle folder, or the output folder train.py wrote")
+    parser.add_argument("--explain", metavar="DIR",
+                        help="write a Grad-CAM overlay PNG per detected attribute into DIR (<image>_<attribute>.png)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout and nothing else")
     return parser.parse_args(argv)
 
@@ -22,11 +24,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bundle = load_bundle(args.model)
-    predictions, errors = Predictor(bundle).predict(args.images)
+    predictor = Predictor(bundle)
+    predictions, errors = predictor.predict(args.images)
+    overlays = {p.image: predictor.write_explanations(p, args.explain) for p in predictions} if args.explain else {}
     if args.json:
-        document = {"model": str(bundle.path), "thresholds": dict(zip(bundle.attributes, map(float, bundle.thresholds))),
-                    "predictions": [p.as_dict() for p in predictions], "errors": [str(e) for e in errors]}
-        print(json.dumps(document, indent=1))
+        records = [p.as_dict() for p in predictions]
+        if args.explain:
+            for record in records:
+                record["overlays"] = [str(path) for path in overlays[record["image"]]]
+        thresholds = dict(zip(bundle.attributes, map(float, bundle.thresholds)))
+        print(json.dumps({"model": str(bundle.path), "thresholds": thresholds, "predictions": records,
+                          "errors": [str(e) for e in errors]}, indent=1))
     else:
         for prediction in predictions:
             print(prediction.image)
@@ -34,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("  no defect detected")
             for name in prediction.detected:
                 print(f"  {name}: {prediction.probabilities[name]:.3f}")
+            for path in overlays.get(prediction.image, []):
+                print(f"  heatmap: {path}")
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     return EXIT_USER_ERROR if errors else 0

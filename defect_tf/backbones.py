@@ -17,7 +17,7 @@ class Backbone:
     """How to build one backbone and where its pieces are."""
 
     constructor: Callable[..., keras.Model]  # (include_top=False, weights=None, input_shape=...) -> Model
-    last_conv_layer: str  # the feature map Grad-CAM differentiates against
+    gradcam_layer: str  # the convolutional feature map Grad-CAM differentiates against
     imagenet_file: str | None = None  # file name in Keras's weight store and cache (~/.keras/models/)
     imagenet_md5: str | None = None
 
@@ -28,7 +28,7 @@ def small_cnn(include_top: bool = False, weights: str | None = None, input_shape
 
     For training from scratch on small data on a CPU, where it learns in minutes what
     EfficientNet-B0 from random weights needs far longer for. Its last feature map is 1/8 of the
-    input side (8x8 at 64 px), fine enough for Grad-CAM. No pretrained weights exist for it.
+    input side (8x8 at 64 px). No pretrained weights exist for it.
     """
     if include_top or weights is not None:
         raise ValueError("small_cnn has no classification top and no pretrained weights")
@@ -48,11 +48,13 @@ def small_cnn(include_top: bool = False, weights: str | None = None, input_shape
 BACKBONES: dict[str, Backbone] = {
     "efficientnet_b0": Backbone(
         constructor=keras.applications.EfficientNetB0,
-        last_conv_layer="top_activation",
+        gradcam_layer="top_activation",  # the last feature map, 1/32 of the input side
         imagenet_file="efficientnetb0_notop.h5",
         imagenet_md5="50bc09e76180e00e4465e1a485ddc09d",
     ),
-    "small_cnn": Backbone(constructor=small_cnn, last_conv_layer="stage4_conv2_relu"),
+    # Stage 3's map (1/4 of the side: 16x16 at 64 px), not stage 4's (8x8): on the demo, the peak of
+    # an 8x8 heatmap lands on a thin scratch or crack half as often (docs/localisation.md).
+    "small_cnn": Backbone(constructor=small_cnn, gradcam_layer="stage3_conv2_relu"),
 }
 
 

@@ -65,29 +65,42 @@ def apply_orientation(image: tf.Tensor, orientation) -> tf.Tensor:
     ])
 
 
-def load_image(path: tf.Tensor | str, image_size: int, orientation=1) -> tf.Tensor:
-    """Read and decode a JPEG / PNG / BMP / GIF file to `image_size`² RGB, float32 values in [0, 255].
+def decode_upright(path: tf.Tensor | str, orientation=1) -> tf.Tensor:
+    """Decode a JPEG / PNG / BMP / GIF file to RGB uint8 at its own resolution, turned upright.
 
     Grayscale becomes three equal channels; an alpha channel is dropped; `orientation` is the
     file's EXIF orientation (see `exif_orientations`).
     """
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8)
-    image = apply_orientation(image, orientation)
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return apply_orientation(image, orientation)
 
 
-def read_image(path: str, image_size: int) -> np.ndarray:
-    """Decode one file exactly as training does; an unreadable file is an ImageError naming it."""
+def resize_image(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """An upright RGB image resized to `image_size`² as the model sees it: float32 values in [0, 255]."""
+    return tf.clip_by_value(tf.image.resize(image, (image_size, image_size), antialias=True), 0.0, 255.0)
+
+
+def load_image(path: tf.Tensor | str, image_size: int, orientation=1) -> tf.Tensor:
+    """Decode, turn upright and resize one file: the single path from file to model input."""
+    return resize_image(decode_upright(path, orientation), image_size)
+
+
+def read_photo(path: str) -> np.ndarray:
+    """One file as upright RGB uint8 at full resolution; an unreadable file is an ImageError naming it."""
     too_large = oversized(str(path))
     if too_large:
         raise ImageError(f"{path}: cannot read image ({too_large})")
     try:
-        return load_image(str(path), image_size, int(exif_orientations([str(path)])[0])).numpy()
+        return decode_upright(str(path), int(exif_orientations([str(path)])[0])).numpy()
     except (tf.errors.OpError, ValueError) as error:
         reason = getattr(error, "message", str(error)).strip().splitlines()[0]
         reason = re.sub(r"^\{\{.*?\}\}\s*", "", reason)  # TensorFlow's "{{function_node ...}}" prefix
         raise ImageError(f"{path}: cannot read image ({reason})") from None
+
+
+def read_image(path: str, image_size: int) -> np.ndarray:
+    """Decode one file exactly as training does; an unreadable file is an ImageError naming it."""
+    return resize_image(read_photo(path), image_size).numpy()
 
 
 def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_size: int, *,

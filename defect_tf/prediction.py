@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
 from defect_tf.bundle import Bundle
-from defect_tf.data import read_image
+from defect_tf.data import read_image, read_photo, resize_image
 from defect_tf.errors import ImageError
+from defect_tf.gradcam import GradCAM, overlay
 
 
 def predict_probabilities(model: keras.Model, inputs, batch_size: int = 32) -> np.ndarray:
@@ -30,10 +33,17 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded bundle ready to label images: decode, one batched forward pass, calibrated thresholds."""
+    """A loaded bundle ready to label images: decode, one batched forward pass, calibrated thresholds,
+    and Grad-CAM overlays for what it detects (the gradient model is built on first use, once)."""
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
+        self._cam: GradCAM | None = None
+
+    def _label(self, name: str, probabilities: np.ndarray) -> Prediction:
+        names, thresholds = self.bundle.attributes, self.bundle.thresholds
+        return Prediction(name, {attribute: float(p) for attribute, p in zip(names, probabilities)},
+                          [attribute for attribute, p, t in zip(names, probabilities, thresholds) if p >= t])
 
     def predict(self, paths: list[str]) -> tuple[list[Prediction], list[ImageError]]:
         """Predict every readable image in one batch; unreadable ones come back as errors, not exceptions."""
@@ -47,10 +57,30 @@ class Predictor:
         if not images:
             return [], errors
         probabilities = predict_probabilities(self.bundle.model, np.stack(images))
-        thresholds, names = self.bundle.thresholds, self.bundle.attributes
-        predictions = [
-            Prediction(path, {name: float(p) for name, p in zip(names, row)},
-                       [name for name, p, t in zip(names, row, thresholds) if p >= t])
-            for path, row in zip(readable, probabilities)
-        ]
-        return predictions, errors
+        return [self._label(path, row) for path, row in zip(readable, probabilities)], errors
+
+    def predict_photo(self, photo: np.ndarray, name: str = "photo") -> Prediction:
+        """Predict one decoded, upright RGB photo (any resolution)."""
+        image = resize_image(photo, self.bundle.image_size).numpy()
+        return self._label(name, predict_probabilities(self.bundle.model, image[None])[0])
+
+    def explain(self, photo: np.ndarray, attributes: list[str]) -> dict[str, np.ndarray]:
+        """Grad-CAM overlays, at the photo's own resolution, for the named attributes (one backward pass)."""
+        if self._cam is None:
+            self._cam = GradCAM(self.bundle.model, self.bundle.metadata["backbone"])
+        image = resize_image(photo, self.bundle.image_size).numpy()
+        indices = [self.bundle.attributes.index(name) for name in attributes]
+        return {name: overlay(photo, heatmap) for name, heatmap in zip(attributes, self._cam.heatmaps(image, indices))}
+
+    def write_explanations(self, prediction: Prediction, directory: str | Path) -> list[Path]:
+        """One overlay PNG per detected attribute of a predicted file: `<directory>/<stem>_<attribute>.png`."""
+        if not prediction.detected:
+            return []
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, picture in self.explain(read_photo(prediction.image), prediction.detected).items():
+            path = directory / f"{Path(prediction.image).stem}_{name}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            written.append(path)
+        return written

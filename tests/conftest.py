@@ -31,6 +31,30 @@ def trained_output(tiny_demo, tmp_path_factory):
     return output, config, report
 
 
+def makefile_demo_flags() -> list[str]:
+    """The training flags `make demo` uses, read from the Makefile so the slow tests run exactly those."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
+    return re.search(r"^DEMO_FLAGS := (.*)$", text, re.MULTILINE).group(1).split()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """`make demo`'s training for real (about 4 minutes): (data root, output folder, config, test report)."""
+    import train as train_cli
+    from defect_tf.demo import generate_demo
+    from defect_tf.training import train
+
+    root = tmp_path_factory.mktemp("demo")
+    generate_demo(root)
+    config = train_cli.parse_args(["--data", str(root / "images"), "--labels", str(root / "labels.txt"),
+                                   "--output", str(root / "outputs"), *makefile_demo_flags()])
+    report = train(config, log=print)
+    return root, root / "outputs", config, report
+
+
 def pytest_configure(config):
     import sys
     from pathlib import Path

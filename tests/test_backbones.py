@@ -11,7 +11,7 @@ def test_every_backbone_builds_and_has_its_grad_cam_layer(name):
     model = backbone.constructor(include_top=False, weights=None, input_shape=(64, 64, 3))
     features = model(np.zeros((1, 64, 64, 3), "float32"))
     assert len(features.shape) == 4
-    assert model.get_layer(backbone.last_conv_layer) is not None
+    assert model.get_layer(backbone.gradcam_layer) is not None
 
 
 def test_unknown_backbone_lists_the_known_ones():

@@ -82,3 +82,20 @@ def test_cli_names_a_bad_image_and_exits_2(trained_output, tiny_demo, tmp_path):
 def test_cli_without_a_bundle_says_how_to_get_one(tmp_path):
     result = run_cli(tmp_path / "x.png", "--model", tmp_path)
     assert result.returncode == 2 and "no model bundle in" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_explain_writes_one_overlay_per_detected_attribute_at_the_photo_resolution(trained_output, tiny_demo,
+                                                                                     tmp_path):
+    import cv2
+
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    predictions, _ = Predictor(load_bundle(output)).predict([root / "images" / name for name in table.images])
+    detected = next(p for p in predictions if p.detected)
+    result = run_cli(detected.image, "--model", output, "--explain", tmp_path / "heatmaps")
+    assert result.returncode == 0, result.stderr
+    expected = [tmp_path / "heatmaps" / f"{Path(detected.image).stem}_{name}.png" for name in detected.detected]
+    assert sorted((tmp_path / "heatmaps").iterdir()) == sorted(expected)
+    for path in expected:
+        assert f"  heatmap: {path}" in result.stdout.splitlines()
+        assert cv2.imread(str(path)).shape == (48, 48, 3)  # the photo's own size, not the model's 32 px

@@ -1,12 +1,10 @@
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from defect_tf.bundle import load_bundle
-from defect_tf.demo import generate_demo
 from defect_tf.labels import header_fingerprint
 from defect_tf.training import TrainConfig, train
 from defect_tf.labels import parse_labels
@@ -57,22 +55,11 @@ def test_runs_with_one_seed_write_identical_split_files(trained_output, tmp_path
     assert (tmp_path / "other" / "split.txt").read_bytes() != first
 
 
-def makefile_demo_flags() -> list[str]:
-    """The training flags `make demo` uses, read from the Makefile so the test runs exactly those."""
-    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
-    return re.search(r"^DEMO_FLAGS := (.*)$", text, re.MULTILINE).group(1).split()
-
-
 @pytest.mark.slow
-def test_demo_command_learns(tmp_path):
+def test_demo_command_learns(demo_run):
     """`make demo` for real: 1200 generated photos, the Makefile's flags, macro F1 >= 0.90 on the test split."""
-    import train as train_cli
-
-    generate_demo(tmp_path)
-    config = train_cli.parse_args(["--data", str(tmp_path / "images"), "--labels", str(tmp_path / "labels.txt"),
-                                   "--output", str(tmp_path / "outputs"), *makefile_demo_flags()])
+    _, _, config, report = demo_run
     assert config.weights == "none"
-    report = train(config, log=print)
     macro_f1 = report["calibrated"]["macro"]["f1"]
     print(f"demo test macro F1: {macro_f1:.3f}")
     assert macro_f1 >= 0.90

@@ -1,0 +1,82 @@
+"""Grad-CAM localisation on the demo data: how often the heatmap's peak falls inside the true defect.
+
+    python benchmarks/localisation.py [--model outputs] [--root .]
+
+Scores the model's test split (correctly detected defects only) against the masks the demo
+generator wrote (`<root>/masks/`), prints a table and writes docs/localisation.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from defect_tf.cli import run  # noqa: E402  (first: it quiets TensorFlow's start-up chatter)
+from defect_tf.backbones import get_backbone  # noqa: E402
+from defect_tf.bundle import load_bundle  # noqa: E402
+from defect_tf.demo import mask_path  # noqa: E402
+from defect_tf.errors import DefectTFError  # noqa: E402
+from defect_tf.labels import parse_labels  # noqa: E402
+from defect_tf.localisation import score_localisation  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def markdown_table(scores: dict) -> str:
+    def number(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = ["| attribute | correctly detected defects | peak inside the defect | mean IoU (heatmap ≥ ½ peak) |",
+             "|---|---:|---:|---:|"]
+    for name, row in [*scores["per_attribute"].items(), ("**all**", scores["overall"])]:
+        lines.append(f"| {name} | {row['defects']} | {number(row['peak_inside'])} | {number(row['mean_iou'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="outputs", help="a bundle trained on the demo data (make demo)")
+    parser.add_argument("--root", default=".", help="the folder holding the demo's images/, masks/ and labels.txt")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--layer", help="another backbone layer than the registry's Grad-CAM layer (a comparison: "
+                                        "docs/ files are then left alone)")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    if not (root / "masks").is_dir():
+        raise DefectTFError(f"no demo masks in {root / 'masks'}: run `python -m defect_tf.demo --root {root}` "
+                            "(or `make demo`) first")
+    bundle = load_bundle(args.model)
+    table = parse_labels(root / "labels.txt")
+    wanted = set(bundle.metadata["split"][args.split])
+    table = table.subset([i for i, image in enumerate(table.images) if image in wanted])
+    started = time.time()
+    scores = score_localisation(bundle, root / "images", table, lambda image, name: mask_path(root, image, name),
+                                args.layer)
+    seconds = time.time() - started
+    layer = args.layer or get_backbone(bundle.metadata["backbone"]).gradcam_layer
+    command = (f"python benchmarks/localisation.py --model {args.model} --root {args.root} --split {args.split}"
+               + (f" --layer {args.layer}" if args.layer else ""))
+    header = (f"Measured {date.today()} on {platform.machine()} ({platform.node() or 'this machine'}), "
+              f"model {bundle.metadata['backbone']} at {bundle.image_size} px trained by `make demo`; "
+              f"{len(table.images)} {args.split} images; Grad-CAM on layer "
+              f"`{layer}`; {seconds:.1f} s for all of them.\n\nCommand: `{command}`")
+    text = f"{header}\n\n{markdown_table(scores)}\n"
+    print(text)
+    if args.layer:
+        return 0
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "localisation.md").write_text(f"# Grad-CAM localisation on the demo data\n\n{text}", encoding="utf-8")
+    (DOCS / "localisation.json").write_text(json.dumps({"command": command, "date": str(date.today()),
+                                                        "seconds": seconds, **scores}, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

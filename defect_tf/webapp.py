@@ -1,0 +1,88 @@
+"""The web page (Gradio): upload a photo, see each attribute's probability against its calibrated
+threshold, the detected ones marked, and a Grad-CAM heatmap per detected attribute.
+
+The bundle is loaded once, when the page is built; every request reuses it. Uploads that are too
+large or not images get a one-line message in the page. Nothing is fetched from the internet:
+Gradio's default theme serves its fonts itself, and analytics are off.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from defect_tf.data import read_photo  # noqa: E402
+from defect_tf.errors import ImageError  # noqa: E402
+from defect_tf.prediction import Prediction, Predictor  # noqa: E402
+
+MAX_UPLOAD_MB = 20  # larger uploads are refused before decoding
+
+
+def attribute_table(prediction: Prediction, thresholds: dict[str, float]) -> str:
+    """The result as an HTML table: attribute, probability, threshold, detected (detected rows in bold)."""
+    rows = []
+    for name, probability in prediction.probabilities.items():
+        found = name in prediction.detected
+        style = ' style="font-weight:bold;color:#b91c1c"' if found else ""
+        rows.append(f"<tr{style}><td>{html.escape(name)}</td><td>{probability:.3f}</td>"
+                    f"<td>{thresholds[name]:.3f}</td><td>{'DETECTED' if found else 'no'}</td></tr>")
+    return ('<table id="attribute-table"><thead><tr><th>attribute</th><th>probability</th><th>threshold</th>'
+            f"<th>detected</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+class DefectApp:
+    """What the page does with one upload; separate from Gradio so it can be tested without a browser."""
+
+    def __init__(self, predictor: Predictor, max_upload_mb: float = MAX_UPLOAD_MB):
+        self.predictor = predictor
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self.max_upload_mb = max_upload_mb
+        bundle = predictor.bundle
+        self.thresholds = dict(zip(bundle.attributes, map(float, bundle.thresholds)))
+
+    def analyse(self, path: str | None) -> tuple[np.ndarray | None, str, list[tuple[np.ndarray, str]], str]:
+        """(the photo as read, attribute table HTML, [(overlay, caption)], message) for an uploaded file."""
+        if not path:
+            return None, "", [], "Upload a photo, or pick a sample below."
+        name = Path(path).name
+        if Path(path).stat().st_size > self.max_upload_bytes:
+            return None, "", [], f"**{html.escape(name)}** is larger than the {self.max_upload_mb:g} MB upload limit."
+        try:
+            photo = read_photo(path)
+        except ImageError:
+            return None, "", [], (f"**{html.escape(name)}** is not an image this app can read "
+                                  "(JPEG, PNG, BMP or GIF).")
+        prediction = self.predictor.predict_photo(photo, name)
+        overlays = self.predictor.explain(photo, prediction.detected)
+        gallery = [(picture, f"{attribute} ({prediction.probabilities[attribute]:.2f})")
+                   for attribute, picture in overlays.items()]
+        message = (f"Detected: {', '.join(prediction.detected)}. Heatmaps show where the model looked (red = most)."
+                   if prediction.detected else "No defect detected.")
+        return photo, attribute_table(prediction, self.thresholds), gallery, message
+
+
+def build_page(app: DefectApp, samples: list[str]) -> gr.Blocks:
+    """The Gradio page around a DefectApp."""
+    bundle = app.predictor.bundle
+    with gr.Blocks(title="defect_tf", analytics_enabled=False) as page:
+        gr.Markdown(f"# defect_tf\nModel `{bundle.path}`: {bundle.metadata['backbone']}, "
+                    f"{bundle.image_size} px, attributes {', '.join(bundle.attributes)}. "
+                    f"Uploads up to {app.max_upload_mb:g} MB.")
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Photo", type="filepath", elem_id="upload")
+                if samples:
+                    gr.Examples(samples, inputs=upload, label="Samples")
+                photo = gr.Image(label="As the model reads it (upright)", elem_id="photo", interactive=False)
+            with gr.Column():
+                message = gr.Markdown(elem_id="message")
+                table = gr.HTML(elem_id="attributes")
+                heatmaps = gr.Gallery(label="Grad-CAM heatmaps", elem_id="heatmaps", columns=2, height="auto")
+        upload.change(app.analyse, inputs=upload, outputs=[photo, table, heatmaps, message])
+    return page

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from browser import CHROMEDRIVER, CHROMIUM, chromium, running_app, upload, wait_for
+from defect_tf.bundle import load_bundle
+from defect_tf.prediction import Predictor
+from defect_tf.webapp import DefectApp, attribute_table
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_output):
+    output, _, _ = trained_output
+    return Predictor(load_bundle(output))
+
+
+def image_with_a_detection(predictor, tiny_demo):
+    root, table = tiny_demo
+    predictions, _ = predictor.predict([str(root / "images" / name) for name in table.images])
+    return next(p for p in predictions if p.detected)
+
+
+def test_analyse_returns_the_table_heatmaps_and_a_message(predictor, tiny_demo):
+    prediction = image_with_a_detection(predictor, tiny_demo)
+    photo, table, gallery, message = DefectApp(predictor).analyse(prediction.image)
+    assert photo.shape == (48, 48, 3)
+    assert table.count("<tr") == 1 + 4 and table.count("DETECTED") == len(prediction.detected)
+    assert [caption.split(" ")[0] for _, caption in gallery] == prediction.detected
+    assert all(picture.shape == (48, 48, 3) and picture.dtype == np.uint8 for picture, _ in gallery)  # photo's size
+    assert message.startswith("Detected: " + ", ".join(prediction.detected))
+
+
+def test_attribute_table_marks_detected_rows_and_escapes_names():
+    from defect_tf.prediction import Prediction
+
+    table = attribute_table(Prediction("x.png", {"a<b": 0.9, "c": 0.1}, ["a<b"]), {"a<b": 0.5, "c": 0.5})
+    assert "<td>a&lt;b</td><td>0.900</td><td>0.500</td><td>DETECTED</td>" in table
+    assert "<td>c</td><td>0.100</td><td>0.500</td><td>no</td>" in table
+
+
+def test_uploads_that_are_too_large_or_not_images_get_a_message(predictor, tmp_path):
+    app = DefectApp(predictor, max_upload_mb=0.001)
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 2000)
+    assert app.analyse(str(big)) == (None, "", [], "**big.png** is larger than the 0.001 MB upload limit.")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    assert app.analyse(str(text))[3] == "**notes.txt** is not an image this app can read (JPEG, PNG, BMP or GIF)."
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; "
+                           ".ci/run installs them)")
+def test_the_page_in_a_real_browser(trained_output, predictor, tiny_demo, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    output, _, _ = trained_output
+    detected = image_with_a_detection(predictor, tiny_demo)
+    large = tmp_path / "large.jpg"
+    large.write_bytes(b"\xff\xd8" + b"\0" * 1_200_000)
+    not_image = tmp_path / "readme.txt"
+    not_image.write_text("hello")
+    with running_app("--model", str(output), "--max-upload-mb", "1") as url, chromium() as driver:
+        driver.get(url)
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+        upload(driver, detected.image)
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#attribute-table tbody tr"))
+        rows = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#attribute-table tbody tr")]
+        assert [row.split()[0] for row in rows] == ["scratch", "dent", "crack", "stain"]
+        assert sum("DETECTED" in row for row in rows) == len(detected.detected)
+        heatmaps = wait_for(driver, lambda d: [img for img in d.find_elements(By.CSS_SELECTOR, "#heatmaps img")
+                                               if img.get_property("naturalWidth") > 0])
+        assert len(heatmaps) == len(detected.detected)
+        assert driver.find_element(By.CSS_SELECTOR, "#photo img").get_property("naturalWidth") == 48
+        assert "Detected: " in driver.find_element(By.ID, "message").text
+
+        for bad, expected in ((not_image, "is not an image this app can read"),
+                              (large, "is larger than the 1 MB upload limit")):
+            driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
+            upload(driver, bad)
+            wait_for(driver, lambda d: expected in d.find_element(By.ID, "message").text)
+            assert "Traceback" not in driver.page_source
+
+        hosts = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)")
+        assert set(hosts) <= {url.split("/")[2]}, "the page fetched something from outside the app"
