@@ -12,8 +12,7 @@ from pathlib import Path
 
 from defect_tf.cli import run
 from defect_tf.bundle import load_bundle
-from defect_tf.evaluation import evaluate_bundle, format_report
-from defect_tf.errors import DefectTFError
+from defect_tf.evaluation import evaluate_bundle, format_report, split_table
 from defect_tf.labels import parse_labels
 from defect_tf.splits import SPLITS
 
@@ -38,12 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data or bundle.metadata["data_dir"]
     table = parse_labels(args.labels or bundle.metadata["labels_file"])
     split = args.split or ("all" if args.data else "test")
-    if split != "all":
-        wanted = set(bundle.metadata["split"][split])
-        rows = [i for i, image in enumerate(table.images) if image in wanted]
-        if not rows:
-            raise DefectTFError(f"none of the model's {split} images are in {args.labels or 'its label file'}")
-        table = table.subset(rows)
+    table = split_table(bundle, table, split)
     output = Path(args.output) if args.output else bundle.path.parent
     report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size)
     if args.json:

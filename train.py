@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", default=d.precision, choices=POLICIES,
                         help="auto: mixed_float16 when a GPU is visible, float32 otherwise")
     parser.add_argument("--seed", type=int, default=d.seed, help="fixes the split, shuffling and augmentation")
+    parser.add_argument("--split-file", default=d.split_file,
+                        help="use this `image split` file (train / val / test; without val rows, val is carved "
+                             "out of train) instead of a new split, e.g. a data set's official split")
     return parser
 
 

@@ -41,7 +41,7 @@ class Bundle:
 
     @property
     def thresholds(self) -> np.ndarray:
-        return np.asarray(self.metadata["thresholds"], dtype=np.float32)
+        return np.asarray(self.metadata["thresholds"], dtype=np.float64)
 
 
 def library_versions() -> dict[str, str]:

@@ -126,8 +126,9 @@ def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_si
         dataset = dataset.repeat()
     dataset = dataset.map(lambda images, label: (tf.cast(images, tf.float32), label), num_parallel_calls=AUTOTUNE)
     if training and augment is not None:
-        dataset = dataset.map(lambda images, label: (augment(images, training=True), label),
-                              num_parallel_calls=AUTOTUNE)
+        # One batch at a time: the layers draw from one random state, so parallel calls would hand the
+        # draws to batches in whatever order threads run, and a seeded run would not repeat.
+        dataset = dataset.map(lambda images, label: (augment(images, training=True), label))
     return dataset.prefetch(AUTOTUNE)
 
 

@@ -12,7 +12,7 @@ from defect_tf.bundle import Bundle
 from defect_tf.data import make_dataset
 from defect_tf.errors import ImageError, LabelError
 from defect_tf.labels import LabelTable
-from defect_tf.metrics import average_precision, classification_report, roc_auc
+from defect_tf.metrics import average_precision, classification_report, roc_auc, top1_accuracy
 from defect_tf.plots import plot_precision_recall
 from defect_tf.prediction import predict_probabilities
 from defect_tf.validation import DataReport, unreadable_images
@@ -42,6 +42,8 @@ def evaluate_scores(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarr
         "at_0.5": classification_report(labels, scores >= DEFAULT_THRESHOLD),
         "average_precision": average_precision(labels, scores),
         "roc_auc": roc_auc(labels, scores),
+        "single_label_images": int(((labels == 1).sum(axis=1) == 1).sum()),
+        "top1_accuracy": top1_accuracy(labels, scores),
     })
 
 
@@ -69,6 +71,9 @@ def format_report(report: dict) -> str:
                      f" {number(c['f1'])} |  {number(h['precision'])}  {number(h['recall'])} {number(h['f1'])} |")
     lines.append(f"exact match over {report['images']} images (known labels only): "
                  f"{number(cal['exact_match'])} calibrated, {number(half['exact_match'])} at 0.5")
+    if report.get("single_label_images"):
+        lines.append(f"top-1 accuracy over the {report['single_label_images']} images with exactly one positive "
+                     f"label (highest score = that attribute): {number(report['top1_accuracy'])}")
     return "\n".join(lines)
 
 
@@ -83,6 +88,18 @@ def align_attributes(table: LabelTable, attributes: list[str]) -> LabelTable:
                          f"missing from the labels: {missing or 'none'}; not known to the model: {extra or 'none'}")
     order = [table.attributes.index(name) for name in attributes]
     return LabelTable(list(attributes), table.images, table.values[:, order])
+
+
+def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
+    """The rows of `table` in one of the bundle's saved splits (`all`: every row), e.g. to score the
+    test split against another label file than the one the model was trained with."""
+    if split == "all":
+        return table
+    wanted = set(bundle.metadata["split"][split])
+    rows = [i for i, image in enumerate(table.images) if image in wanted]
+    if not rows:
+        raise LabelError(f"none of the model's {len(wanted)} {split} images are in this label file")
+    return table.subset(rows)
 
 
 def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,

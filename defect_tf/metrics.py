@@ -48,6 +48,17 @@ def exact_match(labels: np.ndarray, predicted: np.ndarray) -> float:
     return float(correct[has_known].mean()) if has_known.any() else float("nan")
 
 
+def top1_accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
+    """For single-label images (exactly one known 1): how often the highest score is that attribute.
+
+    The usual accuracy of a multi-class data set such as NEU; NaN when no image has exactly one 1.
+    """
+    single = (labels == 1).sum(axis=1) == 1
+    if not single.any():
+        return float("nan")
+    return float((np.argmax(scores[single], axis=1) == np.argmax(labels[single] == 1, axis=1)).mean())
+
+
 def _per_attribute_score(score_fn, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Apply a ranking metric to each attribute's known labels; NaN where it has only one class."""
     known = known_mask(labels)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from defect_tf.errors import DefectTFError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -54,6 +56,33 @@ def write_split(path: str | Path, images: list[str], split_names) -> None:
 
 
 def read_split(path: str | Path) -> dict[str, str]:
-    """Read a split file written by `write_split`: image path -> split name."""
-    rows = Path(path).read_text(encoding="utf-8").splitlines()[1:]
-    return dict(row.rsplit(" ", 1) for row in rows if row.strip())
+    """Read a split file (`image split` rows, as `write_split` writes): image path -> split name."""
+    try:
+        rows = Path(path).read_text(encoding="utf-8-sig").splitlines()[1:]
+    except OSError as error:
+        raise DefectTFError(f"{path}: cannot read the split file ({error.strerror})") from None
+    return dict(row.strip().rsplit(maxsplit=1) for row in rows if row.strip())
+
+
+def split_from_file(path: str | Path, images: list[str], values: np.ndarray, fractions=(0.7, 0.15, 0.15),
+                    seed: int = 0) -> np.ndarray:
+    """Each image's part as a split file says (e.g. a data set's official split, or one shared by several runs).
+
+    Every image must be listed. A file with no `val` rows (an official train / test split) gets its
+    validation images carved out of `train`, stratified, in the ratio `fractions` gives val to train.
+    """
+    saved = read_split(path)
+    unknown = sorted({name for name in saved.values() if name not in SPLITS})
+    if unknown:
+        raise DefectTFError(f"{path}: split names must be train, val or test; found {', '.join(unknown)}")
+    missing = [image for image in images if image not in saved]
+    if missing:
+        raise DefectTFError(f"{path}: {len(missing)} labelled images are not in the split file, e.g. "
+                            f"{', '.join(missing[:5])}")
+    split = np.asarray([saved[image] for image in images], dtype=object)
+    if not np.any(split == "val"):
+        train_rows = np.flatnonzero(split == "train")
+        val_share = fractions[1] / (fractions[0] + fractions[1])
+        carved = stratified_split(values[train_rows], (1.0 - val_share, val_share, 0.0), seed)
+        split[train_rows[carved == "val"]] = "val"
+    return split.astype(str)

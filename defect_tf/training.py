@@ -31,7 +31,7 @@ from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
 from defect_tf.models import build_classifier, resolve_weights, set_trainable_top
 from defect_tf.precision import set_precision
 from defect_tf.prediction import predict_probabilities
-from defect_tf.splits import SPLITS, stratified_split, write_split
+from defect_tf.splits import SPLITS, split_from_file, stratified_split, write_split
 from defect_tf.validation import check_data
 
 
@@ -59,6 +59,7 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 0
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_file: str | None = None  # `image split` rows to use instead of a new seeded split
     on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
 
 
@@ -119,11 +120,15 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
     table = _drop_bad_images(config, table, output, log)
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
 
-    split = stratified_split(table.values, config.split, config.seed)
+    if config.split_file:
+        split = split_from_file(config.split_file, table.images, table.values, config.split, config.seed)
+    else:
+        split = stratified_split(table.values, config.split, config.seed)
     write_split(output / "split.txt", table.images, split)
     rows = {name: np.flatnonzero(split == name) for name in SPLITS}
-    log("split: " + ", ".join(f"{name} {len(rows[name])}" for name in SPLITS) + f" (seed {config.seed}, "
-        f"saved to {output / 'split.txt'})")
+    log("split: " + ", ".join(f"{name} {len(rows[name])}" for name in SPLITS)
+        + (f" (from {config.split_file}" if config.split_file else f" (seed {config.seed}")
+        + f", saved to {output / 'split.txt'})")
     if len(rows["train"]) == 0 or len(rows["val"]) == 0:
         raise DefectTFError(f"{len(table.images)} images are too few to hold out a validation split; "
                             "label more images (a few dozen at the very least)")

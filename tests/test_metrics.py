@@ -3,7 +3,8 @@ import pytest
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
 from defect_tf.labels import NA
-from defect_tf.metrics import average_precision, classification_report, confusion_counts, exact_match, roc_auc
+from defect_tf.metrics import (average_precision, classification_report, confusion_counts, exact_match, roc_auc,
+                               top1_accuracy)
 
 LABELS = np.array([[1, 0, NA], [1, 1, 0], [0, NA, 1], [NA, 1, 1], [0, 0, NA], [1, 0, 0]], np.float32)
 PREDICTED = np.array([[1, 1, 1], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0]], bool)
@@ -55,3 +56,14 @@ def test_ranking_metrics_match_scikit_learn_and_are_nan_without_both_classes():
 def test_zero_division_gives_zero_not_nan():
     report = classification_report(np.array([[0], [0]], np.float32), np.array([[0], [0]], bool))
     assert report["per_attribute"]["precision"][0] == 0.0 and report["per_attribute"]["f1"][0] == 0.0
+
+
+def test_top1_accuracy_over_single_label_images_by_hand():
+    labels = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [NA, 1, NA]], np.float32)
+    scores = np.array([[0.9, 0.1, 0.2],   # right
+                       [0.6, 0.5, 0.1],   # wrong: attribute 0 scores highest
+                       [0.1, 0.2, 0.3],   # right
+                       [0.1, 0.9, 0.8],   # two positives: not counted
+                       [0.2, 0.7, 0.1]])  # one known positive: counted, right
+    assert top1_accuracy(labels, scores) == 0.75
+    assert np.isnan(top1_accuracy(labels[3:4], scores[3:4]))

@@ -27,7 +27,7 @@ def test_predictor_applies_the_calibrated_thresholds(trained_output, tiny_demo):
     for prediction in predictions:
         assert list(prediction.probabilities) == bundle.attributes
         expected = [name for name, t in zip(bundle.attributes, bundle.thresholds)
-                    if prediction.probabilities[name] >= t]
+                    if prediction.probabilities[name] >= float(t)]
         assert prediction.detected == expected
 
 

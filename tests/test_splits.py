@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
+from defect_tf.errors import DefectTFError
 from defect_tf.labels import NA
-from defect_tf.splits import read_split, stratified_split, write_split
+from defect_tf.splits import read_split, split_from_file, stratified_split, write_split
 
 
 def test_split_is_deterministic_and_close_to_the_fractions():
@@ -27,3 +29,34 @@ def test_every_split_gets_a_rare_attributes_positives():
 def test_split_file_round_trip(tmp_path):
     write_split(tmp_path / "split.txt", ["a b.png", "c.png"], ["train", "test"])
     assert read_split(tmp_path / "split.txt") == {"a b.png": "train", "c.png": "test"}
+
+
+def test_a_split_file_with_all_three_parts_is_used_as_it_is(tmp_path):
+    images = [f"{i}.png" for i in range(6)]
+    names = ["train", "train", "val", "test", "train", "test"]
+    write_split(tmp_path / "split.txt", images[::-1], names[::-1])  # any row order
+    values = np.zeros((6, 2), np.float32)
+    assert list(split_from_file(tmp_path / "split.txt", images, values)) == names
+
+
+def test_an_official_train_test_split_gets_val_carved_out_of_train(tmp_path):
+    rng = np.random.default_rng(0)
+    images = [f"{i}.png" for i in range(200)]
+    official = ["train"] * 170 + ["test"] * 30
+    (tmp_path / "split.txt").write_text("image\tsplit\n" + "".join(f"{i}\t{s}\n" for i, s in zip(images, official)))
+    values = (rng.random((200, 3)) < 0.3).astype(np.float32)
+    split = split_from_file(tmp_path / "split.txt", images, values, (0.7, 0.15, 0.15), seed=0)
+    assert list(split[170:]) == ["test"] * 30  # the official test images stay test
+    assert sorted(set(split[:170])) == ["train", "val"]
+    assert (split == "val").sum() == pytest.approx(170 * 0.15 / 0.85, abs=2)
+
+
+def test_split_file_problems_are_clear_errors(tmp_path):
+    (tmp_path / "split.txt").write_text("image split\na.png train\nb.png holdout\n")
+    with pytest.raises(DefectTFError, match="split names must be train, val or test; found holdout"):
+        split_from_file(tmp_path / "split.txt", ["a.png"], np.zeros((1, 1)))
+    (tmp_path / "split.txt").write_text("image split\na.png train\n")
+    with pytest.raises(DefectTFError, match="1 labelled images are not in the split file, e.g. c.png"):
+        split_from_file(tmp_path / "split.txt", ["a.png", "c.png"], np.zeros((2, 1)))
+    with pytest.raises(DefectTFError, match="cannot read the split file"):
+        split_from_file(tmp_path / "missing.txt", ["a.png"], np.zeros((1, 1)))

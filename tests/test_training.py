@@ -53,6 +53,9 @@ def test_runs_with_one_seed_write_identical_split_files(trained_output, tmp_path
     first = (output / "split.txt").read_bytes()
     assert (tmp_path / "same" / "split.txt").read_bytes() == first
     assert (tmp_path / "other" / "split.txt").read_bytes() != first
+    train(TrainConfig(**quick, output=str(tmp_path / "given"), seed=config.seed + 1,
+                      split_file=str(output / "split.txt")), log=lambda *_: None)
+    assert (tmp_path / "given" / "split.txt").read_bytes() == first  # --split-file overrides the seed's split
 
 
 @pytest.mark.slow

@@ -1,0 +1,90 @@
+"""What every benchmark shares: finding the data, training and scoring runs, and recording results.
+
+Each benchmark writes `docs/benchmarks/<name>.json` (figures, command, date, machine) and then
+`docs/benchmarks.md` is rebuilt from all of them, so the page always shows the latest run of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from defect_tf.cli import run  # noqa: E402,F401  (first: quiets TensorFlow; re-exported for the scripts)
+from defect_tf.bundle import load_bundle  # noqa: E402
+from defect_tf.errors import DefectTFError  # noqa: E402
+from defect_tf.evaluation import evaluate_bundle, split_table  # noqa: E402
+from defect_tf.labels import parse_labels  # noqa: E402
+from defect_tf.training import TrainConfig, train  # noqa: E402
+
+RESULTS = ROOT / "docs" / "benchmarks"
+PAGE = ROOT / "docs" / "benchmarks.md"
+DEFAULT_DATA_ROOT = ROOT.parent / "shared" / "data"
+
+
+def data_folder(data_root: str | Path, name: str) -> Path:
+    """`<data_root>/<name>`, or a clear error saying it is absent (the data is never in the repository)."""
+    folder = Path(data_root) / name
+    if not (folder / "images").is_dir() or not (folder / "labels.txt").is_file():
+        raise DefectTFError(f"benchmark data {name!r} not found in {folder} (expected images/ and labels.txt); "
+                            "pass --data-root DIR pointing at the folder that holds neu/ and multilabel/")
+    return folder
+
+
+def machine() -> str:
+    import tensorflow as tf
+
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU" if not tf.config.list_physical_devices("GPU")
+            else f"{platform.machine()}, {os.cpu_count()} CPU cores, GPU") + f", TensorFlow {tf.__version__}"
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(arg) for arg in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+
+
+def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Path) -> dict:
+    """Train one arm (log to a file), then score its test split against `truth_labels`; returns figures."""
+    started = time.time()
+    with open(log_file, "w", encoding="utf-8") as log:
+        train(config, log=lambda *parts: print(*parts, file=log, flush=True))
+    seconds = time.time() - started
+    bundle = load_bundle(config.output)
+    table = split_table(bundle, parse_labels(truth_labels), "test")
+    report = evaluate_bundle(bundle, config.data, table, Path(config.output) / "truth")
+    ap = [value for value in report["average_precision"] if value is not None]
+    epochs = len(json.loads((Path(config.output) / "history.json").read_text()))
+    return {"macro_f1": report["calibrated"]["macro"]["f1"], "macro_f1_at_0.5": report["at_0.5"]["macro"]["f1"],
+            "mean_ap": sum(ap) / len(ap) if ap else None, "exact_match": report["calibrated"]["exact_match"],
+            "top1_accuracy": report["top1_accuracy"], "per_attribute_f1": report["calibrated"]["per_attribute"]["f1"],
+            "test_images": report["images"], "epochs": epochs, "train_seconds": round(seconds, 1)}
+
+
+def record(name: str, title: str, markdown: str, figures: dict) -> Path:
+    """Save one benchmark's result and rebuild docs/benchmarks.md from every saved result."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"title": title, "date": str(date.today()), "machine": machine(), "command": command_line(),
+              "markdown": markdown, "figures": figures}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    sections = []
+    for saved in sorted(RESULTS.glob("*.json")):
+        item = json.loads(saved.read_text(encoding="utf-8"))
+        sections.append(f"## {item['title']}\n\n{item['date']}, {item['machine']}.\n\n"
+                        f"```bash\n{item['command']}\n```\n\n{item['markdown']}\n")
+    PAGE.write_text("# Benchmarks\n\nEach section is the latest run of one benchmark script, made by the command "
+                    "shown (raw figures in `docs/benchmarks/*.json`). Data: `../shared/data` (see its README "
+                    "files); it is never copied into this repository.\n\n" + "\n".join(sections), encoding="utf-8")
+    print(f"results: {path}; page: {PAGE}")
+    return path
+
+
+def number(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,189 @@
+"""Throughput side by side in one run: does the input pipeline keep the model busy?
+
+    python benchmarks/throughput.py [--data-root ../shared/data] [--backbone efficientnet_b0] [--image-size 128]
+
+Same model, batch and image size throughout, on NEU's JPEG files:
+(a) the input pipeline alone (first epoch: read + decode + cache; then cached epochs),
+(b) the training step alone on one batch held in memory (the limit),
+(c) end-to-end training on the real pipeline (cached epochs), with the time the model waited
+    for data between steps, and any stall at epoch boundaries,
+(d) batch inference images/s and batch-1 latency (a photo file to probabilities),
+(e) cold start of `python inference.py photo.jpg`, (f) peak memory.
+Each figure is the median of --repeats runs; (c)/(b) is the share of the limit reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import DEFAULT_DATA_ROOT, ROOT, data_folder, number, record, run
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from defect_tf.augmentation import build_augmentation  # noqa: E402
+from defect_tf.bundle import load_bundle, save_bundle  # noqa: E402
+from defect_tf.data import make_dataset, steps_per_epoch  # noqa: E402
+from defect_tf.labels import parse_labels  # noqa: E402
+from defect_tf.losses import MaskedFocalLoss  # noqa: E402
+from defect_tf.models import build_classifier  # noqa: E402
+from defect_tf.prediction import Predictor  # noqa: E402
+
+
+class StepTimes(keras.callbacks.Callback):
+    """Per epoch: wall time, and the time spent inside training steps (the rest is waiting for data)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start, self.in_steps = time.perf_counter(), 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.in_steps += time.perf_counter() - self.step_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs = getattr(self, "epochs", []) + [(time.perf_counter() - self.epoch_start, self.in_steps)]
+
+
+def compiled_model(args, n_outputs: int, jit_compile) -> keras.Model:
+    model = build_classifier(args.backbone, n_outputs, args.image_size, None)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MaskedFocalLoss(), jit_compile=jit_compile)
+    return model
+
+
+def fit_rate(model, dataset, steps: int, images: int, epochs: int) -> tuple[float, list]:
+    """Images/s over all but the first epoch (which includes tracing and, for files, the cache fill)."""
+    timer = StepTimes()
+    model.fit(dataset, steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=[timer])
+    later = timer.epochs[1:]
+    return images * len(later) / sum(wall for wall, _ in later), timer.epochs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
+    parser.add_argument("--backbone", default="efficientnet_b0")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--images", type=int, default=640, help="NEU images per epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is not counted")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--xla", choices=["off", "compare"], default="compare",
+                        help="compare: also time (b) with jit_compile=True")
+    args = parser.parse_args(argv)
+    folder = data_folder(args.data_root, "neu")
+    table = parse_labels(folder / "labels.txt")
+    chosen = np.random.default_rng(0).permutation(len(table.images))[:args.images]
+    table = table.subset(np.sort(chosen))
+    paths = [str(folder / "images" / name) for name in table.images]
+    n, size, batch = len(paths), args.image_size, args.batch_size
+    steps = steps_per_epoch(n, batch)
+    images_per_epoch = steps * batch
+    print(f"{args.backbone} at {size} px, batch {batch}, {n} NEU images ({steps} steps per epoch), "
+          f"{args.repeats} repeats", flush=True)
+
+    runs = {key: [] for key in ("pipeline_first", "pipeline_cached", "step_alone", "end_to_end", "waiting_share",
+                                "boundary_seconds", "step_alone_xla")}
+    for repeat in range(args.repeats):
+        keras.utils.set_random_seed(repeat)
+        pipeline = make_dataset(paths, table.values, size, batch, training=True,
+                                augment=build_augmentation(seed=repeat), seed=repeat)
+        iterator = iter(pipeline)
+        for key in ("pipeline_first", "pipeline_cached"):
+            start = time.perf_counter()
+            for _ in range(steps):
+                next(iterator)
+            runs[key].append(images_per_epoch / (time.perf_counter() - start))
+
+        model = compiled_model(args, len(table.attributes), jit_compile=False)
+        x, y = next(iterator)
+        in_memory = tf.data.Dataset.from_tensors((x, y)).repeat()
+        rate, _ = fit_rate(model, in_memory, steps, images_per_epoch, args.epochs)
+        runs["step_alone"].append(rate)
+        fresh = make_dataset(paths, table.values, size, batch, training=True,
+                             augment=build_augmentation(seed=repeat), seed=repeat)
+        rate, epochs = fit_rate(model, fresh, steps, images_per_epoch, args.epochs)
+        runs["end_to_end"].append(rate)
+        runs["waiting_share"].append(statistics.median(1 - in_steps / wall for wall, in_steps in epochs[1:]))
+        runs["boundary_seconds"].append(max(wall - in_steps for wall, in_steps in epochs[1:]))
+        if args.xla == "compare" and repeat == 0:
+            xla_model = compiled_model(args, len(table.attributes), jit_compile=True)
+            runs["step_alone_xla"].append(fit_rate(xla_model, in_memory, steps, images_per_epoch, args.epochs)[0])
+        print(f"repeat {repeat + 1}: " + ", ".join(f"{key} {values[-1]:.2f}" for key, values in runs.items()
+                                                    if values), flush=True)
+
+    # (d) inference, through the product's own code paths, with the last model as a bundle
+    work = Path(tempfile.mkdtemp(prefix="throughput_"))
+    save_bundle(work, model, {"attributes": table.attributes, "image_size": size,
+                              "thresholds": [0.5] * len(table.attributes), "backbone": args.backbone})
+    predictor = Predictor(load_bundle(work))
+    predictor.predict(paths[:batch])  # warm-up: tracing
+    start = time.perf_counter()
+    predictor.predict(paths[:256])
+    batch_rate = 256 / (time.perf_counter() - start)
+    latencies = []
+    for path in paths[:20]:
+        start = time.perf_counter()
+        predictor.predict([path])
+        latencies.append(time.perf_counter() - start)
+    # (e) cold start of the command a user runs
+    cold = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "inference.py"), paths[0], "--model", str(work)], check=True,
+                       capture_output=True)
+        cold.append(time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    median = {key: statistics.median(values) for key, values in runs.items() if values}
+    figures = {**median, "ratio_end_to_end_to_step": median["end_to_end"] / median["step_alone"],
+               "ratio_pipeline_cached_to_step": median["pipeline_cached"] / median["step_alone"],
+               "inference_batch_images_per_s": batch_rate, "inference_latency_ms": 1000 * statistics.median(latencies),
+               "cold_start_seconds": statistics.median(cold), "peak_memory_mb": peak_mb,
+               "inference_cli_peak_memory_mb": peak_child_mb, "runs": runs}
+    rows = [
+        "| figure | value | ratio to (b) |", "|---|---:|---:|",
+        f"| (a) input pipeline alone, first epoch (read, decode, cache), images/s | {median['pipeline_first']:.0f} | "
+        f"{median['pipeline_first'] / median['step_alone']:.2f} |",
+        f"| (a) input pipeline alone, cached epochs (shuffle, augment), images/s | {median['pipeline_cached']:.0f} | "
+        f"{figures['ratio_pipeline_cached_to_step']:.2f} |",
+        f"| (b) training step alone, one batch in memory, images/s | {median['step_alone']:.1f} | 1.00 |",
+        f"| (c) end-to-end training, cached epochs, images/s | {median['end_to_end']:.1f} | "
+        f"**{figures['ratio_end_to_end_to_step']:.3f}** |",
+        f"| (c) share of epoch time outside training steps (waiting for data, callbacks) | "
+        f"{median['waiting_share']:.3f} | |",
+        f"| (c) longest time outside steps in one epoch (an epoch-boundary stall would show here), s | "
+        f"{median['boundary_seconds']:.2f} | |",
+    ]
+    if "step_alone_xla" in median:
+        rows.append(f"| (b) with XLA (`jit_compile=True`), images/s | {median['step_alone_xla']:.1f} | "
+                    f"{median['step_alone_xla'] / median['step_alone']:.2f} |")
+    rows += [
+        f"| (d) batch inference from files (`Predictor`, 256 photos), images/s | {batch_rate:.1f} | |",
+        f"| (d) batch-1 latency, photo file to probabilities, ms | {figures['inference_latency_ms']:.0f} | |",
+        f"| (e) cold start of `python inference.py photo.jpg`, s | {figures['cold_start_seconds']:.1f} | |",
+        f"| (f) peak memory of this benchmark / of `inference.py`, MB | {peak_mb:.0f} / {peak_child_mb:.0f} | |",
+    ]
+    markdown = (f"`{args.backbone}` (random weights), {size} px, batch {batch}, {images_per_epoch} NEU images per "
+                f"epoch, {args.epochs} epochs per fit (first not counted); medians of {args.repeats} repeats.\n\n"
+                + "\n".join(rows))
+    print(markdown)
+    record(f"throughput_{args.backbone}_{size}", f"Throughput: {args.backbone}, {size} px", markdown,
+           {"settings": vars(args), **figures})
+    print(f"(c)/(b) = {number(figures['ratio_end_to_end_to_step'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,55 @@
+"""The benchmark scripts' own logic, on tiny made-up data (the real data sets are never needed here)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from missing_labels import arm_labels, shared_split  # noqa: E402
+
+from defect_tf.labels import NA, parse_labels  # noqa: E402
+from defect_tf.splits import read_split  # noqa: E402
+
+
+def fake_dataset(folder: Path, with_split: bool) -> Path:
+    (folder / "images").mkdir(parents=True)
+    names = [f"{i}.jpg" for i in range(8)]
+    full = ["image a b"] + [f"{name} {i % 2} {(i // 2) % 2}" for i, name in enumerate(names)]
+    with_na = list(full)
+    with_na[2], with_na[5] = "1.jpg NA 0", "4.jpg 0 NA"
+    (folder / "labels.txt").write_text("\n".join(full) + "\n")
+    (folder / "labels_na.txt").write_text("\n".join(with_na) + "\n")
+    if with_split:
+        (folder / "split.txt").write_text("image split\n" + "".join(f"{n} {'test' if i >= 6 else 'train'}\n"
+                                                                    for i, n in enumerate(names)))
+    return folder
+
+
+def test_the_four_arms_label_files(tmp_path):
+    folder = fake_dataset(tmp_path / "data", with_split=False)
+    assert arm_labels("full", folder, tmp_path) == folder / "labels.txt"
+    assert arm_labels("masked", folder, tmp_path) == folder / "labels_na.txt"
+    as_zero = parse_labels(arm_labels("na_as_0", folder, tmp_path))
+    np.testing.assert_array_equal(as_zero.values[[1, 4]], [[0, 0], [0, 0]])  # was NA 0 and 0 NA
+    dropped = parse_labels(arm_labels("drop_rows", folder, tmp_path))
+    assert dropped.images == ["0.jpg", "2.jpg", "3.jpg", "5.jpg", "6.jpg", "7.jpg"]
+    assert not (dropped.values == NA).any()
+
+
+def test_every_arm_shares_one_complete_split_and_official_test_images_stay_test(tmp_path):
+    folder = fake_dataset(tmp_path / "data", with_split=True)
+    split = read_split(shared_split(folder, tmp_path, seed=0))
+    assert sorted(split) == sorted(parse_labels(folder / "labels.txt").images)
+    assert [split[f"{i}.jpg"] for i in (6, 7)] == ["test", "test"]
+    assert set(split.values()) == {"train", "val", "test"}
+
+
+def test_a_benchmark_says_clearly_when_its_data_is_absent(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "missing_labels.py"), "--dataset", "neu",
+                             "--data-root", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"benchmark data 'neu' not found in {tmp_path / 'neu'}" in result.stderr
