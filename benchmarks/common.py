@@ -60,11 +60,11 @@ def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Pat
     table = split_table(bundle, parse_labels(truth_labels), "test")
     report = evaluate_bundle(bundle, config.data, table, Path(config.output) / "truth")
     ap = [value for value in report["average_precision"] if value is not None]
-    epochs = len(json.loads((Path(config.output) / "history.json").read_text()))
     return {"macro_f1": report["calibrated"]["macro"]["f1"], "macro_f1_at_0.5": report["at_0.5"]["macro"]["f1"],
             "mean_ap": sum(ap) / len(ap) if ap else None, "exact_match": report["calibrated"]["exact_match"],
             "top1_accuracy": report["top1_accuracy"], "per_attribute_f1": report["calibrated"]["per_attribute"]["f1"],
-            "test_images": report["images"], "epochs": epochs, "train_seconds": round(seconds, 1)}
+            "test_images": report["images"], "epochs": bundle.metadata["epochs_trained"],
+            "train_seconds": round(seconds, 1)}
 
 
 def record(name: str, title: str, markdown: str, figures: dict) -> Path:
