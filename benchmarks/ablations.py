@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import (add_comparison_options, comparison_config, comparison_name, data_folder, number, record, run,
-                    failures, shared_split, test_images, train_and_score)
+from common import (add_comparison_options, comparison_config, comparison_table, data_folder, number,
+                    publish_comparison, run, shared_settings, shared_split, test_images, train_and_score)
 
 DATASETS = {"multilabel": ("multilabel", "labels.txt"), "neu_xml": ("neu", "labels_xml_multilabel.txt")}
 ARMS = {  # name: (gamma, class weights)
@@ -53,23 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  macro F1 {number(results[arm]['macro_f1'])} (at 0.5: {number(results[arm]['macro_f1_at_0.5'])}), "
               f"mean AP {number(results[arm]['mean_ap'])}, {results[arm]['train_seconds']:.0f} s", flush=True)
 
-    rows = ["| arm | loss | class weights | macro F1 (calibrated) | macro F1 @ 0.5 | mean AP | mean AUC | "
-            "exact match | epochs | train time |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for arm, r in results.items():
-        gamma, weighted = ARMS[arm]
-        rows.append(f"| {arm} | {'focal, gamma 2' if gamma else 'masked BCE'} | {'on' if weighted else 'off'} | "
-                    f"{number(r['macro_f1'])} | {number(r['macro_f1_at_0.5'])} | {number(r['mean_ap'])} | "
-                    f"{number(r['mean_auc'])} | {number(r['exact_match'])} | {r['epochs']} | "
-                    f"{r['train_seconds']:.0f} s |")
-    markdown = (f"{folder_name}/{labels_name}; `{args.backbone}` from scratch, {args.image_size} px, "
-                f"{args.pooling} pooling, batch "
-                f"{args.batch_size}, {args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; one split "
-                f"for all arms; test split: {test_images(results)} images.\n\n"
-                + "\n".join(rows) + failures(results))
-    print(markdown)
-    name, title = comparison_name(args)
-    record(f"ablations_{args.dataset}_{name}", f"Loss and calibration ablations: {args.dataset}, {title}", markdown,
-           {"settings": vars(args), "arms": results})
+    rows = comparison_table(results, {"loss": lambda arm: "focal, gamma 2" if ARMS[arm][0] else "masked BCE",
+                                      "class weights": lambda arm: "on" if ARMS[arm][1] else "off"},
+                            {"exact match": lambda r: number(r["exact_match"])})
+    publish_comparison(f"ablations_{args.dataset}", f"Loss and calibration ablations: {args.dataset}", args,
+                       f"{folder_name}/{labels_name}; {shared_settings(args)}; test split: {test_images(results)} "
+                       f"images.", rows, results)
     return 0
 
 

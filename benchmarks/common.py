@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -178,6 +179,41 @@ def test_images(results: dict) -> int | str:
 def failures(results: dict) -> str:
     """The arms that failed, one line each, for under a comparison's table."""
     return "".join(f"\n\n{arm}: {r['failed']}" for arm, r in results.items() if r.get("failed"))
+
+
+SCORE_COLUMNS = {"macro F1 (calibrated)": lambda r: number(r["macro_f1"]),
+                 "macro F1 @ 0.5": lambda r: number(r["macro_f1_at_0.5"]),
+                 "mean AP": lambda r: number(r["mean_ap"]), "mean AUC": lambda r: number(r["mean_auc"])}
+
+
+def comparison_table(results: dict, arm_columns: dict[str, Callable[[str], str]],
+                     extra_columns: dict[str, Callable[[dict], str]]) -> list[str]:
+    """A comparison's Markdown table: one row per arm, with what the arm varies (`arm_columns`, from its name),
+    the shared scores, `extra_columns` (from its figures), then epochs and training time."""
+    header = ["arm", *arm_columns, *SCORE_COLUMNS, *extra_columns, "epochs", "train time"]
+    rows = ["| " + " | ".join(header) + " |",
+            "|" + "---|" * (1 + len(arm_columns)) + "---:|" * (len(header) - 1 - len(arm_columns))]
+    for arm, r in results.items():
+        cells = [arm, *(describe(arm) for describe in arm_columns.values()),
+                 *(score(r) for score in SCORE_COLUMNS.values()), *(figure(r) for figure in extra_columns.values()),
+                 str(r["epochs"]), f"{r['train_seconds']:.0f} s"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def shared_settings(args: argparse.Namespace) -> str:
+    """The sentence that says what every arm of a comparison shared."""
+    return (f"`{args.backbone}` from scratch, {args.image_size} px, {args.pooling} pooling, batch {args.batch_size}, "
+            f"{args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; one split for all arms")
+
+
+def publish_comparison(kind: str, title: str, args: argparse.Namespace, intro: str, table: list[str],
+                       results: dict) -> Path:
+    """Print a comparison's intro, table and failed arms, and record it as `<kind>_<settings>`."""
+    markdown = f"{intro}\n\n" + "\n".join(table) + failures(results)
+    print(markdown)
+    name, settings_title = comparison_name(args)
+    return record(f"{kind}_{name}", f"{title}, {settings_title}", markdown, {"settings": vars(args), "arms": results})
 
 
 def number(value, digits: int = 3) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (add_comparison_options, comparison_config, comparison_name, data_folder, number, record, run,
-                    failures, shared_split, test_images, train_and_score)
+from common import (add_comparison_options, comparison_config, comparison_table, data_folder, number,
+                    publish_comparison, run, shared_settings, shared_split, test_images, train_and_score)
 
 from defect_tf.labels import LabelTable, format_labels, parse_labels
 
@@ -62,26 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  macro F1 {number(results[arm]['macro_f1'])}, mean AP {number(results[arm]['mean_ap'])}, "
               f"{results[arm]['train_seconds']:.0f} s", flush=True)
 
-    rows = ["| arm | trained on | macro F1 (calibrated) | macro F1 @ 0.5 | mean AP | mean AUC | top-1 accuracy | "
-            "epochs | train time |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     described = {"full": "labels.txt", "masked": "labels_na.txt, NA masked", "na_as_0": "labels_na.txt, NA → 0",
                  "drop_rows": "labels_na.txt rows without NA"}
     # top-1 accuracy only where most test images carry one label (NEU), not on DeepPCB
     top1 = lambda r: number(r["top1_accuracy"]) if (r["test_images"] or 0) <= 2 * (r["single_label_images"] or 0) \
         else "-"
-    for arm, r in results.items():
-        rows.append(f"| {arm} | {described[arm]} | {number(r['macro_f1'])} | {number(r['macro_f1_at_0.5'])} | "
-                    f"{number(r['mean_ap'])} | {number(r['mean_auc'])} | {top1(r)} | {r['epochs']} | "
-                    f"{r['train_seconds']:.0f} s |")
-    markdown = (f"`{args.backbone}` from scratch, {args.image_size} px, {args.pooling} pooling, "
-                f"batch {args.batch_size}, "
-                f"{args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; one split for all arms; "
-                f"every arm's test split ({test_images(results)} images) scored against the "
-                f"full labels.txt.\n\n" + "\n".join(rows) + failures(results))
-    print(markdown)
-    name, title = comparison_name(args)
-    record(f"missing_labels_{args.dataset}_{name}", f"Missing labels: {args.dataset}, {title}", markdown,
-           {"settings": vars(args), "arms": results})
+    rows = comparison_table(results, {"trained on": described.get}, {"top-1 accuracy": top1})
+    publish_comparison(f"missing_labels_{args.dataset}", f"Missing labels: {args.dataset}", args,
+                       f"{shared_settings(args)}; every arm's test split ({test_images(results)} images) scored "
+                       f"against the full labels.txt.", rows, results)
     return 0
 
 

@@ -21,25 +21,46 @@ def _per_image(values):
 
 
 @keras.saving.register_keras_serializable(package="defect_tf")
-class RandomFlipRotation(keras.layers.Layer):
+class RandomImageLayer(keras.layers.Layer):
+    """Base of the augmentation layers: a seeded random stream, identity when not training, and
+    `augment(images)` for the transform itself."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        return self.augment(images) if training else images
+
+    def augment(self, images):
+        raise NotImplementedError
+
+    def uniform(self, batch, low: float = 0.0, high: float = 1.0):
+        """One uniform draw per image of the batch."""
+        return keras.random.uniform((batch,), low, high, seed=self.seed_generator)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class RandomFlipRotation(RandomImageLayer):
     """Flip each image left-right and up-down (each with probability 1/2) and rotate it by a uniform
     angle in ±`max_turn` of a full turn, all in one resampling; the borders reflect, so no black
     corners look like defects. Identity when not training."""
 
     def __init__(self, max_turn: float = 0.2, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.max_turn, self.seed = float(max_turn), seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        super().__init__(seed=seed, **kwargs)
+        self.max_turn = float(max_turn)
 
-    def call(self, images, training=False):
-        if not training:
-            return images
+    def augment(self, images):
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
         limit = 2 * math.pi * self.max_turn
-        angle = keras.random.uniform((batch,), -limit, limit, seed=self.seed_generator)
-        flip_x = ops.where(keras.random.uniform((batch,), seed=self.seed_generator) < 0.5, -1.0, 1.0)
-        flip_y = ops.where(keras.random.uniform((batch,), seed=self.seed_generator) < 0.5, -1.0, 1.0)
+        angle = self.uniform(batch, -limit, limit)
+        flip_x = ops.where(self.uniform(batch) < 0.5, -1.0, 1.0)
+        flip_y = ops.where(self.uniform(batch) < 0.5, -1.0, 1.0)
         cos, sin = ops.cos(angle), ops.sin(angle)
         # output pixel (x, y) samples the input at centre + rotation @ flips @ ((x, y) - centre)
         a0, a1, b0, b1 = cos * flip_x, -sin * flip_y, sin * flip_x, cos * flip_y
@@ -49,28 +70,25 @@ class RandomFlipRotation(keras.layers.Layer):
         return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect")
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "max_turn": self.max_turn, "seed": self.seed}
+        return {**super().get_config(), "max_turn": self.max_turn}
 
 
 @keras.saving.register_keras_serializable(package="defect_tf")
-class RandomCutout(keras.layers.Layer):
+class RandomCutout(RandomImageLayer):
     """With `probability`, erase one rectangle per image (a uniform share `area` of the image, aspect
     ratio in `aspect`, anywhere inside it) and fill it with uniform noise over `value_range`.
     Identity when not training."""
 
     def __init__(self, probability: float = 0.5, area=CUTOUT_AREA, aspect=CUTOUT_ASPECT, value_range=(0.0, 255.0),
                  seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.probability, self.seed = float(probability), seed
+        super().__init__(seed=seed, **kwargs)
+        self.probability = float(probability)
         self.area, self.aspect, self.value_range = tuple(area), tuple(aspect), tuple(value_range)
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, images, training=False):
-        if not training:
-            return images
+    def augment(self, images):
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
-        uniform = lambda low=0.0, high=1.0: keras.random.uniform((batch,), low, high, seed=self.seed_generator)
+        uniform = lambda low=0.0, high=1.0: self.uniform(batch, low, high)
         area = uniform(*self.area) * height * width
         aspect = ops.exp(uniform(math.log(self.aspect[0]), math.log(self.aspect[1])))
         patch_height = ops.clip(ops.round(ops.sqrt(area * aspect)), 1.0, height)
@@ -87,7 +105,7 @@ class RandomCutout(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "probability": self.probability, "area": self.area, "aspect": self.aspect,
-                "value_range": self.value_range, "seed": self.seed}
+                "value_range": self.value_range}
 
 
 def build_augmentation(cutout: bool = True, seed: int | None = None) -> keras.Sequential:
