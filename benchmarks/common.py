@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 from defect_tf.cli import run  # noqa: E402,F401  (first: quiets TensorFlow; re-exported for the scripts)
 from defect_tf.bundle import load_bundle  # noqa: E402
 from defect_tf.errors import DefectTFError  # noqa: E402
-from defect_tf.evaluation import evaluate_bundle, split_table  # noqa: E402
-from defect_tf.labels import parse_labels  # noqa: E402
-from defect_tf.splits import split_from_file, stratified_split, write_split  # noqa: E402
+from defect_tf.evaluation import evaluate_bundle  # noqa: E402
+from defect_tf.labels import LabelTable, parse_labels  # noqa: E402
+from defect_tf.splits import read_split, split_from_file, stratified_split, write_split  # noqa: E402
 from defect_tf.training import TrainConfig, train  # noqa: E402
 
 RESULTS = ROOT / "docs" / "benchmarks"
@@ -120,15 +120,26 @@ def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Pat
             return {key: None for key in FIGURES} | {"failed": str(error), "epochs": "-",
                                                      "train_seconds": round(time.time() - started, 1)}
     seconds = time.time() - started
-    bundle = load_bundle(config.output)
-    table = split_table(bundle, parse_labels(truth_labels), "test")
-    report = evaluate_bundle(bundle, config.data, table, Path(config.output) / "truth")
+    return score_arm(config.output, config.data, truth_labels, config.split_file) | {"train_seconds": round(seconds, 1)}
+
+
+def shared_test_rows(truth: LabelTable, split_file: str | Path) -> LabelTable:
+    """The rows of `truth` in the comparison's shared test split: the same images for every arm, also for
+    an arm whose own label file leaves some of them out (dropped rows)."""
+    test = {image for image, part in read_split(split_file).items() if part == "test"}
+    return truth.subset([i for i, image in enumerate(truth.images) if image in test])
+
+
+def score_arm(bundle_dir: str | Path, data_dir: str | Path, truth_labels: str | Path, split_file: str | Path) -> dict:
+    """One arm's figures: its model scored on the shared test split against `truth_labels`."""
+    bundle = load_bundle(bundle_dir)
+    table = shared_test_rows(parse_labels(truth_labels), split_file)
+    report = evaluate_bundle(bundle, data_dir, table, Path(bundle_dir) / "truth")
     return {"macro_f1": report["calibrated"]["macro"]["f1"], "macro_f1_at_0.5": report["at_0.5"]["macro"]["f1"],
             "mean_ap": mean_known(report["average_precision"]), "mean_auc": mean_known(report["roc_auc"]),
             "single_label_images": report["single_label_images"], "exact_match": report["calibrated"]["exact_match"],
             "top1_accuracy": report["top1_accuracy"], "per_attribute_f1": report["calibrated"]["per_attribute"]["f1"],
-            "test_images": report["images"], "epochs": bundle.metadata["epochs_trained"],
-            "train_seconds": round(seconds, 1)}
+            "test_images": report["images"], "epochs": bundle.metadata["epochs_trained"]}
 
 
 def code_version() -> str:

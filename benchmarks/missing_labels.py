@@ -5,7 +5,8 @@
 Arms: `full` (labels.txt); `masked` (labels_na.txt, NA masked: the product's way); `na_as_0`
 (labels_na.txt with every NA written as 0: the common mistake); `drop_rows` (only the rows of
 labels_na.txt without any NA). Every arm uses the same split file, image size, epochs and seed,
-and its test split is scored against labels.txt.
+and every arm is scored on the same test images (all of the split's, also those `drop_rows` left
+out of its label file) against labels.txt.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ def arm_labels(arm: str, folder: Path, work: Path) -> Path:
     return path
 
 
+def results_table(results: dict) -> list[str]:
+    """The comparison's table: what each arm trained on, its scores against the full truth."""
+    described = {"full": "labels.txt", "masked": "labels_na.txt, NA masked", "na_as_0": "labels_na.txt, NA → 0",
+                 "drop_rows": "labels_na.txt rows without NA"}
+
+    def top1(r: dict) -> str:  # only where most test images carry one label (NEU), not on DeepPCB
+        single_label = (r["test_images"] or 0) <= 2 * (r["single_label_images"] or 0)
+        return number(r["top1_accuracy"]) if single_label else "-"
+
+    return comparison_table(results, {"trained on": described.get}, {"top-1 accuracy": top1})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=["neu", "multilabel"])
@@ -62,15 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  macro F1 {number(results[arm]['macro_f1'])}, mean AP {number(results[arm]['mean_ap'])}, "
               f"{results[arm]['train_seconds']:.0f} s", flush=True)
 
-    described = {"full": "labels.txt", "masked": "labels_na.txt, NA masked", "na_as_0": "labels_na.txt, NA → 0",
-                 "drop_rows": "labels_na.txt rows without NA"}
-    # top-1 accuracy only where most test images carry one label (NEU), not on DeepPCB
-    top1 = lambda r: number(r["top1_accuracy"]) if (r["test_images"] or 0) <= 2 * (r["single_label_images"] or 0) \
-        else "-"
-    rows = comparison_table(results, {"trained on": described.get}, {"top-1 accuracy": top1})
     publish_comparison(f"missing_labels_{args.dataset}", f"Missing labels: {args.dataset}", args,
-                       f"{shared_settings(args)}; every arm's test split ({test_images(results)} images) scored "
-                       f"against the full labels.txt.", rows, results)
+                       f"{shared_settings(args)}; every arm scored on the same {test_images(results)} test images "
+                       f"against the full labels.txt.", results_table(results), results)
     return 0
 
 

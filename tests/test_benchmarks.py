@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import shared_split  # noqa: E402
+from common import shared_split, shared_test_rows  # noqa: E402
 from missing_labels import arm_labels  # noqa: E402
 from throughput import peak_memory_mb  # noqa: E402
 
@@ -49,6 +49,18 @@ def test_every_arm_shares_one_complete_split_and_official_test_images_stay_test(
     assert sorted(split) == sorted(parse_labels(folder / "labels.txt").images)
     assert [split[f"{i}.jpg"] for i in (6, 7)] == ["test", "test"]
     assert set(split.values()) == {"train", "val", "test"}
+
+
+def test_every_arm_is_scored_on_the_whole_shared_test_split_even_rows_it_dropped(tmp_path):
+    folder = fake_dataset(tmp_path / "data", with_split=False)
+    split_file = tmp_path / "split.txt"
+    split_file.write_text("image split\n" + "".join(f"{i}.jpg {'test' if i in (1, 4, 7) else 'train'}\n"
+                                                      for i in range(8)))
+    dropped = parse_labels(arm_labels("drop_rows", folder, tmp_path))
+    assert "1.jpg" not in dropped.images and "4.jpg" not in dropped.images  # the rows with NA
+    scored = shared_test_rows(parse_labels(folder / "labels.txt"), split_file)
+    assert scored.images == ["1.jpg", "4.jpg", "7.jpg"]
+    np.testing.assert_array_equal(scored.values, [[1, 0], [0, 0], [1, 1]])
 
 
 @pytest.mark.parametrize("script, dataset, folder", [("missing_labels.py", "neu", "neu"),
