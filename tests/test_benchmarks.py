@@ -43,6 +43,16 @@ def test_the_four_arms_label_files(tmp_path):
     assert not (dropped.values == NA).any()
 
 
+def test_the_full_budget_control_has_complete_rows_and_as_many_labels_as_the_na_file(tmp_path):
+    folder = fake_dataset(tmp_path / "data", with_split=False)  # 16 cells, 2 NA: 14 known labels = 7 rows
+    budget = parse_labels(arm_labels("full_budget", folder, tmp_path, seed=3))
+    full = parse_labels(folder / "labels.txt")
+    assert len(budget.images) == 7 and len(set(budget.images)) == 7
+    for image, row in zip(budget.images, budget.values):
+        np.testing.assert_array_equal(row, full.values[full.images.index(image)])
+    assert parse_labels(arm_labels("full_budget", folder, tmp_path, seed=3)).images == budget.images
+
+
 def test_every_arm_shares_one_complete_split_and_official_test_images_stay_test(tmp_path):
     folder = fake_dataset(tmp_path / "data", with_split=True)
     split = read_split(shared_split(folder, folder / "labels.txt", tmp_path, seed=0))
