@@ -6,9 +6,9 @@ Arms: `full` (labels.txt); `masked` (labels_na.txt, NA masked: the product's way
 (labels_na.txt with every NA written as 0: the common mistake); `drop_rows` (only the rows of
 labels_na.txt without any NA). A control arm on request, `full_budget` (random complete rows of
 labels.txt holding as many known labels as labels_na.txt), tells whether masked trails full because
-of the masking or only because it has fewer labels. Every arm uses the same split file, image size, epochs and seed,
-and every arm is scored on the same test images (all of the split's, also those `drop_rows` left
-out of its label file) against labels.txt.
+of the masking or only because it has fewer labels. Every arm uses the same split file, image size,
+epochs and seed, and every arm is scored on the same test images (all of the split's, also those
+`drop_rows` left out of its label file) against labels.txt.
 """
 
 from __future__ import annotations

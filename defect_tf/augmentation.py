@@ -20,10 +20,9 @@ def _per_image(values):
     return values[:, None, None, None]
 
 
-@keras.saving.register_keras_serializable(package="defect_tf")
 class RandomImageLayer(keras.layers.Layer):
-    """Base of the augmentation layers: a seeded random stream, identity when not training, and
-    `augment(images)` for the transform itself."""
+    """Base of the augmentation layers: a seeded random stream and identity when not training;
+    each subclass defines `augment(images)`, the transform itself."""
 
     def __init__(self, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -32,9 +31,6 @@ class RandomImageLayer(keras.layers.Layer):
 
     def call(self, images, training=False):
         return self.augment(images) if training else images
-
-    def augment(self, images):
-        raise NotImplementedError
 
     def uniform(self, batch, low: float = 0.0, high: float = 1.0):
         """One uniform draw per image of the batch."""
