@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -22,12 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from defect_tf.cli import run  # noqa: E402,F401  (first: quiets TensorFlow; re-exported for the scripts)
-from defect_tf.bundle import load_bundle  # noqa: E402
+from defect_tf.bundle import BUNDLE_DIR, METADATA_FILE, load_bundle  # noqa: E402
+from defect_tf.checkpoints import CHECKPOINT_DIR, read_checkpoint  # noqa: E402
 from defect_tf.errors import DefectTFError  # noqa: E402
 from defect_tf.evaluation import evaluate_bundle  # noqa: E402
 from defect_tf.labels import LabelTable, parse_labels  # noqa: E402
 from defect_tf.splits import read_split, split_from_file, stratified_split, write_split  # noqa: E402
-from defect_tf.training import TrainConfig, train  # noqa: E402
+from defect_tf.training import TrainConfig, config_from_settings, resume_training, train  # noqa: E402
 
 RESULTS = ROOT / "docs" / "benchmarks"
 PAGE = ROOT / "docs" / "benchmarks.md"
@@ -106,21 +108,46 @@ FIGURES = ("macro_f1", "macro_f1_at_0.5", "mean_ap", "mean_auc", "single_label_i
            "per_attribute_f1", "test_images")
 
 
+def trained_with(output: Path, config: TrainConfig) -> bool:
+    """Whether `output` holds a finished model trained with exactly `config` (by an earlier run of the benchmark)."""
+    saved = output / BUNDLE_DIR / METADATA_FILE
+    return saved.is_file() and config_from_settings(json.loads(saved.read_text(encoding="utf-8"))["settings"]) == config
+
+
 def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Path) -> dict:
     """Train one arm (log to a file), then score its test split against `truth_labels`; returns figures.
 
+    A stopped benchmark loses no finished epoch: run the same command with the same `--work` again, and an
+    arm already trained with the same settings is only scored, an interrupted one continues from its last
+    epoch. Its training time is the sum of its epochs' wall times, across interruptions.
     An arm whose training stops with an error (say, a diverged loss) gets None figures and `failed`.
     """
+    output = Path(config.output)
     started = time.time()
-    with open(log_file, "w", encoding="utf-8") as log:
-        try:
-            train(config, log=lambda *parts: print(*parts, file=log, flush=True))
-        except DefectTFError as error:  # e.g. diverged: a result of the comparison, not the end of it
-            print(f"error: {error}", file=log)
-            return {key: None for key in FIGURES} | {"failed": str(error), "epochs": "-",
-                                                     "train_seconds": round(time.time() - started, 1)}
-    seconds = time.time() - started
+    if not trained_with(output, config):
+        with open(log_file, "a", encoding="utf-8") as log:
+            say = lambda *parts: print(*parts, file=log, flush=True)
+            try:
+                if (output / CHECKPOINT_DIR).exists():
+                    resume_interrupted(output, config, say)
+                else:
+                    train(config, log=say)
+            except DefectTFError as error:  # e.g. diverged: a result of the comparison, not the end of it
+                print(f"error: {error}", file=log)
+                return {key: None for key in FIGURES} | {"failed": str(error), "epochs": "-",
+                                                         "train_seconds": round(time.time() - started, 1)}
+    history = json.loads((output / "history.json").read_text(encoding="utf-8"))
+    seconds = sum(record["seconds"] for record in history)
     return score_arm(config.output, config.data, truth_labels, config.split_file) | {"train_seconds": round(seconds, 1)}
+
+
+def resume_interrupted(output: Path, config: TrainConfig, log) -> None:
+    """Continue the interrupted arm in `output`, which must have been started with the same settings."""
+    started_with = config_from_settings(read_checkpoint(output).config)
+    if started_with != replace(config, data=str(Path(config.data).resolve()), labels=str(Path(config.labels).resolve())):
+        raise DefectTFError(f"{output} holds an interrupted run with other settings; use another --work folder")
+    log(f"continuing the interrupted run in {output}")
+    resume_training(output, log=log)
 
 
 def shared_test_rows(truth: LabelTable, split_file: str | Path) -> LabelTable:

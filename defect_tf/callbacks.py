@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import keras
@@ -11,7 +12,7 @@ from defect_tf.plots import plot_loss_curve
 
 
 class LossCurve(keras.callbacks.Callback):
-    """Record each epoch's logs with its phase; rewrite `history.json` and `loss_curve.png` after every epoch.
+    """Record each epoch's logs with its phase and wall time; rewrite `history.json` and `loss_curve.png` after every epoch.
 
     One instance is passed to every phase's `fit`, so the curve shows all phases on one epoch axis.
     Set `phase` before each `fit` call.
@@ -23,10 +24,14 @@ class LossCurve(keras.callbacks.Callback):
         self.records: list[dict] = list(records or [])
         self.phase = "training"
 
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         record = {"epoch": epoch + 1, "phase": self.phase}
         record.update({name: float(value) for name, value in (logs or {}).items()})
         record["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        record["seconds"] = round(time.perf_counter() - self.epoch_started, 2)  # training and validation
         self.records.append(record)
         self.save()
 

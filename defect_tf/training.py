@@ -244,8 +244,12 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
     return report
 
 
+def config_from_settings(settings: dict) -> TrainConfig:
+    """The TrainConfig that a checkpoint's or a bundle's saved settings (JSON: split as a list) describe."""
+    return TrainConfig(**{**settings, "split": tuple(settings["split"])})
+
+
 def resume_training(output_dir: str | Path, log=print) -> dict:
     """Continue the interrupted run in `output_dir` with its own settings, from its last completed epoch."""
     checkpoint = read_checkpoint(output_dir)
-    config = TrainConfig(**{**checkpoint.config, "split": tuple(checkpoint.config["split"])})
-    return train(config, log, resume=checkpoint)
+    return train(config_from_settings(checkpoint.config), log, resume=checkpoint)

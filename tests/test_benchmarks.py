@@ -1,5 +1,6 @@
 """The benchmark scripts' own logic, on tiny made-up data (the real data sets are never needed here)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,54 @@ def test_an_arm_that_fails_is_reported_in_the_table_not_fatal(tmp_path):
     assert result["macro_f1"] is None and result["mean_ap"] is None and "0.jpg" in result["failed"]
     assert failures({"masked": result, "full": {"failed": None}}) == f"\n\nmasked: {result['failed']}"
     assert "error:" in (tmp_path / "arm.log").read_text()
+
+
+def tiny_arm(tiny_demo, tmp_path, **changes):
+    from dataclasses import replace
+
+    from defect_tf.training import TrainConfig
+
+    root, _ = tiny_demo
+    split_file = shared_split(root, root / "labels.txt", tmp_path, seed=0)
+    config = TrainConfig(data=str(root / "images"), labels=str(root / "labels.txt"), output=str(tmp_path / "arm"),
+                         backbone="small_cnn", weights="none", image_size=32, batch_size=8, warmup_epochs=2,
+                         finetune_epochs=1, patience=5, split_file=str(split_file))
+    return replace(config, **changes)
+
+
+def test_running_a_benchmark_again_scores_finished_arms_without_training_them_again(tiny_demo, tmp_path):
+    from common import train_and_score
+
+    config = tiny_arm(tiny_demo, tmp_path)
+    first = train_and_score(config, config.labels, tmp_path / "arm.log")
+    log_after_first = (tmp_path / "arm.log").read_text()
+    again = train_and_score(config, config.labels, tmp_path / "arm.log")
+    assert again == first and first["epochs"] == 3
+    assert (tmp_path / "arm.log").read_text() == log_after_first  # nothing trained
+    history = json.loads((tmp_path / "arm" / "history.json").read_text())
+    assert first["train_seconds"] == round(sum(record["seconds"] for record in history), 1) > 0
+
+
+def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are_refused(tiny_demo, tmp_path,
+                                                                                         monkeypatch):
+    import defect_tf.training
+    from common import train_and_score
+
+    config = tiny_arm(tiny_demo, tmp_path)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # the machine stops the benchmark after the last epoch, before the bundle
+
+    with monkeypatch.context() as patched:
+        patched.setattr(defect_tf.training, "calibrate_thresholds", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            train_and_score(config, config.labels, tmp_path / "arm.log")
+    assert (tmp_path / "arm" / "checkpoint").is_dir() and not (tmp_path / "arm" / "bundle").exists()
+
+    longer = train_and_score(tiny_arm(tiny_demo, tmp_path, warmup_epochs=5), config.labels, tmp_path / "arm.log")
+    assert "interrupted run with other settings" in longer["failed"]
+
+    result = train_and_score(config, config.labels, tmp_path / "arm.log")
+    assert result["epochs"] == 3 and result["macro_f1"] is not None
+    assert "continuing the interrupted run" in (tmp_path / "arm.log").read_text()
+    assert not (tmp_path / "arm" / "checkpoint").exists()

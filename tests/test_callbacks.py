@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 
@@ -18,14 +19,18 @@ def test_loss_curve_records_phases_and_rewrites_history_and_plot_every_epoch(tmp
     curve = LossCurve(tmp_path)
     curve.set_model(FakeModel())
     curve.phase = "warm-up"
+    curve.on_epoch_begin(0)
+    time.sleep(0.05)
     curve.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.6})
     assert json.loads((tmp_path / "history.json").read_text())[0]["epoch"] == 1
     curve.phase = "fine-tune"
+    curve.on_epoch_begin(1)
     curve.on_epoch_end(1, {"loss": 0.3, "val_loss": 0.4})
     history = json.loads((tmp_path / "history.json").read_text())
     assert [(r["epoch"], r["phase"], r["loss"], r["val_loss"]) for r in history] == [
         (1, "warm-up", 0.5, 0.6), (2, "fine-tune", 0.3, 0.4)]
     assert history[0]["learning_rate"] == 0.001
+    assert 0.05 <= history[0]["seconds"] < 5 and 0 <= history[1]["seconds"] < history[0]["seconds"]
     assert (tmp_path / "loss_curve.png").stat().st_size > 0
     assert not list(tmp_path.glob(".*tmp*"))
 
