@@ -37,10 +37,12 @@ class MaskedFocalLoss(keras.losses.Loss):
         logits = ops.cast(y_pred, "float32")
         known = ops.cast(known_mask(y_true), "float32")
         target = ops.where(known > 0, y_true, 0.0)
-        cross_entropy = ops.binary_crossentropy(target, logits, from_logits=True)
-        probability = ops.sigmoid(logits)
-        p_correct = target * probability + (1.0 - target) * (1.0 - probability)
-        per_entry = ops.power(1.0 - p_correct, self.gamma) * cross_entropy
+        # In log space, from the logits: p_correct = sigmoid(z_correct) with z_correct = +-logit, so the loss
+        # -(1 - p_correct)^gamma * log(p_correct) stays finite, and so does its gradient where the sigmoid
+        # saturates (1 - p_correct == 0 in float32 would give 0 * inf = NaN for gamma < 1, plain BCE included).
+        z_correct = (2.0 * target - 1.0) * logits
+        cross_entropy = -ops.log_sigmoid(z_correct)
+        per_entry = ops.exp(self.gamma * ops.log_sigmoid(-z_correct)) * cross_entropy
         if self.positive_weights is not None:
             per_entry = per_entry * (target * ops.convert_to_tensor(self.positive_weights, "float32")
                                      + (1.0 - target) * ops.convert_to_tensor(self.negative_weights, "float32"))
