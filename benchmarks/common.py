@@ -78,15 +78,20 @@ def add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--pooling", default="avg", choices=["avg", "max"])
+    parser.add_argument("--no-cutout", dest="cutout", action="store_false", help="no Cutout augmentation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", help="folder for the runs (default: a temporary folder)")
 
 
 def comparison_name(args: argparse.Namespace) -> tuple[str, str]:
     """A comparison run's file-name part and title part, from the settings that tell runs apart."""
-    pooling = "" if args.pooling == "avg" else f", {args.pooling} pooling"
-    return (f"{args.image_size}px_{args.pooling}_{args.warmup_epochs}+{args.finetune_epochs}_seed{args.seed}",
-            f"{args.image_size} px{pooling}, {args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}")
+    backbone = [] if args.backbone == "small_cnn" else [args.backbone]
+    name = [*backbone, f"{args.image_size}px", args.pooling, *([] if args.cutout else ["nocutout"]),
+            f"{args.warmup_epochs}+{args.finetune_epochs}", f"seed{args.seed}"]
+    title = [*backbone, f"{args.image_size} px", *([] if args.pooling == "avg" else [f"{args.pooling} pooling"]),
+             *([] if args.cutout else ["no Cutout"]), f"{args.warmup_epochs} + {args.finetune_epochs} epochs",
+             f"seed {args.seed}"]
+    return "_".join(name), ", ".join(title)
 
 
 def comparison_config(args: argparse.Namespace, folder: Path, split_file: Path) -> TrainConfig:
@@ -94,7 +99,7 @@ def comparison_config(args: argparse.Namespace, folder: Path, split_file: Path) 
     each arm then sets its own labels, output and whatever it varies."""
     return TrainConfig(data=str(folder / "images"), labels="", backbone=args.backbone, weights="none",
                        image_size=args.image_size, batch_size=args.batch_size, warmup_epochs=args.warmup_epochs,
-                       finetune_epochs=args.finetune_epochs, pooling=args.pooling, seed=args.seed,
+                       finetune_epochs=args.finetune_epochs, pooling=args.pooling, cutout=args.cutout, seed=args.seed,
                        split_file=str(split_file))
 
 
@@ -242,7 +247,8 @@ def comparison_table(results: dict, arm_columns: dict[str, Callable[[str], str]]
 def shared_settings(args: argparse.Namespace) -> str:
     """The sentence that says what every arm of a comparison shared."""
     return (f"`{args.backbone}` from scratch, {args.image_size} px, {args.pooling} pooling, batch {args.batch_size}, "
-            f"{args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; one split for all arms")
+            f"{'' if args.cutout else 'no Cutout, '}{args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; "
+            "one split for all arms")
 
 
 def publish_comparison(kind: str, title: str, args: argparse.Namespace, intro: str, table: list[str],

@@ -27,7 +27,7 @@ def test_small_cnn_keeps_an_eighth_of_the_resolution_and_scales_pixels_itself():
         small_cnn(weights="imagenet")
 
 
-def test_small_cnn_hires_turns_4x4_patches_into_channels_and_ends_at_a_32nd_of_the_side():
+def test_small_cnn_hires_turns_4x4_patches_into_channels_and_ends_at_an_eighth_of_the_side():
     model = get_backbone("small_cnn_hires").constructor(input_shape=(128, 128, 3))
     assert tuple(model.get_layer("stem_relu").output.shape) == (None, 32, 32, 32)
-    assert tuple(model.output.shape) == (None, 4, 4, 256)
+    assert tuple(model.output.shape) == (None, 16, 16, 64)
