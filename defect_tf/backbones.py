@@ -27,8 +27,8 @@ def small_cnn(include_top: bool = False, weights: str | None = None, input_shape
     """A plain VGG-style CNN: stages of two 3x3 conv-BN-ReLU (`widths`: filters per stage), max-pooling between.
 
     For training from scratch on small data on a CPU, where it learns in minutes what
-    EfficientNet-B0 from random weights needs far longer for. Its last feature map is 1/8 of the
-    input side (8x8 at 64 px). No pretrained weights exist for it.
+    EfficientNet-B0 from random weights needs far longer for. With the defaults its last feature map
+    is 1/8 of the input side (8x8 at 64 px). No pretrained weights exist for it.
     `patch_size` > 1 puts a patchify stem first (as in ConvNeXt): a `patch_size`-strided conv that turns
     each non-overlapping patch into 32 channels, so the stages run on a grid `patch_size` times coarser.
     """

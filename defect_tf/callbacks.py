@@ -12,7 +12,8 @@ from defect_tf.plots import plot_loss_curve
 
 
 class LossCurve(keras.callbacks.Callback):
-    """Record each epoch's logs with its phase and wall time; rewrite `history.json` and `loss_curve.png` after every epoch.
+    """Record each epoch's logs with its phase and wall time (`seconds`); rewrite `history.json` and
+    `loss_curve.png` after every epoch.
 
     One instance is passed to every phase's `fit`, so the curve shows all phases on one epoch axis.
     Set `phase` before each `fit` call.
