@@ -14,7 +14,6 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,8 @@ from defect_tf.errors import DefectTFError  # noqa: E402
 from defect_tf.evaluation import evaluate_bundle  # noqa: E402
 from defect_tf.labels import LabelTable, parse_labels  # noqa: E402
 from defect_tf.splits import read_split, split_from_file, stratified_split, write_split  # noqa: E402
-from defect_tf.training import TrainConfig, config_from_settings, resume_training, train  # noqa: E402
+from defect_tf.training import (TrainConfig, checkpoint_settings, config_from_settings, resume_training,  # noqa: E402
+                                train)
 
 RESULTS = ROOT / "docs" / "benchmarks"
 PAGE = ROOT / "docs" / "benchmarks.md"
@@ -148,8 +148,7 @@ def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Pat
 
 def resume_interrupted(output: Path, config: TrainConfig, log) -> None:
     """Continue the interrupted arm in `output`, which must have been started with the same settings."""
-    started_with = config_from_settings(read_checkpoint(output).config)
-    if started_with != replace(config, data=str(Path(config.data).resolve()), labels=str(Path(config.labels).resolve())):
+    if read_checkpoint(output).config != checkpoint_settings(config):
         raise DefectTFError(f"{output} holds an interrupted run with other settings; use another --work folder")
     log(f"continuing the interrupted run in {output}")
     resume_training(output, log=log)

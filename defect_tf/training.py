@@ -155,8 +155,7 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
     model = build_classifier(config.backbone, len(table.attributes), config.image_size, weights_file, config.dropout,
                              config.pooling)
     curve = LossCurve(output, records=resume.records if resume else None)
-    saved_config = {**asdict(config), "data": str(Path(config.data).resolve()),
-                    "labels": str(Path(config.labels).resolve()), "split": list(config.split)}
+    saved_config = checkpoint_settings(config)
     steps = steps_per_epoch(len(rows["train"]), config.batch_size)
     verbose = 1 if sys.stdout.isatty() else 2
     fit = dict(validation_data=val_data, steps_per_epoch=steps, shuffle=False, verbose=verbose)  # data shuffles itself
@@ -242,6 +241,12 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         f"metrics in {output / 'metrics.json'}, curves in {output / 'loss_curve.png'} and {output / 'pr_curve.png'}; "
         f"total {time.time() - started:.0f} s")
     return report
+
+
+def checkpoint_settings(config: TrainConfig) -> dict:
+    """The settings a checkpoint saves (JSON; absolute data and label paths), so `--resume` works from anywhere."""
+    return {**asdict(config), "data": str(Path(config.data).resolve()), "labels": str(Path(config.labels).resolve()),
+            "split": list(config.split)}
 
 
 def config_from_settings(settings: dict) -> TrainConfig:
