@@ -9,6 +9,7 @@ import argparse
 import signal
 import sys
 
+from defect_tf.augmentation import ROTATIONS
 from defect_tf.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, run
 from defect_tf.backbones import BACKBONES
 from defect_tf.labels import read_labels, summarize
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gamma", type=float, default=d.gamma, help="focal loss gamma (0: masked cross-entropy)")
     parser.add_argument("--no-class-weights", dest="class_weights", action="store_false",
                         help="do not weight rare classes up")
+    parser.add_argument("--rotation", default=d.rotation, choices=ROTATIONS,
+                        help="free: any angle up to ±72°; quarter: exact quarter turns only, no interpolation "
+                             "(square images with sharp edges, e.g. scanned boards)")
     parser.add_argument("--no-cutout", dest="cutout", action="store_false", help="no Cutout augmentation")
     parser.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the output layer")
     parser.add_argument("--pooling", default=d.pooling, choices=["avg", "max"],

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from defect_tf.cli import run  # noqa: E402,F401  (first: quiets TensorFlow; re-exported for the scripts)
+from defect_tf.augmentation import ROTATIONS  # noqa: E402
 from defect_tf.bundle import BUNDLE_DIR, METADATA_FILE, load_bundle  # noqa: E402
 from defect_tf.checkpoints import CHECKPOINT_DIR, read_checkpoint  # noqa: E402
 from defect_tf.errors import DefectTFError  # noqa: E402
@@ -78,6 +79,7 @@ def add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--pooling", default="avg", choices=["avg", "max"])
+    parser.add_argument("--rotation", default="free", choices=ROTATIONS, help="augmentation's rotation")
     parser.add_argument("--no-cutout", dest="cutout", action="store_false", help="no Cutout augmentation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", help="folder for the runs (default: a temporary folder)")
@@ -86,11 +88,12 @@ def add_comparison_options(parser: argparse.ArgumentParser) -> None:
 def comparison_name(args: argparse.Namespace) -> tuple[str, str]:
     """A comparison run's file-name part and title part, from the settings that tell runs apart."""
     backbone = [] if args.backbone == "small_cnn" else [args.backbone]
-    name = [*backbone, f"{args.image_size}px", args.pooling, *([] if args.cutout else ["nocutout"]),
-            f"{args.warmup_epochs}+{args.finetune_epochs}", f"seed{args.seed}"]
+    quarter = args.rotation == "quarter"
+    name = [*backbone, f"{args.image_size}px", args.pooling, *(["quarter"] if quarter else []),
+            *([] if args.cutout else ["nocutout"]), f"{args.warmup_epochs}+{args.finetune_epochs}", f"seed{args.seed}"]
     title = [*backbone, f"{args.image_size} px", *([] if args.pooling == "avg" else [f"{args.pooling} pooling"]),
-             *([] if args.cutout else ["no Cutout"]), f"{args.warmup_epochs} + {args.finetune_epochs} epochs",
-             f"seed {args.seed}"]
+             *(["quarter turns"] if quarter else []), *([] if args.cutout else ["no Cutout"]),
+             f"{args.warmup_epochs} + {args.finetune_epochs} epochs", f"seed {args.seed}"]
     return "_".join(name), ", ".join(title)
 
 
@@ -99,8 +102,8 @@ def comparison_config(args: argparse.Namespace, folder: Path, split_file: Path) 
     each arm then sets its own labels, output and whatever it varies."""
     return TrainConfig(data=str(folder / "images"), labels="", backbone=args.backbone, weights="none",
                        image_size=args.image_size, batch_size=args.batch_size, warmup_epochs=args.warmup_epochs,
-                       finetune_epochs=args.finetune_epochs, pooling=args.pooling, cutout=args.cutout, seed=args.seed,
-                       split_file=str(split_file))
+                       finetune_epochs=args.finetune_epochs, pooling=args.pooling, rotation=args.rotation,
+                       cutout=args.cutout, seed=args.seed, split_file=str(split_file))
 
 
 def mean_known(values: list) -> float | None:
@@ -246,7 +249,8 @@ def comparison_table(results: dict, arm_columns: dict[str, Callable[[str], str]]
 def shared_settings(args: argparse.Namespace) -> str:
     """The sentence that says what every arm of a comparison shared."""
     return (f"`{args.backbone}` from scratch, {args.image_size} px, {args.pooling} pooling, batch {args.batch_size}, "
-            f"{'' if args.cutout else 'no Cutout, '}{args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; "
+            f"{'quarter turns, ' if args.rotation == 'quarter' else ''}{'' if args.cutout else 'no Cutout, '}"
+            f"{args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; "
             "one split for all arms")
 
 

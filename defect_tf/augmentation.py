@@ -14,6 +14,7 @@ from keras import ops
 
 CUTOUT_AREA = (0.01, 0.06)  # fraction of the image one erased patch covers; large patches would hide defects
 CUTOUT_ASPECT = (0.3, 1 / 0.3)  # patch height / width, as in Random Erasing (Zhong et al., 2020)
+ROTATIONS = ("free", "quarter")  # any angle up to ±0.2 turn, or exact quarter turns (no resampling)
 
 
 def _per_image(values):
@@ -44,29 +45,38 @@ class RandomImageLayer(keras.layers.Layer):
 class RandomFlipRotation(RandomImageLayer):
     """Flip each image left-right and up-down (each with probability 1/2) and rotate it by a uniform
     angle in ±`max_turn` of a full turn, all in one resampling; the borders reflect, so no black
-    corners look like defects. Identity when not training."""
+    corners look like defects. With `quarter_turns`, the angle is instead 0, 1, 2 or 3 quarter turns
+    and pixels are moved, not interpolated: each square image becomes exactly one of its 8
+    orientations, sharp edges stay sharp. Identity when not training."""
 
-    def __init__(self, max_turn: float = 0.2, seed: int | None = None, **kwargs):
+    def __init__(self, max_turn: float = 0.2, quarter_turns: bool = False, seed: int | None = None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         self.max_turn = float(max_turn)
+        self.quarter_turns = bool(quarter_turns)
 
     def augment(self, images):
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
-        limit = 2 * math.pi * self.max_turn
-        angle = self.uniform(batch, -limit, limit)
+        if self.quarter_turns:
+            angle = ops.floor(self.uniform(batch, 0.0, 4.0)) * (math.pi / 2)
+        else:
+            limit = 2 * math.pi * self.max_turn
+            angle = self.uniform(batch, -limit, limit)
         flip_x = ops.where(self.uniform(batch) < 0.5, -1.0, 1.0)
         flip_y = ops.where(self.uniform(batch) < 0.5, -1.0, 1.0)
         cos, sin = ops.cos(angle), ops.sin(angle)
+        if self.quarter_turns:
+            cos, sin = ops.round(cos), ops.round(sin)  # exactly 0 or ±1, so pixel centres land on pixel centres
         # output pixel (x, y) samples the input at centre + rotation @ flips @ ((x, y) - centre)
         a0, a1, b0, b1 = cos * flip_x, -sin * flip_y, sin * flip_x, cos * flip_y
         cx, cy = (width - 1) / 2, (height - 1) / 2
         zeros = ops.zeros_like(angle)
         transform = ops.stack([a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, zeros, zeros], axis=1)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect")
+        interpolation = "nearest" if self.quarter_turns else "bilinear"
+        return ops.image.affine_transform(images, transform, interpolation=interpolation, fill_mode="reflect")
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "max_turn": self.max_turn}
+        return {**super().get_config(), "max_turn": self.max_turn, "quarter_turns": self.quarter_turns}
 
 
 @keras.saving.register_keras_serializable(package="defect_tf")
@@ -104,10 +114,14 @@ class RandomCutout(RandomImageLayer):
                 "value_range": self.value_range}
 
 
-def build_augmentation(cutout: bool = True, seed: int | None = None) -> keras.Sequential:
-    """Random flips (both axes) and rotation by up to ±0.2 turn (±72°), then, optionally, Cutout on
-    half of the images. A seed makes the sequence of augmented batches repeat."""
-    layers = [RandomFlipRotation(0.2, seed=seed)]
+def build_augmentation(rotation: str = "free", cutout: bool = True, seed: int | None = None) -> keras.Sequential:
+    """Random flips (both axes) and rotation, by up to ±0.2 turn (±72°, `free`) or by quarter turns
+    (`quarter`: lossless, for square images whose sharp edges interpolation would blur, e.g. scanned
+    boards), then, optionally, Cutout on half of the images. A seed makes the sequence of augmented
+    batches repeat."""
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, not {rotation!r}")
+    layers = [RandomFlipRotation(0.2, quarter_turns=rotation == "quarter", seed=seed)]
     if cutout:
         layers.append(RandomCutout(0.5, seed=None if seed is None else seed + 1))
     return keras.Sequential(layers, name="augmentation")

@@ -54,6 +54,7 @@ class TrainConfig:
     patience: int = 5
     gamma: float = 2.0
     class_weights: bool = True
+    rotation: str = "free"  # or "quarter": see augmentation.build_augmentation
     cutout: bool = True
     dropout: float = 0.3
     pooling: str = "avg"
@@ -138,7 +139,7 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         if count == 0:
             log(f"warning: attribute {name!r} has no positive label in the training split: it cannot be learned")
 
-    augment = build_augmentation(cutout=config.cutout, seed=config.seed)
+    augment = build_augmentation(config.rotation, config.cutout, seed=config.seed)
     train_data = make_dataset(list(paths[rows["train"]]), train_labels, config.image_size, config.batch_size,
                               training=True, augment=augment, seed=config.seed)
     val_data = make_dataset(list(paths[rows["val"]]), val_labels, config.image_size, config.batch_size)

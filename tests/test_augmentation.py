@@ -24,6 +24,27 @@ def test_without_rotation_each_image_is_exactly_one_of_the_four_flips():
     assert seen == {0, 1, 2, 3}
 
 
+def test_quarter_turns_give_each_image_exactly_one_of_its_eight_orientations():
+    images = numbered_images(128, 6)
+    out = RandomFlipRotation(quarter_turns=True, seed=0)(images, training=True).numpy()
+    image = images[0]
+    orientations = [np.rot90(flipped, k) for flipped in (image, image[:, ::-1]) for k in range(4)]
+    seen = set()
+    for result in out:
+        matches = [k for k, oriented in enumerate(orientations) if np.array_equal(result, oriented)]
+        assert len(matches) == 1  # pixels moved, none interpolated
+        seen.add(matches[0])
+    assert seen == set(range(8))
+
+
+def test_build_augmentation_names_its_rotation_modes():
+    layer = build_augmentation("quarter", cutout=False).layers[0]
+    assert layer.quarter_turns and layer.get_config()["quarter_turns"]
+    assert not build_augmentation().layers[0].quarter_turns
+    with pytest.raises(ValueError, match="rotation must be one of"):
+        build_augmentation("diagonal")
+
+
 def test_rotation_reflects_at_the_borders_instead_of_leaving_black_corners():
     flat = np.full((16, 32, 32, 3), 77.0, np.float32)
     out = RandomFlipRotation(max_turn=0.2, seed=1)(flat, training=True).numpy()
@@ -68,6 +89,6 @@ def test_a_seed_repeats_the_augmentation_and_layers_reload_from_their_config():
     first = build_augmentation(seed=4)(images, training=True).numpy()
     np.testing.assert_array_equal(first, build_augmentation(seed=4)(images, training=True).numpy())
     assert not np.array_equal(first, build_augmentation(seed=5)(images, training=True).numpy())
-    for layer in (RandomFlipRotation(0.1, seed=2), RandomCutout(0.3, area=(0.02, 0.04), seed=2)):
+    for layer in (RandomFlipRotation(0.1, seed=2), RandomFlipRotation(quarter_turns=True), RandomCutout(0.3, area=(0.02, 0.04), seed=2)):
         clone = keras.layers.deserialize(keras.layers.serialize(layer))
         assert type(clone) is type(layer) and clone.get_config() == layer.get_config()

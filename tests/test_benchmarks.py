@@ -156,7 +156,7 @@ def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are
     assert not (tmp_path / "arm" / "checkpoint").exists()
 
 
-def test_runs_that_differ_in_backbone_pooling_or_cutout_are_saved_under_different_names():
+def test_runs_that_differ_in_backbone_pooling_rotation_or_cutout_are_saved_under_different_names():
     import argparse
 
     from common import add_comparison_options, comparison_name
@@ -166,3 +166,5 @@ def test_runs_that_differ_in_backbone_pooling_or_cutout_are_saved_under_differen
     assert comparison_name(parser.parse_args([])) == ("64px_avg_8+4_seed0", "64 px, 8 + 4 epochs, seed 0")
     assert comparison_name(parser.parse_args(["--backbone", "small_cnn_hires", "--pooling", "max", "--no-cutout"])) == (
         "small_cnn_hires_64px_max_nocutout_8+4_seed0", "small_cnn_hires, 64 px, max pooling, no Cutout, 8 + 4 epochs, seed 0")
+    assert comparison_name(parser.parse_args(["--rotation", "quarter"])) == (
+        "64px_avg_quarter_8+4_seed0", "64 px, quarter turns, 8 + 4 epochs, seed 0")
