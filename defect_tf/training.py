@@ -52,7 +52,7 @@ class TrainConfig:
     lr: float = 1e-3
     finetune_lr: float = 1e-4
     patience: int = 5
-    gamma: float = 2.0
+    gamma: float = 0.0  # masked cross-entropy: ahead of or level with focal gamma 2 in every ablation (docs/benchmarks.md)
     class_weights: bool = True
     rotation: str = "free"  # or "quarter": see augmentation.build_augmentation
     cutout: bool = True
