@@ -213,8 +213,8 @@ def rebuild_page() -> None:
                         f"```bash\n{item['command']}\n```\n\n{item['markdown']}\n")
     PAGE.write_text("# Benchmarks\n\nEach section is the latest run of one benchmark script, made by the command "
                     "shown at the commit shown (defaults change when a table shows a better one: the loss was focal "
-                    "gamma 2 before commit 412b509; raw figures in `docs/benchmarks/*.json`). Data: `../shared/data` (see its README "
-                    "files); it is never copied into this repository.\n\n" + "\n".join(sections), encoding="utf-8")
+                    "gamma 2 before commit 412b509; raw figures in `docs/benchmarks/*.json`). Data: `../shared/data` "
+                    "(see its README files); it is never copied into this repository.\n\n" + "\n".join(sections), encoding="utf-8")
 
 
 def test_images(results: dict) -> int | str:
