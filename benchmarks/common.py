@@ -146,7 +146,8 @@ def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Pat
                                                          "train_seconds": round(time.time() - started, 1)}
     history = json.loads((output / "history.json").read_text(encoding="utf-8"))
     seconds = sum(record["seconds"] for record in history)
-    return score_arm(config.output, config.data, truth_labels, config.split_file) | {"train_seconds": round(seconds, 1)}
+    split_file = config.split_file or output / "split.txt"  # without a shared split, the one training made
+    return score_arm(output, config.data, truth_labels, split_file) | {"train_seconds": round(seconds, 1)}
 
 
 def resume_interrupted(output: Path, config: TrainConfig, log) -> None:

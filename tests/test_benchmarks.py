@@ -131,6 +131,17 @@ def test_running_a_benchmark_again_scores_finished_arms_without_training_them_ag
     assert first["train_seconds"] == round(sum(record["seconds"] for record in history), 1) > 0
 
 
+def test_a_run_without_a_shared_split_is_scored_on_the_test_split_its_training_made(tiny_demo, tmp_path):
+    from common import train_and_score
+
+    from defect_tf.splits import read_split
+
+    config = tiny_arm(tiny_demo, tmp_path, split_file=None)  # as the accuracy benchmark trains
+    result = train_and_score(config, config.labels, tmp_path / "arm.log")
+    own_split = read_split(tmp_path / "arm" / "split.txt")
+    assert result["test_images"] == sum(part == "test" for part in own_split.values()) > 0
+
+
 def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are_refused(tiny_demo, tmp_path,
                                                                                          monkeypatch):
     import defect_tf.training
