@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
-import argparse
+import signal
+import socket
 import sys
 from pathlib import Path
 
-from defect_tf.cli import run
+from defect_tf.cli import Parser, existing_file, existing_folder, host_name, number_in, run  # first: quiets TF
 from defect_tf.bundle import load_bundle
+from defect_tf.errors import DefectTFError
 from defect_tf.prediction import Predictor
-from defect_tf.webapp import MAX_UPLOAD_MB, DefectApp, build_page
+from defect_tf.webapp import KEEP_UPLOADS_SECONDS, MAX_UPLOAD_MB, DefectApp, build_page
 
 SAMPLES = 4
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="outputs", help="bundle folder, or the output folder train.py wrote")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: the whole network)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
-                        help=f"larger uploads are refused with a message (default {MAX_UPLOAD_MB})")
-    parser.add_argument("--samples", nargs="*", metavar="IMAGE",
+def build_parser() -> Parser:
+    parser = Parser(description=__doc__)
+    parser.add_argument("--model", default="outputs", type=existing_folder,
+                        help="bundle folder, or the output folder train.py wrote")
+    parser.add_argument("--host", default="127.0.0.1", type=host_name, help="address to serve on (0.0.0.0: the whole network)")
+    parser.add_argument("--port", type=number_in(int, 1, 65535), default=7860)
+    parser.add_argument("--max-upload-mb", type=number_in(float, 0, 10_000, low_open=True), default=MAX_UPLOAD_MB,
+                        help="larger uploads are refused while they arrive; nothing of them is stored")
+    parser.add_argument("--keep-uploads", metavar="SECONDS", type=number_in(int, 1, 86_400),
+                        default=KEEP_UPLOADS_SECONDS,
+                        help="uploads are deleted this long after they arrive (all of them when the app stops)")
+    parser.add_argument("--samples", nargs="*", metavar="IMAGE", type=existing_file,
                         help=f"sample photos offered on the page (default: {SAMPLES} from the model's test split)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None):
+    return build_parser().parse_args(argv)
+
+
+def check_address(host: str, port: int) -> None:
+    """Stop with one line if the page could not be served at host:port (unknown address, port in use)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise DefectTFError(f"--host {host}: not an address this machine can serve on ({error.strerror})") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server itself binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise DefectTFError(f"cannot serve on {host}:{port} ({error.strerror}); another program may be using "
+                                "that port: choose another with --port") from None
 
 
 def default_samples(bundle) -> list[str]:
@@ -32,14 +57,20 @@ def default_samples(bundle) -> list[str]:
     return [str(path) for path in images if path.is_file()][:SAMPLES]
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # Gradio closes the server; the private upload folder is removed at exit
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    check_address(args.host, args.port)
     bundle = load_bundle(args.model)
     samples = args.samples if args.samples is not None else default_samples(bundle)
-    page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb), samples)
+    page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb), samples, args.keep_uploads)
     print(f"serving model {bundle.path} on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
     page.launch(server_name=args.host, server_port=args.port, show_error=True,
-                allowed_paths=[str(Path(sample).resolve().parent) for sample in samples])
+                max_file_size=int(args.max_upload_mb * 1024 * 1024))
     return 0
 
 

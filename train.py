@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 
+from defect_tf.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, run  # first: it quiets TensorFlow's start-up
 from defect_tf.augmentation import ROTATIONS
-from defect_tf.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, run
 from defect_tf.backbones import BACKBONES
+from defect_tf.checkpoints import CHECKPOINT_DIR, STATE_FILE
 from defect_tf.labels import read_labels, summarize
 from defect_tf.precision import POLICIES
 from defect_tf.training import TrainConfig, resume_training, train
@@ -22,7 +24,7 @@ DEFAULTS = TrainConfig(data="", labels="")
 
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--data", help="folder the label file's image paths are relative to (required)")
     parser.add_argument("--labels", help="label file: header `image attr1 attr2 ...`, rows of 1/0/NA (required)")
     parser.add_argument("--resume", action="store_true",
@@ -67,11 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """The training settings from the command line (without --resume)."""
+    """The training settings from the command line (without --resume), checked: a bad value is a DefectTFError."""
     arguments = vars(build_parser().parse_args(argv))
     arguments.pop("resume")
     arguments.pop("check")
-    return TrainConfig(**arguments)
+    config = TrainConfig(**arguments)
+    config.validate()
+    return config
 
 
 def check(data: str, labels: str) -> int:
@@ -103,15 +107,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data and --labels are required (or --resume to continue an interrupted run)")
     if args.check:
         return check(args.data, args.labels)
+    config = None if args.resume else parse_args(argv)  # every flag checked before any work
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C, after the epoch's checkpoint
     try:
         if args.resume:
             resume_training(args.output)
         else:
-            train(parse_args(argv))
+            train(config)
     except KeyboardInterrupt:
-        print(f"interrupted; continue from the last completed epoch with: python train.py --resume --output "
-              f"{args.output}", file=sys.stderr)
+        if (Path(args.output) / CHECKPOINT_DIR / STATE_FILE).is_file():
+            print(f"interrupted; continue from the last completed epoch with: python train.py --resume --output "
+                  f"{args.output}", file=sys.stderr)
+        else:
+            print("interrupted before the first epoch finished: there is nothing to resume; run the same command "
+                  "again to start over", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from defect_tf.errors import BundleError
+from defect_tf.files import previous_folders, replace_folder
 
 BUNDLE_DIR = "bundle"
 MODEL_FILE = "model.keras"
@@ -40,8 +41,15 @@ class Bundle:
         return int(self.metadata["image_size"])
 
     @property
+    def untrained(self) -> list[str]:
+        """Attributes with no known label in the training split: never reported as detected."""
+        return list(self.metadata.get("untrained", []))
+
+    @property
     def thresholds(self) -> np.ndarray:
-        return np.asarray(self.metadata["thresholds"], dtype=np.float64)
+        """Decision thresholds per attribute; infinite (never detected) for an untrained attribute."""
+        thresholds = np.asarray(self.metadata["thresholds"], dtype=np.float64)
+        return np.where(np.isin(self.attributes, self.untrained), np.inf, thresholds)
 
 
 def library_versions() -> dict[str, str]:
@@ -55,28 +63,24 @@ def library_versions() -> dict[str, str]:
 
 def save_bundle(output_dir: str | Path, model: keras.Model, metadata: dict) -> Path:
     """Write model and metadata to `<output_dir>/bundle/` atomically; returns the bundle's path."""
-    output_dir = Path(output_dir)
-    final, staging, previous = (output_dir / BUNDLE_DIR, output_dir / f".{BUNDLE_DIR}.tmp",
-                                output_dir / f".{BUNDLE_DIR}.old")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     inference_model = keras.Model(model.inputs, model.outputs, name=model.name)  # uncompiled: no optimizer state
-    inference_model.save(staging / MODEL_FILE)
     metadata = {"format": FORMAT, **metadata, "versions": library_versions()}
-    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1), encoding="utf-8")
-    shutil.rmtree(previous, ignore_errors=True)
-    if final.exists():
-        final.rename(previous)
-    staging.rename(final)
-    shutil.rmtree(previous, ignore_errors=True)
-    return final
+
+    def fill(staging: Path) -> None:
+        inference_model.save(staging / MODEL_FILE)
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1), encoding="utf-8")
+
+    return replace_folder(Path(output_dir) / BUNDLE_DIR, fill, intact="the previous bundle is intact")
 
 
 def find_bundle(path: str | Path) -> Path:
     """Accept a bundle folder or the output folder that holds one (falling back to the previous bundle
     if a save was interrupted between its two renames)."""
     path = Path(path)
-    for candidate in (path, path / BUNDLE_DIR, path / f".{BUNDLE_DIR}.old"):
+    if not path.exists():
+        raise BundleError(f"--model {path}: no such folder; train a model first (python train.py --data DIR "
+                          f"--labels FILE --output {path}) or point --model at a folder that train.py wrote")
+    for candidate in (path, path / BUNDLE_DIR, *previous_folders(path / BUNDLE_DIR)):
         if (candidate / METADATA_FILE).is_file() and (candidate / MODEL_FILE).is_file():
             return candidate
     raise BundleError(f"no model bundle in {path}: train one first (python train.py --data DIR --labels FILE "
@@ -109,14 +113,21 @@ def load_bundle(path: str | Path, attributes: list[str] | None = None, image_siz
         metadata = json.loads((location / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise BundleError(f"{location}: not a {FORMAT} bundle (format {metadata.get('format')!r})")
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise BundleError(f"{location}: not a {FORMAT} bundle (format {found!r})")
+    missing = [key for key in ("attributes", "image_size", "thresholds") if key not in metadata]
+    if missing:
+        raise BundleError(f"{location / METADATA_FILE}: incomplete bundle metadata (no {', '.join(missing)})")
     if attributes is not None and list(attributes) != metadata["attributes"]:
         raise BundleError(f"{location}: the model predicts {metadata['attributes']}, not the expected "
                           f"{list(attributes)}")
     if image_size is not None and int(image_size) != int(metadata["image_size"]):
         raise BundleError(f"{location}: the model takes {metadata['image_size']} px images, not the expected "
                           f"{image_size} px")
+    if not zipfile.is_zipfile(location / MODEL_FILE):
+        raise BundleError(f"{location / MODEL_FILE}: not a Keras model file (corrupt or truncated); train the model "
+                          "again")
     try:
         model = keras.saving.load_model(location / MODEL_FILE, compile=False, safe_mode=True)
     except Exception as error:

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import keras
 
+from defect_tf.files import write_text
 from defect_tf.plots import plot_loss_curve
+
+HISTORY_FILE = "history.json"
+LOSS_CURVE_FILE = "loss_curve.png"
 
 
 class LossCurve(keras.callbacks.Callback):
@@ -37,11 +41,8 @@ class LossCurve(keras.callbacks.Callback):
         self.save()
 
     def save(self) -> None:
-        history = self.output_dir / "history.json"
-        temporary = history.with_name(".history.json.tmp")
-        temporary.write_text(json.dumps(self.records, indent=1), encoding="utf-8")
-        temporary.replace(history)
-        plot_loss_curve(self.records, self.output_dir / "loss_curve.png")
+        write_text(self.output_dir / HISTORY_FILE, json.dumps(self.records, indent=1))
+        plot_loss_curve(self.records, self.output_dir / LOSS_CURVE_FILE)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

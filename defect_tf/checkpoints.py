@@ -20,9 +20,11 @@ import keras
 import numpy as np
 
 from defect_tf.errors import DefectTFError
+from defect_tf.files import atomic_write, write_text
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
+_INTACT = "the last epoch's checkpoint is intact (train.py --resume continues from it)"
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Checkpoint:
     weights_file: str
     early_stopping: dict | None
     attributes: list[str] | None = None  # the label header the run was trained on
+    labels: dict[str, list[float]] | None = None  # image -> labels, as the run read them at its start
+    split: dict[str, list[str]] | None = None  # split name -> images: the run's own split, reused on resume
 
     def load_model_state(self, model: keras.Model) -> None:
         """Restore weights and optimizer state into a model compiled for the checkpoint's phase."""
@@ -58,19 +62,26 @@ def read_checkpoint(output_dir: str | Path) -> Checkpoint:
         raise DefectTFError(f"nothing to resume in {output_dir}: "
                             + ("its run finished and saved its bundle" if finished
                                else "no checkpoint (a run saves one after its first epoch)"))
-    state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-    return Checkpoint(directory, state["config"], state["phase"], state["epoch"], state["records"],
-                      state["weights_file"], state.get("early_stopping"), state.get("attributes"))
+    broken = (f"the checkpoint in {directory} is damaged ({{}}); it cannot be resumed: start a new run without "
+              "--resume (it replaces the checkpoint)")
+    try:
+        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        checkpoint = Checkpoint(directory, dict(state["config"]), str(state["phase"]), int(state["epoch"]),
+                                list(state["records"]), str(state["weights_file"]), state.get("early_stopping"),
+                                state.get("attributes"), state.get("labels"), state.get("split"))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DefectTFError(broken.format(f"{STATE_FILE}: {type(error).__name__} {error}")) from None
+    needed = [checkpoint.weights_file]
+    if checkpoint.early_stopping and checkpoint.early_stopping.get("best_weights_file"):
+        needed.append(checkpoint.early_stopping["best_weights_file"])
+    missing = [name for name in needed if not (directory / name).is_file()]
+    if missing:
+        raise DefectTFError(broken.format(f"{', '.join(missing)} missing"))
+    return checkpoint
 
 
 def remove_checkpoint(output_dir: str | Path) -> None:
     shutil.rmtree(Path(output_dir) / CHECKPOINT_DIR, ignore_errors=True)
-
-
-def _replace_atomically(write, path: Path) -> None:
-    temporary = path.with_name(f".tmp-{path.name}")  # keeps the suffix Keras insists on (.weights.h5)
-    write(temporary)
-    temporary.replace(path)
 
 
 def _save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
@@ -81,31 +92,31 @@ def _save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch, save what `--resume` needs; place it after the loss curve and early stopping."""
 
-    def __init__(self, output_dir: str | Path, config: dict, attributes: list[str], curve, early_stopping=None):
+    def __init__(self, output_dir: str | Path, config: dict, run: dict, curve, early_stopping=None):
+        """`run`: what resuming must find unchanged (`attributes`, `labels`, `split`; see `Checkpoint`)."""
         super().__init__()
         self.directory = Path(output_dir) / CHECKPOINT_DIR
-        self.config, self.attributes, self.curve, self.early_stopping = config, attributes, curve, early_stopping
+        self.config, self.run, self.curve, self.early_stopping = config, run, curve, early_stopping
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not math.isfinite((logs or {}).get("loss", math.nan)):
             return  # never checkpoint a diverged model
         self.directory.mkdir(parents=True, exist_ok=True)
         weights_file = f"epoch-{epoch + 1:04d}.weights.h5"
-        _replace_atomically(lambda path: self.model.save_weights(path), self.directory / weights_file)
+        atomic_write(self.directory / weights_file, self.model.save_weights, _INTACT)
         keep = {weights_file, STATE_FILE}
         stopping = None
         if self.early_stopping is not None:
             stop = self.early_stopping
             best_file = f"best-{stop.best_epoch + 1:04d}.npz"
             if stop.best_epoch == epoch and stop.best_weights is not None:
-                _replace_atomically(lambda path: _save_arrays(path, stop.best_weights), self.directory / best_file)
+                atomic_write(self.directory / best_file, lambda path: _save_arrays(path, stop.best_weights), _INTACT)
             stopping = {"best": stop.best, "wait": stop.wait, "best_epoch": stop.best_epoch,
                         "best_weights_file": best_file if (self.directory / best_file).exists() else None}
             keep.add(best_file)
-        state = {"config": self.config, "attributes": self.attributes, "phase": self.curve.phase, "epoch": epoch + 1,
+        state = {"config": self.config, **self.run, "phase": self.curve.phase, "epoch": epoch + 1,
                  "records": self.curve.records, "weights_file": weights_file, "early_stopping": stopping}
-        _replace_atomically(lambda path: path.write_text(json.dumps(state, indent=1), encoding="utf-8"),
-                            self.directory / STATE_FILE)
+        write_text(self.directory / STATE_FILE, json.dumps(state), _INTACT)
         for stale in self.directory.iterdir():
             if stale.name not in keep:
                 stale.unlink()

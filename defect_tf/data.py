@@ -91,13 +91,13 @@ def read_photo(path: str) -> np.ndarray:
     """One file as upright RGB uint8 at full resolution; an unreadable file is an ImageError naming it."""
     too_large = oversized(str(path))
     if too_large:
-        raise ImageError(f"{path}: cannot read image ({too_large})")
+        raise ImageError(f"{path}: cannot read image ({too_large})", too_large)
     try:
         return decode_upright(str(path), int(exif_orientations([str(path)])[0])).numpy()
     except (tf.errors.OpError, ValueError) as error:
         reason = getattr(error, "message", str(error)).strip().splitlines()[0]
         reason = re.sub(r"^\{\{.*?\}\}\s*", "", reason)  # TensorFlow's "{{function_node ...}}" prefix
-        raise ImageError(f"{path}: cannot read image ({reason})") from None
+        raise ImageError(f"{path}: cannot read image ({reason})", reason) from None
 
 
 def read_image(path: str, image_size: int) -> np.ndarray:

@@ -10,7 +10,11 @@ class LabelError(DefectTFError):
 
 
 class ImageError(DefectTFError):
-    """An image is missing or cannot be decoded; the message names the file."""
+    """An image is missing or cannot be decoded; the message names the file, `reason` says why."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 class BundleError(DefectTFError):

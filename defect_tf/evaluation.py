@@ -8,16 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
+from defect_tf import output_folder
 from defect_tf.bundle import Bundle
 from defect_tf.data import make_dataset
 from defect_tf.errors import ImageError, LabelError
+from defect_tf.files import write_text
 from defect_tf.labels import LabelTable
-from defect_tf.metrics import average_precision, classification_report, roc_auc, top1_accuracy
+from defect_tf.metrics import average_precision, classification_report, roc_auc, scored_attributes, top1_accuracy
 from defect_tf.plots import plot_precision_recall
 from defect_tf.prediction import predict_probabilities
 from defect_tf.validation import DataReport, unreadable_images
 
 DEFAULT_THRESHOLD = 0.5
+METRICS_FILE = "metrics.json"
+PR_CURVE_FILE = "pr_curve.png"
+# Below these counts a figure is an anecdote, not an estimate: the report says so next to it.
+MIN_SCORED_IMAGES = 30
+MIN_POSITIVES = 5
 
 
 def _jsonable(value):
@@ -26,7 +33,7 @@ def _jsonable(value):
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_jsonable(item) for item in value]
     if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else round(float(value), 6)
+        return round(float(value), 6) if math.isfinite(value) else None
     if isinstance(value, np.integer):
         return int(value)
     return value
@@ -37,6 +44,7 @@ def evaluate_scores(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarr
     return _jsonable({
         "attributes": attributes,
         "images": len(labels),
+        "unscored": [name for name, scored in zip(attributes, scored_attributes(labels)) if not scored],
         "thresholds": thresholds,
         "calibrated": classification_report(labels, scores >= thresholds),
         "at_0.5": classification_report(labels, scores >= DEFAULT_THRESHOLD),
@@ -74,7 +82,29 @@ def format_report(report: dict) -> str:
     if report.get("single_label_images"):
         lines.append(f"top-1 accuracy over the {report['single_label_images']} images with exactly one positive "
                      f"label (highest score = that attribute): {number(report['top1_accuracy'])}")
+    if report.get("seen_in_training"):
+        lines.append(f"warning: {report['seen_in_training']} of these {report['images']} images were used to train or "
+                     "calibrate this model (its train and val splits): these figures are optimistic, not a test")
+    lines += reliability_warnings(report)
     return "\n".join(lines)
+
+
+def reliability_warnings(report: dict) -> list[str]:
+    """What the figures rest on, where it is too little to trust them (see MIN_SCORED_IMAGES, MIN_POSITIVES)."""
+    warnings = []
+    if report.get("unscored"):
+        warnings.append(f"note: {', '.join(report['unscored'])} has no known label among these images: not scored, "
+                        "and left out of the averages")
+    if report["images"] < MIN_SCORED_IMAGES:
+        warnings.append(f"warning: these figures rest on {report['images']} image(s), fewer than "
+                        f"{MIN_SCORED_IMAGES}: one image more or less right moves them a lot; label more images")
+    support = report["calibrated"]["per_attribute"]["support"]
+    few = [f"{name} ({count})" for name, count in zip(report["attributes"], support)
+           if 0 < count < MIN_POSITIVES]
+    if few:
+        warnings.append(f"warning: fewer than {MIN_POSITIVES} positive images back the recall and F1 of: "
+                        f"{', '.join(few)}")
+    return warnings
 
 
 def align_attributes(table: LabelTable, attributes: list[str]) -> LabelTable:
@@ -102,19 +132,28 @@ def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
     return table.subset(rows)
 
 
+def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str]) -> list[str]:
+    """Those of `images` (under `data_dir`) that the bundle was trained or calibrated on (its train and val splits)."""
+    trained_dir = Path(bundle.metadata.get("data_dir", ""))
+    seen = {(trained_dir / image).resolve() for name in ("train", "val")
+            for image in bundle.metadata.get("split", {}).get(name, [])}
+    return [image for image in images if (Path(data_dir) / image).resolve() in seen]
+
+
 def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,
                     batch_size: int = 32) -> dict:
     """Predict `table`'s images with the bundle, score them, write metrics.json and pr_curve.png."""
-    table = align_attributes(table, bundle.attributes)
-    paths = [str(Path(data_dir) / image) for image in table.images]
-    bad = unreadable_images(paths)
-    if bad:
-        raise ImageError(DataReport(bad_images=bad).describe_bad_images())
-    dataset = make_dataset(paths, table.values, bundle.image_size, batch_size)
-    scores = predict_probabilities(bundle.model, dataset)
-    report = evaluate_scores(table.values, scores, bundle.thresholds, bundle.attributes)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    plot_precision_recall(table.values, scores, bundle.attributes, bundle.thresholds, output_dir / "pr_curve.png")
-    return report
+    with output_folder.locked(output_dir):
+        output_dir = output_folder.claim(output_dir, (METRICS_FILE, PR_CURVE_FILE))
+        table = align_attributes(table, bundle.attributes)
+        paths = [str(Path(data_dir) / image) for image in table.images]
+        bad = unreadable_images(paths)
+        if bad:
+            raise ImageError(DataReport(bad_images=bad).describe_bad_images())
+        dataset = make_dataset(paths, table.values, bundle.image_size, batch_size)
+        scores = predict_probabilities(bundle.model, dataset)
+        report = evaluate_scores(table.values, scores, bundle.thresholds, bundle.attributes)
+        report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images))
+        write_text(output_dir / METRICS_FILE, json.dumps(report, indent=1))
+        plot_precision_recall(table.values, scores, bundle.attributes, bundle.thresholds, output_dir / PR_CURVE_FILE)
+        return report

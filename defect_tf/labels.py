@@ -7,6 +7,7 @@ shared by the loss, the class weights, the calibration and every metric.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +46,21 @@ def header_fingerprint(attributes: list[str]) -> str:
     return hashlib.sha256("\t".join(attributes).encode("utf-8")).hexdigest()[:16]
 
 
-def split_fields(line: str) -> list[str]:
-    """Split a label-file line on commas if it has any, otherwise on runs of spaces or tabs."""
-    if "," in line:
+def split_fields(line: str, comma_separated: bool) -> list[str]:
+    """Split a label-file line on commas (a comma-separated file) or on runs of spaces or tabs."""
+    if comma_separated:
         return [field.strip() for field in line.split(",")]
     return line.split()
+
+
+def normalise_image_path(path: str) -> str:
+    """One spelling per file, so one image can't be two rows: `./a.png` and `b/../a.png` are `a.png`."""
+    return posixpath.normpath(path) if path else path
+
+
+def leaves_folder(path: str) -> bool:
+    """True for an image path that points outside the data folder (absolute, or up through `..`)."""
+    return posixpath.isabs(path) or path == ".." or path.startswith("../")
 
 
 def parse_labels(path: str | Path) -> LabelTable:
@@ -83,7 +94,8 @@ def read_labels(path: str | Path) -> tuple[LabelTable, list[str]]:
         raise LabelError(f"{path}: label file is empty; expected a header `image <attr1> <attr2> ...`")
 
     header_line, header = lines[0]
-    header_fields = split_fields(header)
+    comma_separated = "," in header  # the header decides, so a comma inside a file name is no problem
+    header_fields = split_fields(header, comma_separated)
     attributes = header_fields[1:]
     problems = []
     if not attributes:
@@ -96,13 +108,16 @@ def read_labels(path: str | Path) -> tuple[LabelTable, list[str]]:
 
     images, rows, notes, first_seen = [], [], [], {}
     for number, line in lines[1:]:
-        fields = split_fields(line)
+        fields = split_fields(line, comma_separated)
         if len(fields) != len(header_fields):
+            separator = ("comma-separated, as its header is" if comma_separated else
+                         "separated by spaces, as its header is; a file name with spaces needs a comma-separated file")
             problems.append(
                 f"{path}:{number}: expected {len(header_fields)} fields (image + {len(attributes)} attributes), "
-                f"found {len(fields)}"
+                f"found {len(fields)} (fields are {separator})"
             )
             continue
+        spelled, fields[0] = fields[0], normalise_image_path(fields[0])
         values = [_VALUES.get(field.lower()) for field in fields[1:]]
         bad = [f"{name}={field!r}" for name, field, value in zip(attributes, fields[1:], values) if value is None]
         if bad:
@@ -110,11 +125,12 @@ def read_labels(path: str | Path) -> tuple[LabelTable, list[str]]:
             continue
         if fields[0] in first_seen:
             first_line, first_values = first_seen[fields[0]]
+            again = fields[0] if spelled == fields[0] else f"{fields[0]} (spelled {spelled})"
             if first_values == values:
-                notes.append(f"{path}:{number}: {fields[0]} is listed again with the same labels as line "
+                notes.append(f"{path}:{number}: {again} is listed again with the same labels as line "
                              f"{first_line}; using it once")
             else:
-                problems.append(f"{path}:{number}: {fields[0]} is listed again with different labels than line "
+                problems.append(f"{path}:{number}: {again} is listed again with different labels than line "
                                 f"{first_line}; keep one row")
             continue
         first_seen[fields[0]] = (number, values)

@@ -80,20 +80,35 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return _per_attribute_score(roc_auc_score, labels, scores)
 
 
+def scored_attributes(labels: np.ndarray) -> np.ndarray:
+    """Attributes with at least one known label: only these can be scored or enter an average."""
+    return known_mask(labels).any(axis=0)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else float("nan")
+
+
 def classification_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
     """Per-attribute precision / recall / F1 / support / NA, their macro, micro and weighted averages,
-    and exact-match accuracy, for binary predictions (1 = detected)."""
+    and exact-match accuracy, for binary predictions (1 = detected).
+
+    An attribute with no known label in `labels` has no score (NaN) and stays out of the macro average,
+    instead of counting as F1 0.
+    """
     counts = confusion_counts(labels, predicted)
     precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
+    scored = scored_attributes(labels)
+    precision, recall, f1 = (np.where(scored, values, np.nan) for values in (precision, recall, f1))
     micro = precision_recall_f1(counts["tp"].sum(), counts["fp"].sum(), counts["fn"].sum())
     support = counts["support"].astype(float)
     weights = support / support.sum() if support.sum() > 0 else np.zeros_like(support)
     return {
         "per_attribute": {"precision": precision, "recall": recall, "f1": f1,
                           "support": counts["support"], "na": counts["na"]},
-        "macro": {"precision": precision.mean(), "recall": recall.mean(), "f1": f1.mean()},
+        "macro": {"precision": _mean(precision[scored]), "recall": _mean(recall[scored]), "f1": _mean(f1[scored])},
         "micro": {"precision": float(micro[0]), "recall": float(micro[1]), "f1": float(micro[2])},
-        "weighted": {"precision": float(precision @ weights), "recall": float(recall @ weights),
-                     "f1": float(f1 @ weights)},
+        "weighted": {"precision": float(precision[scored] @ weights[scored]),
+                     "recall": float(recall[scored] @ weights[scored]), "f1": float(f1[scored] @ weights[scored])},
         "exact_match": exact_match(labels, predicted),
     }

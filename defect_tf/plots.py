@@ -11,17 +11,17 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
+from defect_tf.files import atomic_write  # noqa: E402
 from defect_tf.labels import known_mask  # noqa: E402
 from defect_tf.metrics import confusion_counts, precision_recall_f1  # noqa: E402
 
 
 def _save(figure, path: str | Path) -> None:
     """Write through a temporary file, so a viewer never sees a half-drawn PNG."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    temporary.replace(path)
+    try:
+        atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(figure)
 
 
 def plot_loss_curve(records: list[dict], path: str | Path) -> None:
@@ -42,7 +42,7 @@ def plot_loss_curve(records: list[dict], path: str | Path) -> None:
                   va="top", color="grey")
     axis.set_xlabel("epoch")
     axis.set_yscale("log")  # early spikes would otherwise flatten the rest of the curve
-    axis.set_ylabel("masked focal loss (log scale)")
+    axis.set_ylabel("masked loss (log scale)")
     axis.set_title("Loss across both training phases")
     axis.grid(alpha=0.3)
     axis.legend(loc="upper right", bbox_to_anchor=(1, 0.9))

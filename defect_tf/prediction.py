@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from defect_tf import output_folder
 from defect_tf.bundle import Bundle
 from defect_tf.data import read_image, read_photo, resize_image
-from defect_tf.errors import ImageError
+from defect_tf.errors import DefectTFError, ImageError
+from defect_tf.files import atomic_write
 from defect_tf.gradcam import GradCAM, overlay
 
 
@@ -72,15 +75,51 @@ class Predictor:
         indices = [self.bundle.attributes.index(name) for name in attributes]
         return {name: overlay(photo, heatmap) for name, heatmap in zip(attributes, self._cam.heatmaps(image, indices))}
 
-    def write_explanations(self, prediction: Prediction, directory: str | Path) -> list[Path]:
-        """One overlay PNG per detected attribute of a predicted file: `<directory>/<stem>_<attribute>.png`."""
-        if not prediction.detected:
-            return []
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, picture in self.explain(read_photo(prediction.image), prediction.detected).items():
-            path = directory / f"{Path(prediction.image).stem}_{name}.png"
-            cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-            written.append(path)
+    def write_explanations(self, predictions: list[Prediction], directory: str | Path) -> dict[str, list[Path]]:
+        """One overlay PNG per detected attribute of each predicted file, `<directory>/<stem>_<attribute>.png`.
+
+        Names are unique within the call (a second `x.png` from another folder becomes `x-2_...`) and made
+        of characters any file system takes; every file is checked after writing. Returns image -> paths.
+        """
+        names = overlay_names(predictions)
+        directory = output_folder.claim(directory, [name for per_image in names.values() for name in per_image.values()],
+                                        "--explain")
+        written: dict[str, list[Path]] = {}
+        for prediction in predictions:
+            written[prediction.image] = []
+            if not prediction.detected:
+                continue
+            for attribute, picture in self.explain(read_photo(prediction.image), prediction.detected).items():
+                path = directory / names[prediction.image][attribute]
+                atomic_write(path, lambda temporary: _write_png(temporary, picture), "no older heatmap was replaced")
+                written[prediction.image].append(path)
         return written
+
+
+def safe_file_name(text: str) -> str:
+    """`text` with every run of characters other than letters, digits, `.`, `_` and `-` turned into one `_`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
+
+
+def overlay_names(predictions: list[Prediction]) -> dict[str, dict[str, str]]:
+    """image -> attribute -> overlay file name, unique across all of `predictions`."""
+    used: set[str] = set()
+
+    def unique(stem: str) -> str:
+        candidate, number = stem, 1
+        while candidate.lower() in used:
+            number += 1
+            candidate = f"{stem}-{number}"
+        used.add(candidate.lower())
+        return candidate
+
+    stems = {prediction.image: unique(safe_file_name(Path(prediction.image).stem)) for prediction in predictions}
+    used.clear()
+    return {prediction.image: {attribute: unique(f"{stems[prediction.image]}_{safe_file_name(attribute)}") + ".png"
+                               for attribute in prediction.detected}
+            for prediction in predictions}
+
+
+def _write_png(path: Path, picture: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise DefectTFError(f"could not write {path}")

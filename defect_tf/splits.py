@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from defect_tf.errors import DefectTFError
+from defect_tf.files import write_text
+from defect_tf.labels import normalise_image_path
 
 SPLITS = ("train", "val", "test")
 
@@ -52,16 +54,38 @@ def stratified_split(values: np.ndarray, fractions=(0.7, 0.15, 0.15), seed: int 
 def write_split(path: str | Path, images: list[str], split_names) -> None:
     """Save the split as `image split` rows, so evaluation reuses exactly the same test images."""
     lines = ["image split", *(f"{image} {name}" for image, name in zip(images, split_names))]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def read_split(path: str | Path) -> dict[str, str]:
-    """Read a split file (`image split` rows, as `write_split` writes): image path -> split name."""
+    """Read a split file (`image split` rows, as `write_split` writes): image path -> split name.
+
+    Image paths are normalised as the label file's are; every malformed row is reported at once.
+    """
     try:
-        rows = Path(path).read_text(encoding="utf-8-sig").splitlines()[1:]
-    except OSError as error:
-        raise DefectTFError(f"{path}: cannot read the split file ({error.strerror})") from None
-    return dict(row.strip().rsplit(maxsplit=1) for row in rows if row.strip())
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise DefectTFError(f"{path}: split file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DefectTFError(f"{path}: cannot read the split file ({getattr(error, 'strerror', None) or error})") from None
+    saved, problems = {}, []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.strip().rsplit(maxsplit=1)
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in SPLITS:
+            problems.append(f"{path}:{number}: expected `image train|val|test`, found {line.strip()[:80]!r}")
+            continue
+        image = normalise_image_path(fields[0])
+        if saved.get(image, fields[1]) != fields[1]:
+            problems.append(f"{path}:{number}: {image} is listed again in another split ({saved[image]})")
+        saved[image] = fields[1]
+    if problems:
+        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise DefectTFError("\n".join(problems[:10]) + more)
+    if not saved:
+        raise DefectTFError(f"{path}: no `image split` rows after the header")
+    return saved
 
 
 def split_from_file(path: str | Path, images: list[str], values: np.ndarray, fractions=(0.7, 0.15, 0.15),
@@ -72,9 +96,6 @@ def split_from_file(path: str | Path, images: list[str], values: np.ndarray, fra
     validation images carved out of `train`, stratified, in the ratio `fractions` gives val to train.
     """
     saved = read_split(path)
-    unknown = sorted({name for name in saved.values() if name not in SPLITS})
-    if unknown:
-        raise DefectTFError(f"{path}: split names must be train, val or test; found {', '.join(unknown)}")
     missing = [image for image in images if image not in saved]
     if missing:
         raise DefectTFError(f"{path}: {len(missing)} labelled images are not in the split file, e.g. "

@@ -8,6 +8,8 @@ phases train every layer, BatchNormalization included: phase 1 at `lr`, phase 2 
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -18,21 +20,32 @@ import keras
 import numpy as np
 from keras.callbacks import TerminateOnNaN
 
-from defect_tf.augmentation import build_augmentation
-from defect_tf.bundle import load_bundle, save_bundle
+from defect_tf import output_folder
+from defect_tf.augmentation import ROTATIONS, build_augmentation
+from defect_tf.backbones import BACKBONES
+from defect_tf.bundle import BUNDLE_DIR, load_bundle, save_bundle
 from defect_tf.calibration import FALLBACK_THRESHOLD, calibrate_thresholds
-from defect_tf.callbacks import LossCurve, ResumableEarlyStopping
+from defect_tf.callbacks import HISTORY_FILE, LOSS_CURVE_FILE, LossCurve, ResumableEarlyStopping
 from defect_tf.checkpoints import CHECKPOINT_DIR, Checkpoint, EpochCheckpoint, read_checkpoint, remove_checkpoint
 from defect_tf.data import make_dataset, steps_per_epoch
 from defect_tf.errors import DefectTFError, ImageError, LabelError
-from defect_tf.evaluation import evaluate_bundle, format_report
-from defect_tf.labels import LabelTable, header_fingerprint, label_counts, parse_labels, summarize
+from defect_tf.evaluation import METRICS_FILE, PR_CURVE_FILE, evaluate_bundle, format_report
+from defect_tf.files import write_text
+from defect_tf.labels import LabelTable, header_fingerprint, known_mask, label_counts, parse_labels, summarize
 from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
-from defect_tf.models import build_classifier, resolve_weights, set_trainable_top
-from defect_tf.precision import set_precision
+from defect_tf.models import POOLING, build_classifier, resolve_weights, set_trainable_top
+from defect_tf.precision import POLICIES, set_precision
 from defect_tf.prediction import predict_probabilities
 from defect_tf.splits import SPLITS, split_from_file, stratified_split, write_split
 from defect_tf.validation import check_data
+
+SPLIT_FILE = "split.txt"
+SKIPPED_FILE = "skipped_images.txt"
+# Everything a training run writes into its output folder (claimed there before the run writes anything).
+OUTPUTS = (BUNDLE_DIR, CHECKPOINT_DIR, SPLIT_FILE, HISTORY_FILE, LOSS_CURVE_FILE, METRICS_FILE, PR_CURVE_FILE,
+           SKIPPED_FILE)
+ON_BAD_IMAGE = ("error", "skip")
+MEMORY_SHARE_FOR_IMAGES = 0.5  # decoded training images may take at most this share of the machine's memory
 
 
 @dataclass
@@ -64,6 +77,60 @@ class TrainConfig:
     split_file: str | None = None  # `image split` rows to use instead of a new seeded split
     on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
 
+    def validate(self) -> None:
+        """Stop with one line naming the flag if a setting is out of range or a path is wrong (before any work)."""
+        problems = [message for field, (low, high) in NUMBER_RANGES.items()
+                    if (message := _out_of_range(field, getattr(self, field), low, high))]
+        if not problems and self.warmup_epochs + self.finetune_epochs == 0:
+            problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained")
+        for field, allowed in (("backbone", sorted(BACKBONES)), ("rotation", ROTATIONS), ("pooling", sorted(POOLING)),
+                               ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE)):
+            if getattr(self, field) not in allowed:
+                problems.append(f"{_flag(field)} must be one of {', '.join(allowed)}, not {getattr(self, field)!r}")
+        fractions = np.asarray(self.split, dtype=float)
+        if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0) \
+                or fractions[0] <= 0 or fractions[1] <= 0:
+            problems.append(f"split fractions must be three numbers (train > 0, val > 0, test >= 0) summing to 1, "
+                            f"not {self.split}")
+        for field in ("data", "labels", "output"):
+            if not str(getattr(self, field)).strip():
+                problems.append(f"{_flag(field)} is an empty path")
+        if not Path(self.data).is_dir():
+            problems.append(f"--data {self.data}: " + ("folder not found" if not Path(self.data).exists()
+                                                        else "not a folder"))
+        if not Path(self.labels).is_file():
+            problems.append(f"--labels {self.labels}: " + ("file not found" if not Path(self.labels).exists()
+                                                            else "not a file"))
+        if self.split_file is not None and not Path(self.split_file).is_file():
+            problems.append(f"--split-file {self.split_file}: file not found")
+        if self.weights.lower() not in ("imagenet", "none") and not Path(self.weights).is_file():
+            problems.append(f"--weights {self.weights}: no such file; use imagenet, none, or a path to a weights file")
+        if Path(self.output).exists() and not Path(self.output).is_dir():
+            problems.append(f"--output {self.output} is a file, not a folder")
+        if problems:
+            raise DefectTFError("; ".join(problems))
+
+
+# Inclusive bounds of each numeric setting; floats must also be finite. Dropout stops short of 1 (1.0 trains nothing).
+NUMBER_RANGES = {
+    "image_size": (32, 1024), "batch_size": (1, 1024), "warmup_epochs": (0, 10_000), "finetune_epochs": (0, 10_000),
+    "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000),
+    "gamma": (0.0, 10.0), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
+}
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _out_of_range(field: str, value, low, high) -> str | None:
+    whole = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not float(value).is_integer()):
+        return f"{_flag(field)} must be a {'whole ' if whole else ''}number, not {value!r}"
+    if not math.isfinite(value) or not low <= value <= high:
+        return f"{_flag(field)} must be from {low:g} to {high:g}, not {value:g}"
+    return None
+
 
 def _class_weight_table(attributes, positive, negative) -> str:
     width = max(len("attribute"), *(len(name) for name in attributes))
@@ -78,66 +145,136 @@ def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
                             f"try a lower learning rate than {learning_rate}")
 
 
-def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log) -> LabelTable:
-    """Check every image before training; stop on bad ones (`error`), or leave them out (`skip`)."""
+def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log, resuming: bool) -> LabelTable:
+    """Check every image before training; stop on bad ones (`error`), or leave them out (`skip`).
+
+    A resumed run never leaves out images: its split was fixed when it started.
+    """
     report = check_data(config.data, table)
     if report.describe_warnings():
         log(report.describe_warnings())
     if not report.bad_images:
         return table
+    if resuming:
+        raise ImageError(f"{report.describe_bad_images()}\nThe interrupted run trained on these; restore them to "
+                         "resume, or start a new run without --resume")
     if config.on_bad_image == "error":
         raise ImageError(f"{report.describe_bad_images()}\nFix or remove them, or train without them: "
                          "--on-bad-image skip")
-    skipped = output / "skipped_images.txt"
-    skipped.write_text("".join(f"{path}\t{reason}\n" for path, reason in report.bad_images.items()),
-                       encoding="utf-8")
+    skipped = output / SKIPPED_FILE
+    write_text(skipped, "".join(f"{path}\t{reason}\n" for path, reason in report.bad_images.items()))
     log(f"{report.describe_bad_images()}\n--on-bad-image skip: training without them (list in {skipped})")
     bad = set(report.bad_images)
     return table.subset([i for i, image in enumerate(table.images) if str(Path(config.data) / image) not in bad])
 
 
+def _check_memory(n_images: int, image_size: int) -> None:
+    """Decoded images are cached in memory as uint8: refuse a size that can't fit, before decoding any."""
+    needed = n_images * image_size * image_size * 3
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > MEMORY_SHARE_FOR_IMAGES * available:
+        raise DefectTFError(f"--image-size {image_size}: {n_images} decoded images would need "
+                            f"{needed / 2**30:.1f} GiB of memory, more than half of this machine's "
+                            f"{available / 2**30:.1f} GiB; use a smaller --image-size")
+
+
+def _resumed_rows(resume: Checkpoint, table: LabelTable, labels_file: str, log) -> tuple[LabelTable, np.ndarray]:
+    """The interrupted run's own images and split; a label file whose rows changed since is an error naming them."""
+    if resume.attributes and resume.attributes != table.attributes:
+        raise LabelError(f"{labels_file}: its attributes are now {table.attributes}, but the interrupted run "
+                         f"was training {resume.attributes}; restore that label header to resume, or start a "
+                         "new run without --resume")
+    if resume.split is None:
+        raise DefectTFError(f"the checkpoint in {resume.directory} predates saved splits and cannot be resumed "
+                            "safely; start a new run without --resume")
+    part = {image: name for name in SPLITS for image in resume.split[name]}
+    current = {image: row for image, row in zip(table.images, table.values.tolist())}
+    if resume.labels is not None:
+        removed = [image for image in resume.labels if image not in current]
+        changed = [image for image, row in resume.labels.items() if image in current and current[image] != row]
+        if removed or changed:
+            def some(images: list[str]) -> str:
+                return ", ".join(images[:5]) + (" ..." if len(images) > 5 else "")
+            parts = ([f"{len(changed)} row(s) changed values ({some(changed)})"] if changed else []) + \
+                    ([f"{len(removed)} row(s) removed ({some(removed)})"] if removed else [])
+            raise LabelError(f"{labels_file} changed since the interrupted run started: {'; '.join(parts)}. "
+                             "Resuming keeps the run's own split and labels, so restore the file, or start a new "
+                             "run without --resume")
+    missing = [image for image in part if image not in current]
+    if missing:
+        raise LabelError(f"{labels_file}: {len(missing)} image(s) of the interrupted run are no longer listed, "
+                         f"e.g. {', '.join(missing[:5])}; restore them, or start a new run without --resume")
+    added = [image for image in current if image not in part and image not in (resume.labels or {})]
+    if added:
+        log(f"note: {len(added)} row(s) added to {labels_file} since the interrupted run started are not used by it "
+            f"(e.g. {', '.join(added[:3])}); a new run would use them")
+    rows = [i for i, image in enumerate(table.images) if image in part]
+    table = table.subset(rows)
+    return table, np.asarray([part[image] for image in table.images])
+
+
 def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> dict:
     """Train, calibrate, save the bundle and score the test split; returns the test report.
 
-    With `resume` (see `resume_training`), training continues from that checkpoint's epoch.
+    With `resume` (see `resume_training`), training continues from that checkpoint's epoch, on the
+    split and labels it started with.
     """
+    config.validate()
+    output_folder.check_no_overlap(config.output, config.data)
+    with output_folder.locked(config.output):
+        return _train(config, log, resume)
+
+
+def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     started = time.time()
+    output = output_folder.claim(config.output, OUTPUTS)
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.precision)
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
     if not resume and (output / CHECKPOINT_DIR).exists():
         log(f"note: {output} holds an interrupted run's checkpoint; this new run replaces it "
             f"(to continue that run instead: train.py --resume --output {output})")
         remove_checkpoint(output)
 
     table = parse_labels(config.labels)
-    if resume and resume.attributes and resume.attributes != table.attributes:
-        raise LabelError(f"{config.labels}: its attributes are now {table.attributes}, but the interrupted run "
-                         f"was training {resume.attributes}; restore that label header to resume, or start a "
-                         "new run without --resume")
+    split = None
+    if resume:
+        table, split = _resumed_rows(resume, table, config.labels, log)
     log(summarize(table))
+    _check_memory(len(table.images), config.image_size)
     weights_file = resolve_weights(config.backbone, config.weights)  # before the image scan: fail fast offline
     pretrained = weights_file is not None
-    table = _drop_bad_images(config, table, output, log)
+    table = _drop_bad_images(config, table, output, log, resuming=resume is not None)
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
 
-    if config.split_file:
+    if split is not None:
+        source = f"the interrupted run's own split, from {resume.directory}"
+    elif config.split_file:
         split = split_from_file(config.split_file, table.images, table.values, config.split, config.seed)
+        source = f"from {config.split_file}"
     else:
         split = stratified_split(table.values, config.split, config.seed)
-    write_split(output / "split.txt", table.images, split)
+        source = f"seed {config.seed}"
+    write_split(output / SPLIT_FILE, table.images, split)
     rows = {name: np.flatnonzero(split == name) for name in SPLITS}
     log("split: " + ", ".join(f"{name} {len(rows[name])}" for name in SPLITS)
-        + (f" (from {config.split_file}" if config.split_file else f" (seed {config.seed}")
-        + f", saved to {output / 'split.txt'})")
+        + f" ({source}, saved to {output / SPLIT_FILE})")
     if len(rows["train"]) == 0 or len(rows["val"]) == 0:
         raise DefectTFError(f"{len(table.images)} images are too few to hold out a validation split; "
                             "label more images (a few dozen at the very least)")
     train_labels, val_labels = table.values[rows["train"]], table.values[rows["val"]]
+    untrained = [name for name, known in zip(table.attributes, known_mask(train_labels).any(axis=0)) if not known]
+    if untrained:
+        log(f"warning: {', '.join(map(repr, untrained))} has no known label in the training split: it is not "
+            "learned, and the model will never report it as detected (marked untrained in the bundle)")
     for name, count in zip(table.attributes, label_counts(train_labels)["positive"]):
-        if count == 0:
+        if count == 0 and name not in untrained:
             log(f"warning: attribute {name!r} has no positive label in the training split: it cannot be learned")
+    run = {"attributes": table.attributes,
+           "labels": {image: row for image, row in zip(table.images, table.values.tolist())},
+           "split": {name: [table.images[i] for i in rows[name]] for name in SPLITS}}
 
     augment = build_augmentation(config.rotation, config.cutout, seed=config.seed)
     train_data = make_dataset(list(paths[rows["train"]]), train_labels, config.image_size, config.batch_size,
@@ -180,7 +317,7 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         first_epoch = resume.epoch
     if not resume or resume.phase == "warm-up":
         model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs,
-                  callbacks=[curve, EpochCheckpoint(output, saved_config, table.attributes, curve), TerminateOnNaN()],
+                  callbacks=[curve, EpochCheckpoint(output, saved_config, run, curve), TerminateOnNaN()],
                   **fit)
         _stop_if_diverged(curve.records, config.lr)
 
@@ -205,7 +342,7 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         model.set_weights(best_weights)  # the run was stopped early just before it was killed
     else:
         model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs + config.finetune_epochs,
-                  callbacks=[curve, stop, EpochCheckpoint(output, saved_config, table.attributes, curve, stop),
+                  callbacks=[curve, stop, EpochCheckpoint(output, saved_config, run, curve, stop),
                              TerminateOnNaN()], **fit)
         _stop_if_diverged(curve.records, config.finetune_lr)
 
@@ -219,13 +356,14 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
         "label_header_fingerprint": header_fingerprint(table.attributes),
         "image_size": config.image_size,
         "thresholds": [float(t) for t in thresholds],
+        "untrained": untrained,
         "backbone": config.backbone,
         "pretrained": pretrained,
         "precision": policy,
         "settings": {**asdict(config), "split": list(config.split)},
         "data_dir": str(Path(config.data).resolve()),
         "labels_file": str(Path(config.labels).resolve()),
-        "split": {name: [table.images[i] for i in rows[name]] for name in SPLITS},
+        "split": run["split"],
         "epochs_trained": len(curve.records),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -239,7 +377,7 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> d
     report = evaluate_bundle(bundle, config.data, table.subset(rows["test"]), output, config.batch_size)
     log(f"test split ({len(rows['test'])} images):\n{format_report(report)}")
     log(f"test macro F1 (calibrated thresholds): {report['calibrated']['macro']['f1']:.3f}; "
-        f"metrics in {output / 'metrics.json'}, curves in {output / 'loss_curve.png'} and {output / 'pr_curve.png'}; "
+        f"metrics in {output / METRICS_FILE}, curves in {output / LOSS_CURVE_FILE} and {output / PR_CURVE_FILE}; "
         f"total {time.time() - started:.0f} s")
     return report
 
@@ -258,4 +396,9 @@ def config_from_settings(settings: dict) -> TrainConfig:
 def resume_training(output_dir: str | Path, log=print) -> dict:
     """Continue the interrupted run in `output_dir` with its own settings, from its last completed epoch."""
     checkpoint = read_checkpoint(output_dir)
-    return train(config_from_settings(checkpoint.config), log, resume=checkpoint)
+    try:
+        config = config_from_settings({**checkpoint.config, "output": str(output_dir)})
+    except (TypeError, ValueError, KeyError) as error:
+        raise DefectTFError(f"the checkpoint in {checkpoint.directory} is damaged (its settings: {error}); start a "
+                            "new run without --resume") from None
+    return train(config, log, resume=checkpoint)

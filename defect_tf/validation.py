@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from defect_tf.data import PARALLEL_CALLS, fixed_tuning, load_image, oversized, read_image
 from defect_tf.errors import ImageError
-from defect_tf.labels import LabelTable, label_counts
+from defect_tf.labels import LabelTable, label_counts, leaves_folder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 
@@ -88,8 +88,20 @@ class DataReport:
         return "\n".join(lines + [f"  {path}: {reason}" for path, reason in self.bad_images.items()])
 
 
+def path_warnings(images: list[str]) -> list[str]:
+    """Image paths that leave the data folder (allowed, but rarely meant: the folder no longer holds the data)."""
+    outside = [image for image in images if leaves_folder(image)]
+    if not outside:
+        return []
+    return [f"{len(outside)} image path(s) point outside the data folder (absolute or through ..), e.g. "
+            f"{', '.join(outside[:3])}"]
+
+
 def check_data(data_dir: str | Path, table: LabelTable) -> DataReport:
     """Check every listed image and the label matrix; nothing is trained or changed."""
+    if not Path(data_dir).is_dir():
+        raise ImageError(f"{data_dir}: data folder not found" if not Path(data_dir).exists()
+                         else f"{data_dir}: not a folder; --data takes the folder the label file's paths are relative to")
     paths = [str(Path(data_dir) / name) for name in table.images]
     return DataReport(bad_images=unreadable_images(paths), unlisted=unlisted_images(data_dir, table.images),
-                      warnings=[*table.notes, *attribute_warnings(table)])
+                      warnings=[*table.notes, *path_warnings(table.images), *attribute_warnings(table)])

@@ -5,6 +5,7 @@ Shared by the browser test and by `docs/make_screenshot.py`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -26,11 +27,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(*args: str, timeout: float = 180):
-    """Start `python app.py ARGS` on a free port; yield its URL once it answers; stop it afterwards."""
+def running_app(*args: str, timeout: float = 180, env: dict | None = None):
+    """Start `python app.py ARGS` on a free port; yield its URL once it answers; stop it (SIGTERM) afterwards."""
     port = free_port()
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + timeout

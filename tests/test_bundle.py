@@ -32,11 +32,37 @@ def test_saving_again_replaces_the_bundle_and_leaves_no_temporary_folders(tmp_pa
 
 def test_a_half_written_bundle_is_never_loaded(tmp_path):
     save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
-    staging = tmp_path / ".bundle.tmp"  # a crash while writing the next bundle leaves this behind
+    staging = tmp_path / ".bundle.new-x1"  # a crash while writing the next bundle leaves this behind
     staging.mkdir()
     (staging / "model.keras").write_bytes(b"partial")
     np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.3, 0.3])
-    (tmp_path / "bundle").rename(tmp_path / ".bundle.old")  # a crash between the two renames
+    (tmp_path / "bundle").rename(tmp_path / ".bundle.old-x2")  # a crash between the two renames
+    np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.3, 0.3])
+
+
+def test_a_corrupt_model_file_is_named_as_corrupt_not_missing(tmp_path):
+    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
+    (tmp_path / "bundle" / "model.keras").write_bytes(b"PK\x03\x04 but then nothing")
+    with pytest.raises(BundleError, match="model.keras: not a Keras model file \\(corrupt or truncated\\)"):
+        load_bundle(tmp_path)
+    (tmp_path / "bundle" / "bundle.json").write_text('{"format": "defect_tf.bundle/1", "attributes": ["a"]}')
+    with pytest.raises(BundleError, match="incomplete bundle metadata \\(no image_size, thresholds\\)"):
+        load_bundle(tmp_path)
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_bundle_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    from defect_tf.files import DiskFullError
+
+    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
+
+    def no_space(self, path, *args, **kwargs):
+        open(path, "wb").write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", no_space)
+    with pytest.raises(DiskFullError, match=r"^disk full while writing .*bundle; the previous bundle is intact"):
+        save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.1, 0.1]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
     np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.3, 0.3])
 
 

@@ -100,3 +100,80 @@ def test_resume_after_the_label_header_changed_is_a_clear_error(tiny_demo, tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "but the interrupted run was training ['scratch', 'dent', 'crack', 'stain']" in result.stderr
     assert read_checkpoint(output).epoch >= 1  # the checkpoint is kept for when the header is restored
+
+
+def interrupted_run(tiny_demo, tmp_path):
+    """A run on a private copy of the demo, killed after its first epoch: (data, labels, output)."""
+    import shutil
+
+    root, _ = tiny_demo
+    data, labels, output = tmp_path / "images", tmp_path / "labels.txt", tmp_path / "outputs"
+    shutil.copytree(root / "images", data)
+    labels.write_text((root / "labels.txt").read_text())
+    process = start_training(tmp_path, output, labels)
+    wait_for_epoch(output, 1, process)
+    process.kill()
+    process.communicate(timeout=120)
+    return data, labels, output
+
+
+def test_resume_after_label_values_changed_names_the_rows_and_keeps_the_checkpoint(tiny_demo, tmp_path):
+    _, labels, output = interrupted_run(tiny_demo, tmp_path)
+    header, *rows = labels.read_text().splitlines()
+    name, first, *rest = rows[5].split()
+    rows[5] = " ".join([name, "0" if first == "1" else "1", *rest])
+    labels.write_text("\n".join([header, *rows[:-1]]) + "\n")  # one value flipped, the last row removed
+    result = resume(output)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    removed = rows[-1].split()[0]
+    assert (f"changed since the interrupted run started: 1 row(s) changed values ({name}); 1 row(s) removed "
+            f"({removed})") in result.stderr
+    assert read_checkpoint(output).epoch >= 1
+
+
+def test_resume_keeps_the_runs_own_split_when_rows_were_added(tiny_demo, tmp_path):
+    import shutil
+
+    data, labels, output = interrupted_run(tiny_demo, tmp_path)
+    split_before = (output / "split.txt").read_text()
+    header, *rows = labels.read_text().splitlines()
+    for index in range(12):  # rows that a fresh stratified split would spread over all three parts
+        shutil.copy(data / rows[index].split()[0], data / f"new_{index}.png")
+    added = [f"new_{index}.png {' '.join(rows[index].split()[1:])}" for index in range(12)]
+    labels.write_text("\n".join([header, *added, *rows]) + "\n")
+    result = resume(output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "note: 12 row(s) added to" in result.stdout and "are not used by it" in result.stdout
+    assert (output / "split.txt").read_text() == split_before
+    assert not any(image.startswith("new_") for images in load_bundle(output).metadata["split"].values()
+                   for image in images)
+
+
+@pytest.mark.parametrize("damage", ["state", "weights"])
+def test_a_damaged_checkpoint_is_one_line_saying_to_start_over(tmp_path, damage):
+    directory = tmp_path / "checkpoint"
+    directory.mkdir()
+    state = {"config": {}, "phase": "warm-up", "epoch": 1, "records": [], "weights_file": "epoch-0001.weights.h5",
+             "early_stopping": None}
+    (directory / "state.json").write_text("{not json" if damage == "state" else json.dumps(state))
+    with pytest.raises(DefectTFError, match="damaged.*start a new run without --resume"):
+        read_checkpoint(tmp_path)
+    result = resume(tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "damaged" in result.stderr
+
+
+def test_an_interrupt_before_the_first_epoch_does_not_advise_resume(tiny_demo, tmp_path, monkeypatch, capsys):
+    import train as train_cli
+    from defect_tf.cli import run
+
+    root, _ = tiny_demo
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "train", interrupted)
+    status = run(lambda: train_cli.main(["--data", str(root / "images"), "--labels", str(root / "labels.txt"),
+                                         "--output", str(tmp_path / "out")]))
+    assert status == 130
+    assert capsys.readouterr().err == ("interrupted before the first epoch finished: there is nothing to resume; run "
+                                       "the same command again to start over\n")

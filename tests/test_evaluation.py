@@ -69,3 +69,32 @@ def test_cli_rejects_labels_with_other_attributes(trained_output, tmp_path):
     other.write_text("image rust\nx.png 1\n")
     result = run_cli("--model", output, "--labels", other, "--split", "all", "--data", tmp_path)
     assert result.returncode == 2 and "do not match the model's" in result.stderr
+
+
+def test_the_report_says_what_its_figures_rest_on():
+    labels = np.array([[1, NA], [0, NA], [1, NA]], np.float32)
+    report = evaluate_scores(labels, np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.9]]), np.array([0.5, 0.5]),
+                             ["scratch", "dent"])
+    assert report["unscored"] == ["dent"] and report["calibrated"]["macro"]["f1"] == 1.0
+    assert report["calibrated"]["per_attribute"]["f1"] == [1.0, None]
+    lines = format_report(report).splitlines()
+    assert "note: dent has no known label among these images: not scored, and left out of the averages" in lines
+    assert ("warning: these figures rest on 3 image(s), fewer than 30: one image more or less right moves them a "
+            "lot; label more images") in lines
+    assert "warning: fewer than 5 positive images back the recall and F1 of: scratch (2)" in lines
+
+
+def test_scoring_the_training_images_warns_that_the_figures_are_optimistic(trained_output, tiny_demo, tmp_path,
+                                                                          capsys):
+    import evaluate
+    from defect_tf.cli import run
+
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    split = json.loads((output / "bundle" / "bundle.json").read_text())["split"]
+    status = run(lambda: evaluate.main(["--model", str(output), "--data", str(root / "images"), "--labels",
+                                        str(root / "labels.txt"), "--output", str(tmp_path)]))
+    assert status == 0
+    seen = len(split["train"]) + len(split["val"])
+    assert (f"warning: {seen} of these {len(table.images)} images were used to train or calibrate this model "
+            "(its train and val splits): these figures are optimistic, not a test") in capsys.readouterr().out

@@ -39,6 +39,28 @@ def test_comma_separated_paths_may_contain_spaces(tmp_path):
     assert table.images == ["my photos/a b.png"]
 
 
+def test_a_space_separated_file_takes_commas_in_file_names(tmp_path):
+    table = parse_labels(write(tmp_path, "image scratch dent\nimg,1.png 1 0\nb.png 0 NA\n"))
+    assert table.images == ["img,1.png", "b.png"]
+    np.testing.assert_array_equal(table.values, [[1, 0], [0, NA]])
+
+
+def test_a_wrong_field_count_says_how_the_file_is_separated(tmp_path):
+    with pytest.raises(LabelError, match=r"labels.txt:2: expected 3 fields \(image \+ 2 attributes\), found 4 "
+                                         r"\(fields are separated by spaces, as its header is; a file name with spaces "
+                                         r"needs a comma-separated file\)"):
+        parse_labels(write(tmp_path, "image scratch dent\nmy photo.png 1 0\n"))
+
+
+@pytest.mark.parametrize("spelling", ["./img_000.png", "a/../img_000.png", "img_000.png", ".//img_000.png"])
+def test_one_image_spelled_two_ways_is_one_row(tmp_path, spelling):
+    table = parse_labels(write(tmp_path, f"image scratch\nimg_000.png 1\n{spelling} 1\nimg_001.png 0\n"))
+    assert table.images == ["img_000.png", "img_001.png"]
+    assert len(table.notes) == 1 and "img_000.png" in table.notes[0]
+    with pytest.raises(LabelError, match=r"labels.txt:3: img_000.png .*is listed again with different labels"):
+        parse_labels(write(tmp_path, f"image scratch\nimg_000.png 1\n{spelling} 0\n"))
+
+
 def test_every_malformed_line_is_reported_with_file_and_line(tmp_path):
     path = write(tmp_path, "image scratch dent\na.png 1 0\nb.png 1\nc.png 1 yes\nd.png 0 0\n")
     with pytest.raises(LabelError) as error:

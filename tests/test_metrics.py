@@ -67,3 +67,12 @@ def test_top1_accuracy_over_single_label_images_by_hand():
                        [0.2, 0.7, 0.1]])  # one known positive: counted, right
     assert top1_accuracy(labels, scores) == 0.75
     assert np.isnan(top1_accuracy(labels[3:4], scores[3:4]))
+
+
+def test_an_attribute_with_no_known_label_is_not_scored_and_stays_out_of_the_averages():
+    labels = np.array([[1, NA], [0, NA], [1, NA]], np.float32)
+    predicted = np.array([[1, 0], [0, 0], [1, 1]])
+    report = classification_report(labels, predicted)
+    assert report["per_attribute"]["f1"][0] == 1.0 and np.isnan(report["per_attribute"]["f1"][1])
+    assert report["macro"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}  # not 0.5 from an F1 of 0
+    assert report["weighted"]["f1"] == 1.0 and report["micro"]["f1"] == 1.0

@@ -95,7 +95,61 @@ def test_explain_writes_one_overlay_per_detected_attribute_at_the_photo_resoluti
     result = run_cli(detected.image, "--model", output, "--explain", tmp_path / "heatmaps")
     assert result.returncode == 0, result.stderr
     expected = [tmp_path / "heatmaps" / f"{Path(detected.image).stem}_{name}.png" for name in detected.detected]
-    assert sorted((tmp_path / "heatmaps").iterdir()) == sorted(expected)
+    assert sorted(p for p in (tmp_path / "heatmaps").iterdir() if not p.name.startswith(".")) == sorted(expected)
     for path in expected:
         assert f"  heatmap: {path}" in result.stdout.splitlines()
         assert cv2.imread(str(path)).shape == (48, 48, 3)  # the photo's own size, not the model's 32 px
+
+
+def test_overlay_names_are_unique_and_safe_for_any_file_system():
+    from defect_tf.prediction import Prediction, overlay_names
+
+    predictions = [Prediction("a/x.png", {}, ["scratch", "a/b"]), Prediction("b/x.png", {}, ["scratch"]),
+                   Prediction("c/x-2.png", {}, ["a_b"]), Prediction("d/y.png", {}, ["a/b", "a_b"]),
+                   Prediction("e/z.png", {}, [])]
+    assert overlay_names(predictions) == {
+        "a/x.png": {"scratch": "x_scratch.png", "a/b": "x_a_b.png"},
+        "b/x.png": {"scratch": "x-2_scratch.png"},
+        "c/x-2.png": {"a_b": "x-2-2_a_b.png"},
+        "d/y.png": {"a/b": "y_a_b.png", "a_b": "y_a_b-2.png"},
+        "e/z.png": {},
+    }
+
+
+def test_two_photos_with_one_name_get_two_heatmaps(trained_output, tiny_demo, tmp_path):
+    import shutil
+
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    predictions, _ = Predictor(load_bundle(output)).predict([root / "images" / name for name in table.images])
+    detected = next(p for p in predictions if p.detected)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(detected.image, tmp_path / folder / "x.png")
+    result = run_cli(tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "--model", output, "--explain",
+                     tmp_path / "heatmaps")
+    assert result.returncode == 0, result.stderr
+    printed = [line.split("heatmap: ")[1] for line in result.stdout.splitlines() if "heatmap: " in line]
+    assert len(printed) == 2 * len(detected.detected) == len(set(printed))
+    assert all(Path(path).is_file() for path in printed)
+
+
+def test_heatmaps_that_cannot_be_written_are_an_error_not_a_printed_path(trained_output, tiny_demo, tmp_path,
+                                                                          monkeypatch):
+    import cv2
+
+    from defect_tf.errors import DefectTFError
+
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    predictor = Predictor(load_bundle(output))
+    predictions, _ = predictor.predict([root / "images" / name for name in table.images])
+    detected = [next(p for p in predictions if p.detected)]
+    (tmp_path / "a_file").write_text("x")
+    result = run_cli(detected[0].image, "--model", output, "--explain", tmp_path / "a_file" / "heatmaps")
+    assert result.returncode == 2 and "heatmap:" not in result.stdout and "Traceback" not in result.stderr
+    assert "cannot create the folder" in result.stderr or "is a file" in result.stderr
+    monkeypatch.setattr(cv2, "imwrite", lambda *args: False)  # e.g. a full disk or an unsupported path
+    with pytest.raises(DefectTFError, match="could not write"):
+        predictor.write_explanations(detected, tmp_path / "heatmaps")
+    assert [p.name for p in (tmp_path / "heatmaps").iterdir() if not p.name.startswith(".")] == []

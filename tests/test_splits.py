@@ -52,11 +52,23 @@ def test_an_official_train_test_split_gets_val_carved_out_of_train(tmp_path):
 
 
 def test_split_file_problems_are_clear_errors(tmp_path):
-    (tmp_path / "split.txt").write_text("image split\na.png train\nb.png holdout\n")
-    with pytest.raises(DefectTFError, match="split names must be train, val or test; found holdout"):
+    (tmp_path / "split.txt").write_text("image split\na.png train\nb.png holdout\nc.png\n\nd.png test\n")
+    with pytest.raises(DefectTFError) as error:
         split_from_file(tmp_path / "split.txt", ["a.png"], np.zeros((1, 1)))
+    assert str(error.value).splitlines() == [
+        f"{tmp_path / 'split.txt'}:3: expected `image train|val|test`, found 'b.png holdout'",
+        f"{tmp_path / 'split.txt'}:4: expected `image train|val|test`, found 'c.png'"]
     (tmp_path / "split.txt").write_text("image split\na.png train\n")
     with pytest.raises(DefectTFError, match="1 labelled images are not in the split file, e.g. c.png"):
         split_from_file(tmp_path / "split.txt", ["a.png", "c.png"], np.zeros((2, 1)))
-    with pytest.raises(DefectTFError, match="cannot read the split file"):
+    with pytest.raises(DefectTFError, match="missing.txt: split file not found"):
         split_from_file(tmp_path / "missing.txt", ["a.png"], np.zeros((1, 1)))
+    (tmp_path / "split.txt").write_text("image split\na.png train\n./a.png test\n")
+    with pytest.raises(DefectTFError, match=r"split.txt:3: a.png is listed again in another split \(train\)"):
+        split_from_file(tmp_path / "split.txt", ["a.png"], np.zeros((1, 1)))
+
+
+def test_split_file_paths_are_normalised_like_label_paths(tmp_path):
+    (tmp_path / "split.txt").write_text("image split\n./a.png train\nsub/../b.png val\nc.png test\n")
+    assert list(split_from_file(tmp_path / "split.txt", ["a.png", "b.png", "c.png"], np.zeros((3, 1)))) == [
+        "train", "val", "test"]

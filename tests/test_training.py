@@ -106,6 +106,9 @@ def test_check_reports_without_training_and_skip_trains_without_bad_images(tiny_
                               "--labels", str(labels)], capture_output=True, text=True, timeout=300)
     assert checked.returncode == 2
     assert "truncated.png" in checked.stdout and "missing.png" in checked.stdout and "Traceback" not in checked.stderr
+    # TensorFlow's start-up chatter (absl's notice, INFO lines about oneDNN and CUDA) is held back, as in the others
+    assert "absl::InitializeLog" not in checked.stderr and " port.cc:" not in checked.stderr
+    assert "cuda drivers" not in checked.stderr
 
     output = tmp_path / "out"
     config = TrainConfig(data=str(images), labels=str(labels), output=str(output), backbone="small_cnn",

@@ -105,3 +105,22 @@ def test_one_check_run_reports_ten_different_mistakes_with_file_and_line(tiny_de
                      f"{labels}:57: {table.images[2]} is listed again with different labels than line 4",
                      "attribute 'crack' is never positive"]:
         assert expected in out, expected
+
+
+def test_paths_that_leave_the_data_folder_are_counted_as_a_warning(tmp_path):
+    readable, _ = bad_input_corpus(tmp_path / "data")
+    (tmp_path / "outside.png").write_bytes((tmp_path / "data" / "palette.png").read_bytes())
+    images = ["good.jpg", "../outside.png", str(tmp_path / "data" / "palette.png")]
+    report = check_data(tmp_path / "data", LabelTable(["a"], images, np.array([[1.0], [0.0], [1.0]])))
+    assert report.bad_images == {}
+    assert (f"warning: 2 image path(s) point outside the data folder (absolute or through ..), e.g. ../outside.png, "
+            f"{tmp_path / 'data' / 'palette.png'}") in report.describe_warnings()
+
+
+def test_a_data_folder_that_does_not_exist_is_one_error_not_every_image_missing(tmp_path):
+    import pytest
+
+    from defect_tf.errors import ImageError
+
+    with pytest.raises(ImageError, match=r"^\S*nope: data folder not found$"):
+        check_data(tmp_path / "nope", LabelTable(["a"], ["x.png", "y.png"], np.array([[1.0], [0.0]])))

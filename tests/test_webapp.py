@@ -1,3 +1,6 @@
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,13 +76,69 @@ def test_the_page_in_a_real_browser(trained_output, predictor, tiny_demo, tmp_pa
         assert driver.find_element(By.CSS_SELECTOR, "#photo img").get_property("naturalWidth") == 48
         assert "Detected: " in driver.find_element(By.ID, "message").text
 
-        for bad, expected in ((not_image, "is not an image this app can read"),
-                              (large, "is larger than the 1 MB upload limit")):
-            driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
-            upload(driver, bad)
-            wait_for(driver, lambda d: expected in d.find_element(By.ID, "message").text)
-            assert "Traceback" not in driver.page_source
+        driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
+        upload(driver, not_image)
+        wait_for(driver, lambda d: "is not an image this app can read" in d.find_element(By.ID, "message").text)
+        driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
+        upload(driver, large)  # refused before it is sent: Gradio checks --max-upload-mb in the page, then the server
+        wait_for(driver, lambda d: 'exceed the maximum allowed size of 1.0 Mb: "large.jpg"'
+                 in d.find_element(By.TAG_NAME, "body").text)
+        assert "Traceback" not in driver.page_source
+
+        samples = [b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.startswith("surface_")]
+        assert len(samples) == 4  # the model's own test images, served from the app's private copies
+        samples[0].click()
+        wait_for(driver, lambda d: d.find_element(By.ID, "message").text.startswith(("Detected: ", "No defect")))
 
         hosts = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)")
         assert set(hosts) <= {url.split("/")[2]}, "the page fetched something from outside the app"
+
+
+def test_a_photo_over_100_megapixels_is_named_as_too_large_not_as_not_an_image(predictor, tmp_path):
+    from PIL import Image
+
+    Image.new("1", (12000, 12000)).save(tmp_path / "bomb.png")  # 144 megapixels in a few kilobytes
+    assert DefectApp(predictor).analyse(str(tmp_path / "bomb.png"))[3] == (
+        "**bomb.png** is too large to read: 12000x12000 is larger than 100 megapixels; downscale it first.")
+
+
+def files_under(folder):
+    return {path for path in folder.rglob("*") if path.is_file()}
+
+
+def test_the_page_serves_no_file_beside_a_sample_and_stores_nothing_of_an_oversized_upload(trained_output, tiny_demo,
+                                                                                            tmp_path):
+    import httpx
+
+    output, _, _ = trained_output
+    root, table = tiny_demo
+    data = tmp_path / "data"
+    data.mkdir()
+    sample = data / "sample.png"
+    sample.write_bytes((root / "images" / table.images[0]).read_bytes())
+    secret = data / "id_rsa"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    private = tmp_path / "tmp"
+    private.mkdir()
+    with running_app("--model", str(output), "--samples", str(sample), "--max-upload-mb", "1", "--keep-uploads", "2",
+                     env={"TMPDIR": str(private)}) as url:
+        for path in (secret, sample, output / "bundle" / "bundle.json"):
+            response = httpx.get(f"{url}gradio_api/file={path}")
+            assert response.status_code == 403, (path, response.status_code)
+            assert "PRIVATE KEY" not in response.text
+
+        before = files_under(private)
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", b"\0" * 1_500_000)})
+        assert response.status_code == 413 and "maximum allowed size" in response.text
+        assert files_under(private) == before  # refused while it arrived: nothing of it stored
+
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": ("small.png", sample.read_bytes())})
+        assert response.status_code == 200
+        stored = Path(response.json()[0])
+        assert stored.is_file() and private in stored.parents
+        deadline = time.time() + 30
+        while stored.exists():  # deleted a little after --keep-uploads seconds
+            assert time.time() < deadline, "the upload was not deleted"
+            time.sleep(0.5)
+    assert files_under(private) == set()  # the app's private folder goes with it
