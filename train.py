@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                         help="phase 2 maximum epochs (early stopping may end it sooner)")
     parser.add_argument("--unfreeze", type=int, default=d.unfreeze,
-                        help="backbone layers (from the top) trained in phase 2 with pretrained weights")
+                        help="backbone layers (from the top) trained in phase 2 with pretrained weights (default: the "
+                             "backbone's own, "
+                             + ", ".join(f"{name} {spec.unfreeze}" for name, spec in sorted(BACKBONES.items())
+                                         if spec.imagenet) + ")")
     parser.add_argument("--lr", type=float, default=d.lr, help="phase 1 learning rate (Adam)")
     parser.add_argument("--finetune-lr", type=float, default=d.finetune_lr, help="phase 2 learning rate (Adam)")
     parser.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 from pathlib import Path
 
 import keras
@@ -12,53 +9,22 @@ import keras
 from defect_tf.backbones import get_backbone
 from defect_tf.errors import WeightsError
 
-KERAS_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
-DOWNLOAD_TIMEOUT_SECONDS = 20
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def keras_cache_dir() -> Path:
-    """Keras's cache folder: $KERAS_HOME, or ~/.keras (where Keras looks for downloaded weights)."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
 
 
 def resolve_weights(backbone_name: str, weights: str) -> str | None:
     """Turn `--weights` (imagenet, none, or a file path) into a local weights file, or None for random init.
 
-    ImageNet weights come from Keras's cache (~/.keras/models/) or are downloaded into it; when that
-    fails (offline, say) the error says exactly what to do instead of showing a stack trace.
+    ImageNet weights come from the backbone's own source (Keras's cache and store, or a pip package);
+    when they can't be had (offline, say) the error says exactly what to do instead of showing a stack trace.
     """
     if weights.lower() == "none":
         return None
     backbone = get_backbone(backbone_name)
-    if weights.lower() == "imagenet" and backbone.imagenet_file is None:
-        raise WeightsError(f"there are no ImageNet weights for {backbone_name}; train it with --weights none")
     if weights.lower() == "imagenet":
-        url = KERAS_WEIGHTS_URL + backbone.imagenet_file
-        try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT_SECONDS):
-                return keras.utils.get_file(
-                    backbone.imagenet_file, url, cache_subdir="models", file_hash=backbone.imagenet_md5
-                )
-        except Exception as error:  # urllib, socket and hash errors all mean "not available"
-            cache = keras_cache_dir() / "models" / backbone.imagenet_file
-            raise WeightsError(
-                f"ImageNet weights for {backbone_name} are not in Keras's cache and could not be downloaded "
-                f"({error}).\n"
-                f"  Offline? Either train from scratch with --weights none,\n"
-                f"  or fetch {url} on a connected machine and put it at {cache}\n"
-                f"  (or pass its path: --weights /path/to/{backbone.imagenet_file})."
-            ) from None
+        if backbone.imagenet is None:
+            raise WeightsError(f"there are no ImageNet weights for {backbone_name}; train it with --weights none")
+        return backbone.imagenet(backbone_name)
     if not Path(weights).is_file():
         raise WeightsError(f"--weights {weights}: no such file; use imagenet, none, or a path to a weights file")
     return weights
@@ -86,9 +52,11 @@ def build_classifier(backbone_name: str, n_outputs: int, image_size: int, weight
     base = backbone.constructor(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
     if weights_file is not None:
         try:
-            base.load_weights(weights_file)
+            backbone.load_weights(base, weights_file)
+        except WeightsError:
+            raise
         except Exception as error:
-            raise WeightsError(f"cannot load backbone weights from {weights_file}: {error}") from None
+            raise WeightsError(f"cannot load {backbone_name} weights from {weights_file}: {error}") from None
     else:
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

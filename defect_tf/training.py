@@ -22,7 +22,7 @@ from keras.callbacks import TerminateOnNaN
 
 from defect_tf import output_folder
 from defect_tf.augmentation import ROTATIONS, build_augmentation
-from defect_tf.backbones import BACKBONES
+from defect_tf.backbones import BACKBONES, get_backbone
 from defect_tf.bundle import BUNDLE_DIR, load_bundle, save_bundle
 from defect_tf.calibration import FALLBACK_THRESHOLD, calibrate_thresholds
 from defect_tf.callbacks import HISTORY_FILE, LOSS_CURVE_FILE, LossCurve, ResumableEarlyStopping
@@ -61,7 +61,7 @@ class TrainConfig:
     batch_size: int = 32
     warmup_epochs: int = 5
     finetune_epochs: int = 20
-    unfreeze: int = 27
+    unfreeze: int | None = None  # None: the backbone's own default (its registry entry)
     lr: float = 1e-3
     finetune_lr: float = 1e-4
     patience: int = 5
@@ -79,8 +79,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Stop with one line naming the flag if a setting is out of range or a path is wrong (before any work)."""
-        problems = [message for field, (low, high) in NUMBER_RANGES.items()
-                    if (message := _out_of_range(field, getattr(self, field), low, high))]
+        problems = [message for field, (low, high) in NUMBER_RANGES.items() if getattr(self, field) is not None
+                    and (message := _out_of_range(field, getattr(self, field), low, high))]
         if not problems and self.warmup_epochs + self.finetune_epochs == 0:
             problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained")
         for field, allowed in (("backbone", sorted(BACKBONES)), ("rotation", ROTATIONS), ("pooling", sorted(POOLING)),
@@ -322,9 +322,10 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         _stop_if_diverged(curve.records, config.lr)
 
     if pretrained:
-        trainable = set_trainable_top(model, config.unfreeze, train_batchnorm=False)
-        log(f"phase 2/2 fine-tune: top {config.unfreeze} backbone layers unfrozen ({trainable} trainable, "
-            f"BatchNorm frozen)")
+        unfreeze = config.unfreeze if config.unfreeze is not None else get_backbone(config.backbone).unfreeze
+        trainable = set_trainable_top(model, unfreeze, train_batchnorm=False)
+        log(f"phase 2/2 fine-tune: top {unfreeze} backbone layers unfrozen ({trainable} trainable, "
+            f"BatchNorm frozen, backbone in inference mode)")
     else:
         set_trainable_top(model, None, train_batchnorm=True)
         log("phase 2/2 fine-tune: every layer keeps training")

@@ -15,7 +15,7 @@ def test_every_backbone_builds_and_has_its_grad_cam_layer(name):
 
 
 def test_unknown_backbone_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown backbone 'resnet9'; choose one of: efficientnet_b0, small_cnn"):
+    with pytest.raises(ValueError, match="unknown backbone 'resnet9'; choose one of: efficientnet_b0, efficientnet_lite0, small_cnn"):
         get_backbone("resnet9")
 
 

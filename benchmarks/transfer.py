@@ -1,0 +1,126 @@
+"""Pretrained EfficientNet-Lite0 against small_cnn from scratch on NEU, on one shared split.
+
+    python benchmarks/transfer.py --study accuracy   # every labelled image: accuracy and wall time, both arms
+    python benchmarks/transfer.py --study fewshot    # 5, 10, 25, 50 labelled images per class; same test images
+    python benchmarks/transfer.py --study unfreeze   # Lite0: warm-up only, then the top block / stages / all fine-tuned
+
+Each arm follows its own recipe (`RECIPES`): Lite0 from its ImageNet weights with the two phases (head on a
+frozen backbone, then the top layers at a lower learning rate, BatchNorm frozen); small_cnn from scratch as
+the NEU accuracy benchmark trains it. Few-shot arms draw K images per class from the shared split's
+train + val part (one in five of them, at least one per class, for validation) and are scored on the
+whole shared test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from common import (DEFAULT_DATA_ROOT, comparison_table, data_folder, number, record, run, shared_split,
+                    test_images, train_and_score)
+
+from defect_tf.labels import format_labels, parse_labels
+from defect_tf.splits import read_split, write_split
+from defect_tf.training import TrainConfig
+
+RECIPES = {
+    "efficientnet_lite0": dict(backbone="efficientnet_lite0", weights="imagenet", warmup_epochs=5, finetune_epochs=15,
+                               lr=1e-3, finetune_lr=1e-4),
+    "small_cnn": dict(backbone="small_cnn", weights="none", warmup_epochs=20, finetune_epochs=10, lr=1e-3,
+                      finetune_lr=1e-4),
+}
+FEWSHOT_EPOCHS = (30, 30)  # warm-up, fine-tune: a few images give a few steps per epoch
+UNFREEZE_ARMS = {"warm-up only": None, "top block": 11, "top two stages": 46, "all": 10_000}
+
+
+def fewshot_files(table, split: dict[str, str], per_class: int, work: Path, seed: int) -> tuple[Path, Path]:
+    """A label file and a split file holding `per_class` images of each class (train + val) and the test images."""
+    rng = np.random.default_rng(seed)
+    pool = [i for i, image in enumerate(table.images) if split[image] in ("train", "val")]
+    chosen, parts = [], {}
+    for column in range(len(table.attributes)):
+        members = [i for i in pool if table.values[i, column] == 1]
+        picked = sorted(rng.choice(members, per_class, replace=False))
+        validation = max(1, per_class // 5)
+        for order, index in enumerate(picked):
+            parts[table.images[index]] = "val" if order < validation else "train"
+        chosen += picked
+    test = [i for i, image in enumerate(table.images) if split[image] == "test"]
+    subset = table.subset(sorted(chosen) + test)
+    labels, split_file = work / f"labels_{per_class}.txt", work / f"split_{per_class}.txt"
+    labels.write_text(format_labels(subset), encoding="utf-8")
+    write_split(split_file, subset.images, [parts.get(image, "test") for image in subset.images])
+    return labels, split_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", required=True, choices=["accuracy", "fewshot", "unfreeze"])
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
+    parser.add_argument("--arms", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--per-class", nargs="+", type=int, default=[5, 10, 25, 50])
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", help="folder for the runs (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    folder = data_folder(args.data_root, "neu")
+    labels = folder / "labels.txt"
+    work = Path(args.work or tempfile.mkdtemp(prefix=f"transfer_{args.study}_"))
+    work.mkdir(parents=True, exist_ok=True)
+    split_file = shared_split(folder, labels, work, args.seed)
+    base = TrainConfig(data=str(folder / "images"), labels=str(labels), image_size=args.image_size,
+                       batch_size=args.batch_size, seed=args.seed, split_file=str(split_file))
+
+    arms: dict[str, TrainConfig] = {}
+    if args.study == "accuracy":
+        arms = {name: replace(base, **RECIPES[name]) for name in args.arms}
+    elif args.study == "fewshot":
+        table, split = parse_labels(labels), read_split(split_file)
+        for per_class in args.per_class:
+            arm_labels, arm_split = fewshot_files(table, split, per_class, work, args.seed)
+            for name in args.arms:
+                arms[f"{name}, {per_class} per class"] = replace(
+                    base, **RECIPES[name], labels=str(arm_labels), split_file=str(arm_split),
+                    warmup_epochs=FEWSHOT_EPOCHS[0], finetune_epochs=FEWSHOT_EPOCHS[1], patience=10)
+    else:
+        lite = replace(base, **RECIPES["efficientnet_lite0"])
+        arms = {name: replace(lite, finetune_epochs=0) if layers is None else replace(lite, unfreeze=layers)
+                for name, layers in UNFREEZE_ARMS.items()}
+
+    results = {}
+    for arm, config in arms.items():
+        slug = arm.replace(", ", "_").replace(" ", "_")
+        config = replace(config, output=str(work / slug))
+        print(f"{arm}: {config.backbone} ({config.weights} weights) (log: {work / slug}.log)", flush=True)
+        results[arm] = train_and_score(config, config.labels, work / f"{slug}.log")
+        print(f"  top-1 accuracy {number(results[arm]['top1_accuracy'])}, macro F1 {number(results[arm]['macro_f1'])}, "
+              f"{results[arm]['train_seconds']:.0f} s", flush=True)
+
+    def recipe(arm: str) -> str:
+        config = arms[arm]
+        weights = "ImageNet" if config.weights == "imagenet" else "from scratch"
+        phases = f"{config.warmup_epochs} + {config.finetune_epochs} epochs"
+        unfreeze = f", unfreeze {config.unfreeze}" if config.unfreeze is not None else ""
+        return f"`{config.backbone}`, {weights}, {phases}{unfreeze}"
+
+    table = comparison_table(results, {"recipe": recipe},
+                             {"top-1 accuracy": lambda r: f"**{number(r['top1_accuracy'])}**"})
+    intro = (f"NEU (`labels.txt`, six classes), {args.image_size} px, batch {args.batch_size}, seed {args.seed}; "
+             f"every arm scored on the same {test_images(results)} test images. Train time: the sum of the epochs' "
+             "wall times (training and validation), on the machine below.")
+    markdown = f"{intro}\n\n" + "\n".join(table)
+    print(markdown)
+    record(f"transfer_{args.study}_{args.image_size}px_seed{args.seed}",
+           f"Pretrained EfficientNet-Lite0 vs small_cnn from scratch: {args.study}, {args.image_size} px",
+           markdown, {"settings": vars(args), "arms": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
