@@ -24,6 +24,7 @@ import numpy as np
 from common import (DEFAULT_DATA_ROOT, comparison_table, data_folder, number, record, run, shared_split,
                     test_images, train_and_score)
 
+from defect_tf.efficientnet_lite import TOP_BLOCK_LAYERS, TOP_TWO_STAGES_LAYERS
 from defect_tf.labels import format_labels, parse_labels
 from defect_tf.splits import read_split, write_split
 from defect_tf.training import TrainConfig
@@ -35,7 +36,8 @@ RECIPES = {
                       finetune_lr=1e-4),
 }
 FEWSHOT_EPOCHS = (30, 30)  # warm-up, fine-tune: a few images give a few steps per epoch
-UNFREEZE_ARMS = {"warm-up only": None, "top block": 11, "top two stages": 46, "all": 10_000}
+UNFREEZE_ARMS = {"warm-up only": None, "top block": TOP_BLOCK_LAYERS, "top two stages": TOP_TWO_STAGES_LAYERS,
+                 "all": 10_000}
 
 
 def fewshot_files(table, split: dict[str, str], per_class: int, work: Path, seed: int) -> tuple[Path, Path]:
@@ -58,6 +60,25 @@ def fewshot_files(table, split: dict[str, str], per_class: int, work: Path, seed
     return labels, split_file
 
 
+def study_arms(study: str, base: TrainConfig, names: list[str], per_class: list[int], work: Path) -> dict:
+    """arm name -> its training settings, for one study (few-shot arms get their label and split files in `work`)."""
+    if study == "accuracy":
+        return {name: replace(base, **RECIPES[name]) for name in names}
+    if study == "fewshot":
+        table, split = parse_labels(base.labels), read_split(base.split_file)
+        arms = {}
+        for count in per_class:
+            labels, split_file = fewshot_files(table, split, count, work, base.seed)
+            for name in names:
+                arms[f"{name}, {count} per class"] = replace(
+                    base, **{**RECIPES[name], "warmup_epochs": FEWSHOT_EPOCHS[0], "finetune_epochs": FEWSHOT_EPOCHS[1]},
+                    labels=str(labels), split_file=str(split_file), patience=10)
+        return arms
+    lite = replace(base, **RECIPES["efficientnet_lite0"])
+    return {name: replace(lite, finetune_epochs=0) if layers is None else replace(lite, unfreeze=layers)
+            for name, layers in UNFREEZE_ARMS.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", required=True, choices=["accuracy", "fewshot", "unfreeze"])
@@ -77,22 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     base = TrainConfig(data=str(folder / "images"), labels=str(labels), image_size=args.image_size,
                        batch_size=args.batch_size, seed=args.seed, split_file=str(split_file))
 
-    arms: dict[str, TrainConfig] = {}
-    if args.study == "accuracy":
-        arms = {name: replace(base, **RECIPES[name]) for name in args.arms}
-    elif args.study == "fewshot":
-        table, split = parse_labels(labels), read_split(split_file)
-        for per_class in args.per_class:
-            arm_labels, arm_split = fewshot_files(table, split, per_class, work, args.seed)
-            for name in args.arms:
-                arms[f"{name}, {per_class} per class"] = replace(
-                    base, **RECIPES[name], labels=str(arm_labels), split_file=str(arm_split),
-                    warmup_epochs=FEWSHOT_EPOCHS[0], finetune_epochs=FEWSHOT_EPOCHS[1], patience=10)
-    else:
-        lite = replace(base, **RECIPES["efficientnet_lite0"])
-        arms = {name: replace(lite, finetune_epochs=0) if layers is None else replace(lite, unfreeze=layers)
-                for name, layers in UNFREEZE_ARMS.items()}
-
+    arms = study_arms(args.study, base, args.arms, args.per_class, work)
     results = {}
     for arm, config in arms.items():
         slug = arm.replace(", ", "_").replace(" ", "_")

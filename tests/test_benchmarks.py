@@ -179,3 +179,34 @@ def test_runs_that_differ_in_backbone_pooling_rotation_or_cutout_are_saved_under
         "small_cnn_hires_64px_max_nocutout_8+4_seed0", "small_cnn_hires, 64 px, max pooling, no Cutout, 8 + 4 epochs, seed 0")
     assert comparison_name(parser.parse_args(["--rotation", "quarter"])) == (
         "64px_avg_quarter_8+4_seed0", "64 px, quarter turns, 8 + 4 epochs, seed 0")
+
+
+def test_transfer_study_arms_and_few_shot_files(tmp_path):
+    from transfer import FEWSHOT_EPOCHS, RECIPES, study_arms
+
+    from defect_tf.training import TrainConfig
+
+    names = [f"{c}_{i}.jpg" for c in "abc" for i in range(10)]
+    (tmp_path / "labels.txt").write_text("image a b c\n" + "".join(
+        f"{name} {int(name[0] == 'a')} {int(name[0] == 'b')} {int(name[0] == 'c')}\n" for name in names))
+    (tmp_path / "split.txt").write_text("image split\n" + "".join(
+        f"{name} {'test' if int(name[2]) >= 8 else 'val' if int(name[2]) == 7 else 'train'}\n" for name in names))
+    base = TrainConfig(data=str(tmp_path), labels=str(tmp_path / "labels.txt"), split_file=str(tmp_path / "split.txt"))
+
+    arms = study_arms("fewshot", base, list(RECIPES), [5], tmp_path)
+    assert sorted(arms) == ["efficientnet_lite0, 5 per class", "small_cnn, 5 per class"]
+    lite = arms["efficientnet_lite0, 5 per class"]
+    assert (lite.backbone, lite.weights, lite.warmup_epochs, lite.finetune_epochs) == (
+        "efficientnet_lite0", "imagenet", *FEWSHOT_EPOCHS)
+    split = read_split(lite.split_file)
+    assert sorted(image for image, part in split.items() if part == "test") == sorted(
+        name for name in names if int(name[2]) >= 8)  # the shared test images, all of them
+    for letter in "abc":  # 5 per class from train + val: 1 of them validates, 4 train
+        chosen = [part for image, part in split.items() if image[0] == letter and part != "test"]
+        assert sorted(chosen) == ["train"] * 4 + ["val"]
+    assert sorted(parse_labels(lite.labels).images) == sorted(split)
+
+    unfreeze = study_arms("unfreeze", base, [], [], tmp_path)
+    assert {name: (arm.finetune_epochs, arm.unfreeze) for name, arm in unfreeze.items()} == {
+        "warm-up only": (0, None), "top block": (15, 11), "top two stages": (15, 46), "all": (15, 10_000)}
+    assert {arm.backbone for arm in study_arms("accuracy", base, list(RECIPES), [], tmp_path).values()} == set(RECIPES)
