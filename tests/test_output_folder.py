@@ -34,7 +34,13 @@ def test_an_output_folder_written_before_manifests_is_still_recognised(tmp_path)
     (tmp_path / "bundle").mkdir()
     (tmp_path / "bundle" / "bundle.json").write_text('{"format": "defect_tf.bundle/1"}')
     (tmp_path / "split.txt").write_text("image split\n")
-    claim(tmp_path, ["bundle", "split.txt"])
+    (tmp_path / "notes.txt").write_text("the user's")
+    assert output_folder.claimed_names(tmp_path) == {"bundle", "split.txt", "notes.txt"}  # its bundle says so
+    claim(tmp_path, ["bundle", "split.txt"])  # no OutputFolderError: everything in the way is the tool's
+    assert (tmp_path / "split.txt").read_text() == "image split\n"
+    (tmp_path / "bundle" / "bundle.json").write_text('{"format": "something-else"}')
+    with pytest.raises(OutputFolderError, match="already holds split.txt"):
+        claim(tmp_path, ["split.txt", "metrics.json"])
 
 
 @pytest.mark.parametrize("output", ["data", "data/outputs", "."])
