@@ -1,4 +1,4 @@
-"""Grad-CAM localisation on the demo data: how often the heatmap's peak falls inside the true defect.
+"""Heatmap localisation on the demo data: how often the heatmap's peak falls inside the true defect.
 
     python benchmarks/localisation.py [--model outputs] [--root .]
 
@@ -23,10 +23,12 @@ from defect_tf.backbones import get_backbone  # noqa: E402
 from defect_tf.bundle import load_bundle  # noqa: E402
 from defect_tf.demo import mask_path  # noqa: E402
 from defect_tf.errors import DefectTFError  # noqa: E402
+from defect_tf.gradcam import CAM_METHODS  # noqa: E402
 from defect_tf.labels import parse_labels  # noqa: E402
 from defect_tf.localisation import score_localisation  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+METHOD_NAMES = {"gradcam": "Grad-CAM", "layercam": "LayerCAM"}
 
 
 def markdown_table(scores: dict) -> str:
@@ -45,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="outputs", help="a bundle trained on the demo data (make demo)")
     parser.add_argument("--root", default=".", help="the folder holding the demo's images/, masks/ and labels.txt")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--layer", help="another backbone layer than the registry's Grad-CAM layer (a comparison: "
+    parser.add_argument("--layer", help="another backbone layer than the registry's heatmap layer (a comparison: "
                                         "docs/ files are then left alone)")
+    parser.add_argument("--method", choices=CAM_METHODS, help="another heatmap method than the registry's (a "
+                                                              "comparison: docs/ files are then left alone)")
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "masks").is_dir():
@@ -58,21 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     table = table.subset([i for i, image in enumerate(table.images) if image in wanted])
     started = time.time()
     scores = score_localisation(bundle, root / "images", table, lambda image, name: mask_path(root, image, name),
-                                args.layer)
+                                args.layer, args.method)
     seconds = time.time() - started
-    layer = args.layer or get_backbone(bundle.metadata["backbone"]).gradcam_layer
+    backbone = get_backbone(bundle.metadata["backbone"])
+    layer, method = args.layer or backbone.cam_layer, args.method or backbone.cam_method
     command = (f"python benchmarks/localisation.py --model {args.model} --root {args.root} --split {args.split}"
-               + (f" --layer {args.layer}" if args.layer else ""))
+               + (f" --layer {args.layer}" if args.layer else "") + (f" --method {args.method}" if args.method else ""))
     header = (f"Measured {date.today()} on {platform.machine()} ({platform.node() or 'this machine'}), "
               f"model {bundle.metadata['backbone']} at {bundle.image_size} px trained by `make demo`; "
-              f"{len(table.images)} {args.split} images; Grad-CAM on layer "
+              f"{len(table.images)} {args.split} images; {METHOD_NAMES[method]} on layer "
               f"`{layer}`; {seconds:.1f} s for all of them.\n\nCommand: `{command}`")
     text = f"{header}\n\n{markdown_table(scores)}\n"
     print(text)
-    if args.layer:
+    if args.layer or args.method:
         return 0
     DOCS.mkdir(exist_ok=True)
-    (DOCS / "localisation.md").write_text(f"# Grad-CAM localisation on the demo data\n\n{text}", encoding="utf-8")
+    (DOCS / "localisation.md").write_text(f"# Heatmap localisation on the demo data\n\n{text}", encoding="utf-8")
     (DOCS / "localisation.json").write_text(json.dumps({"command": command, "date": str(date.today()),
                                                         "seconds": seconds, **scores}, indent=1), encoding="utf-8")
     return 0

@@ -1,10 +1,15 @@
-"""Grad-CAM: where in the photo the model looked for each attribute (Selvaraju et al., 2017).
+"""Class activation maps: where in the photo the model looked for each attribute.
 
-The heatmap for attribute k is ReLU(sum_c w_c A_c), where A is a convolutional feature map of the
-backbone (the registry's `gradcam_layer`: for EfficientNet-B0 its last, `top_activation`) and w_c
-the spatial mean of d logit_k / d A_c. All attributes of one image come from
-one forward and one backward pass: the image is repeated once per attribute and copy k back-
-propagates only logit k. The model runs in inference mode, so the copies do not interact.
+A is a convolutional feature map of the backbone (the registry's `cam_layer`) and G = d logit_k / d A.
+Two methods, chosen per backbone by the registry's `cam_method`:
+- Grad-CAM (Selvaraju et al., 2017): ReLU(sum_c w_c A_c), w_c the spatial mean of G_c. Good on the
+  network's last map when that map is fine enough (small_cnn: 1/4 of the side).
+- LayerCAM (Jiang et al., 2021): ReLU(sum_c ReLU(G_c) * A_c), each position weighted by its own
+  gradient. It stays faithful on earlier, finer maps of a deep network, where a channel's mean
+  gradient does not (EfficientNet-Lite0, docs/localisation.md).
+All attributes of one image come from one forward and one backward pass: the image is repeated once
+per attribute and copy k back-propagates only logit k. The model runs in inference mode, so the
+copies do not interact.
 """
 
 from __future__ import annotations
@@ -18,15 +23,23 @@ from defect_tf.backbones import get_backbone
 from defect_tf.models import backbone_of
 
 
+CAM_METHODS = ("gradcam", "layercam")
+
+
 class GradCAM:
     """Heatmaps for a classifier built by `build_classifier`; the gradient model is built once.
 
-    `layer` names another backbone layer than the registry's `gradcam_layer` (for comparisons).
+    `layer` and `method` override the registry's `cam_layer` and `cam_method` (for comparisons).
     """
 
-    def __init__(self, model: keras.Model, backbone_name: str, layer: str | None = None):
+    def __init__(self, model: keras.Model, backbone_name: str, layer: str | None = None, method: str | None = None):
+        backbone = get_backbone(backbone_name)
+        self.method = method or backbone.cam_method
+        if self.method not in CAM_METHODS:
+            raise ValueError(f"unknown heatmap method {self.method!r}; known: {', '.join(CAM_METHODS)}")
+        self.layer = layer or backbone.cam_layer
         base = backbone_of(model)
-        feature_map = base.get_layer(layer or get_backbone(backbone_name).gradcam_layer).output
+        feature_map = base.get_layer(self.layer).output
         both = keras.Model(base.inputs, [feature_map, base.output], name="gradcam_backbone")
         inputs = keras.Input(model.input_shape[1:], name="image")
         conv_map, features = both(inputs)
@@ -44,7 +57,10 @@ class GradCAM:
             chosen = tf.gather(tf.cast(logits, tf.float32), attributes, axis=1, batch_dims=0)
             total = tf.reduce_sum(tf.linalg.diag_part(chosen))  # copy k contributes logit attributes[k]
         gradients = tf.cast(tape.gradient(total, conv_map), tf.float32)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        if self.method == "layercam":
+            weights = tf.nn.relu(gradients)
+        else:
+            weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         return tf.nn.relu(tf.reduce_sum(weights * tf.cast(conv_map, tf.float32), axis=-1))
 
     def heatmaps(self, image: np.ndarray, attributes: list[int] | None = None) -> np.ndarray:

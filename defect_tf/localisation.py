@@ -1,4 +1,4 @@
-"""How well Grad-CAM heatmaps point at the true defect, on images whose defect masks are known.
+"""How well the heatmaps (defect_tf/gradcam.py) point at the true defect, on images whose defect masks are known.
 
 Scored only for correctly detected defects (true label 1, probability over the calibrated
 threshold): a heatmap for a missed defect says nothing about localisation. Two figures per
@@ -47,13 +47,13 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def score_localisation(bundle: Bundle, data_dir: str | Path, table: LabelTable, mask_for,
-                       layer: str | None = None) -> dict:
+                       layer: str | None = None, method: str | None = None) -> dict:
     """Peak-inside rate and mean IoU per attribute and overall, over correctly detected defects.
 
-    `mask_for(image, attribute)` gives the path of the mask of that defect in that image; `layer`
-    overrides the backbone's Grad-CAM layer.
+    `mask_for(image, attribute)` gives the path of the mask of that defect in that image; `layer` and
+    `method` override the backbone's heatmap layer and method.
     """
-    cam = GradCAM(bundle.model, bundle.metadata["backbone"], layer)
+    cam = GradCAM(bundle.model, bundle.metadata["backbone"], layer, method)
     photos = [read_photo(str(Path(data_dir) / image)) for image in table.images]
     inputs = np.stack([resize_image(photo, bundle.image_size).numpy() for photo in photos])
     detected = predict_probabilities(bundle.model, inputs) >= bundle.thresholds

@@ -3,15 +3,17 @@ import numpy as np
 import pytest
 
 from defect_tf.backbones import BACKBONES, get_backbone, small_cnn
+from defect_tf.gradcam import CAM_METHODS
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
-def test_every_backbone_builds_and_has_its_grad_cam_layer(name):
+def test_every_backbone_builds_and_has_its_heatmap_layer_and_method(name):
     backbone = get_backbone(name)
     model = backbone.constructor(include_top=False, weights=None, input_shape=(64, 64, 3))
     features = model(np.zeros((1, 64, 64, 3), "float32"))
     assert len(features.shape) == 4
-    assert model.get_layer(backbone.gradcam_layer) is not None
+    assert len(model.get_layer(backbone.cam_layer).output.shape) == 4  # a convolutional map
+    assert backbone.cam_method in CAM_METHODS
 
 
 def test_unknown_backbone_lists_the_known_ones():

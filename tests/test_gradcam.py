@@ -32,6 +32,36 @@ def test_heatmap_is_the_logit_weighted_feature_map_for_a_pooled_dense_head():
         np.testing.assert_allclose(maps[k], expected, atol=1e-4)
 
 
+def test_layercam_weighs_each_position_by_its_positive_gradient_for_a_pooled_dense_head():
+    # Same set-up: G_c = W[c, k] / (h * w) at every position, so LayerCAM = ReLU(sum_c ReLU(W[c, k]) A_c) up to scale:
+    # only the channels that raise logit k count, where Grad-CAM lets the others subtract.
+    keras.utils.set_random_seed(0)
+    classifier = build_classifier("efficientnet_b0", 3, 96, None)
+    feature_map = backbone_of(classifier)(image(0, 96)[None], training=False).numpy()[0]
+    dense = classifier.get_layer("logits").kernel.numpy()
+    maps = GradCAM(classifier, "efficientnet_b0", method="layercam").heatmaps(image(0, 96))
+    for k in range(3):
+        expected = np.maximum(feature_map @ np.maximum(dense[:, k], 0), 0)
+        np.testing.assert_allclose(maps[k], expected / expected.max(), atol=1e-4)
+
+
+def test_layercam_on_an_earlier_map_equals_its_definition_per_attribute(classifier):
+    cam = GradCAM(classifier, "small_cnn", layer="stage2_conv2_relu", method="layercam")
+    together = cam.heatmaps(image(4), [1, 2])
+    assert together.shape == (2, 16, 16)  # stage 2: 32 px / 2
+    for row, k in enumerate([1, 2]):
+        with tf.GradientTape() as tape:
+            conv_map, logits = cam.model(image(4)[None], training=False)
+            logit = logits[0, k]
+        alone = tf.nn.relu(tf.reduce_sum(tf.nn.relu(tape.gradient(logit, conv_map)) * conv_map, axis=-1))[0].numpy()
+        np.testing.assert_allclose(together[row], alone / alone.max(), atol=1e-4)
+
+
+def test_an_unknown_heatmap_method_is_refused(classifier):
+    with pytest.raises(ValueError, match="gradcam, layercam"):
+        GradCAM(classifier, "small_cnn", method="scorecam")
+
+
 def test_all_attributes_at_once_equal_one_gradient_per_attribute(classifier):
     cam = GradCAM(classifier, "small_cnn")
     together = cam.heatmaps(image(1), [2, 0])

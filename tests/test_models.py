@@ -11,7 +11,7 @@ def test_classifier_emits_one_float32_logit_per_attribute():
     model = build_classifier("efficientnet_b0", 4, 32, None)
     logits = model(np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
     assert tuple(logits.shape) == (2, 4) and keras.backend.standardize_dtype(logits.dtype) == "float32"
-    assert backbone_of(model).get_layer(BACKBONES["efficientnet_b0"].gradcam_layer) is not None
+    assert backbone_of(model).get_layer(BACKBONES["efficientnet_b0"].cam_layer) is not None
 
 
 def test_mixed_float16_policy_still_gives_float32_logits_and_finite_loss():
