@@ -74,6 +74,8 @@ def add_comparison_options(parser: argparse.ArgumentParser) -> None:
     """The settings every arm of one comparison shares (small and short by default: CPU time is finite)."""
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
     parser.add_argument("--backbone", default="small_cnn")
+    parser.add_argument("--weights", default="none", choices=["none", "imagenet"],
+                        help="imagenet: every arm starts from the backbone's ImageNet weights (two-phase recipe)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--warmup-epochs", type=int, default=8)
@@ -88,19 +90,22 @@ def add_comparison_options(parser: argparse.ArgumentParser) -> None:
 def comparison_name(args: argparse.Namespace) -> tuple[str, str]:
     """A comparison run's file-name part and title part, from the settings that tell runs apart."""
     backbone = [] if args.backbone == "small_cnn" else [args.backbone]
+    pretrained = args.weights == "imagenet"
     quarter = args.rotation == "quarter"
-    name = [*backbone, f"{args.image_size}px", args.pooling, *(["quarter"] if quarter else []),
-            *([] if args.cutout else ["nocutout"]), f"{args.warmup_epochs}+{args.finetune_epochs}", f"seed{args.seed}"]
-    title = [*backbone, f"{args.image_size} px", *([] if args.pooling == "avg" else [f"{args.pooling} pooling"]),
-             *(["quarter turns"] if quarter else []), *([] if args.cutout else ["no Cutout"]),
-             f"{args.warmup_epochs} + {args.finetune_epochs} epochs", f"seed {args.seed}"]
+    name = [*backbone, *(["imagenet"] if pretrained else []), f"{args.image_size}px", args.pooling,
+            *(["quarter"] if quarter else []), *([] if args.cutout else ["nocutout"]),
+            f"{args.warmup_epochs}+{args.finetune_epochs}", f"seed{args.seed}"]
+    title = [*backbone, *(["ImageNet weights"] if pretrained else []), f"{args.image_size} px",
+             *([] if args.pooling == "avg" else [f"{args.pooling} pooling"]), *(["quarter turns"] if quarter else []),
+             *([] if args.cutout else ["no Cutout"]), f"{args.warmup_epochs} + {args.finetune_epochs} epochs",
+             f"seed {args.seed}"]
     return "_".join(name), ", ".join(title)
 
 
 def comparison_config(args: argparse.Namespace, folder: Path, split_file: Path) -> TrainConfig:
-    """The training settings of one comparison's arms, from scratch on `folder`'s images and one split;
-    each arm then sets its own labels, output and whatever it varies."""
-    return TrainConfig(data=str(folder / "images"), labels="", backbone=args.backbone, weights="none",
+    """The training settings of one comparison's arms, on `folder`'s images and one split; each arm then
+    sets its own labels, output and whatever it varies."""
+    return TrainConfig(data=str(folder / "images"), labels="", backbone=args.backbone, weights=args.weights,
                        image_size=args.image_size, batch_size=args.batch_size, warmup_epochs=args.warmup_epochs,
                        finetune_epochs=args.finetune_epochs, pooling=args.pooling, rotation=args.rotation,
                        cutout=args.cutout, seed=args.seed, split_file=str(split_file))
@@ -250,7 +255,8 @@ def comparison_table(results: dict, arm_columns: dict[str, Callable[[str], str]]
 
 def shared_settings(args: argparse.Namespace) -> str:
     """The sentence that says what every arm of a comparison shared."""
-    return (f"`{args.backbone}` from scratch, {args.image_size} px, {args.pooling} pooling, batch {args.batch_size}, "
+    start = "from its ImageNet weights" if args.weights == "imagenet" else "from scratch"
+    return (f"`{args.backbone}` {start}, {args.image_size} px, {args.pooling} pooling, batch {args.batch_size}, "
             f"{'quarter turns, ' if args.rotation == 'quarter' else ''}{'' if args.cutout else 'no Cutout, '}"
             f"{args.warmup_epochs} + {args.finetune_epochs} epochs, seed {args.seed}; "
             "one split for all arms")

@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
     parser.add_argument("--arms", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--per-class", nargs="+", type=int, default=[5, 10, 25, 50])
+    parser.add_argument("--lr", type=float, help="every arm's warm-up learning rate (default: its recipe's)")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                        batch_size=args.batch_size, seed=args.seed, split_file=str(split_file))
 
     arms = study_arms(args.study, base, args.arms, args.per_class, work)
+    if args.lr is not None:
+        arms = {arm: replace(config, lr=args.lr) for arm, config in arms.items()}
     results = {}
     for arm, config in arms.items():
         slug = arm.replace(", ", "_").replace(" ", "_")
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     def recipe(arm: str) -> str:
         config = arms[arm]
         weights = "ImageNet" if config.weights == "imagenet" else "from scratch"
-        phases = f"{config.warmup_epochs} + {config.finetune_epochs} epochs"
+        phases = f"{config.warmup_epochs} + {config.finetune_epochs} epochs, lr {config.lr:g} / {config.finetune_lr:g}"
         unfreeze = f", unfreeze {config.unfreeze}" if config.unfreeze is not None else ""
         return f"`{config.backbone}`, {weights}, {phases}{unfreeze}"
 
@@ -122,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
              "wall times (training and validation), on the machine below.")
     markdown = f"{intro}\n\n" + "\n".join(table)
     print(markdown)
-    record(f"transfer_{args.study}_{args.image_size}px_seed{args.seed}",
-           f"Pretrained EfficientNet-Lite0 vs small_cnn from scratch: {args.study}, {args.image_size} px",
+    lr = "" if args.lr is None else f"_lr{args.lr:g}"
+    record(f"transfer_{args.study}_{args.image_size}px{lr}_seed{args.seed}",
+           f"Pretrained EfficientNet-Lite0 vs small_cnn from scratch: {args.study}, {args.image_size} px"
+           + ("" if args.lr is None else f", warm-up lr {args.lr:g}"),
            markdown, {"settings": vars(args), "arms": results})
     return 0
 

@@ -79,7 +79,7 @@ def format_report(report: dict) -> str:
                      f" {number(c['f1'])} |  {number(h['precision'])}  {number(h['recall'])} {number(h['f1'])} |")
     lines.append(f"exact match over {report['images']} images (known labels only): "
                  f"{number(cal['exact_match'])} calibrated, {number(half['exact_match'])} at 0.5")
-    if report.get("single_label_images"):
+    if report.get("single_label_images") and len(report["attributes"]) > 1:  # one attribute: always "right"
         lines.append(f"top-1 accuracy over the {report['single_label_images']} images with exactly one positive "
                      f"label (highest score = that attribute): {number(report['top1_accuracy'])}")
     if report.get("seen_in_training"):

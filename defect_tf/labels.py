@@ -167,7 +167,8 @@ def summarize(table: LabelTable) -> str:
     """A printable table: images, and per attribute the counts of positive / negative / NA labels."""
     counts = label_counts(table.values)
     width = max(len("attribute"), *(len(name) for name in table.attributes))
-    lines = [f"{len(table.images)} images, {len(table.attributes)} attributes",
+    images, attributes = len(table.images), len(table.attributes)
+    lines = [f"{images} image{'' if images == 1 else 's'}, {attributes} attribute{'' if attributes == 1 else 's'}",
              f"  {'attribute':<{width}} {'positive':>9} {'negative':>9} {'NA':>9}"]
     for j, name in enumerate(table.attributes):
         lines.append(f"  {name:<{width}} {counts['positive'][j]:>9} {counts['negative'][j]:>9} {counts['na'][j]:>9}")

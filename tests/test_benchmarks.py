@@ -167,10 +167,10 @@ def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are
     assert not (tmp_path / "arm" / "checkpoint").exists()
 
 
-def test_runs_that_differ_in_backbone_pooling_rotation_or_cutout_are_saved_under_different_names():
+def test_runs_that_differ_in_backbone_weights_pooling_rotation_or_cutout_are_saved_under_different_names():
     import argparse
 
-    from common import add_comparison_options, comparison_name
+    from common import add_comparison_options, comparison_config, comparison_name, shared_settings
 
     parser = argparse.ArgumentParser()
     add_comparison_options(parser)
@@ -179,6 +179,11 @@ def test_runs_that_differ_in_backbone_pooling_rotation_or_cutout_are_saved_under
         "small_cnn_hires_64px_max_nocutout_8+4_seed0", "small_cnn_hires, 64 px, max pooling, no Cutout, 8 + 4 epochs, seed 0")
     assert comparison_name(parser.parse_args(["--rotation", "quarter"])) == (
         "64px_avg_quarter_8+4_seed0", "64 px, quarter turns, 8 + 4 epochs, seed 0")
+    pretrained = parser.parse_args(["--backbone", "efficientnet_lite0", "--weights", "imagenet"])
+    assert comparison_name(pretrained) == ("efficientnet_lite0_imagenet_64px_avg_8+4_seed0",
+                                           "efficientnet_lite0, ImageNet weights, 64 px, 8 + 4 epochs, seed 0")
+    assert comparison_config(pretrained, Path("neu"), Path("split.txt")).weights == "imagenet"
+    assert shared_settings(pretrained).startswith("`efficientnet_lite0` from its ImageNet weights, 64 px")
 
 
 def test_transfer_study_arms_and_few_shot_files(tmp_path):

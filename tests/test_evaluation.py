@@ -30,6 +30,14 @@ def test_report_compares_calibrated_thresholds_with_0_5():
     table = format_report(report)
     assert "scratch" in table and "macro avg" in table and "exact match over 4 images" in table
     json.dumps(report)  # everything is JSON-ready
+    assert "top-1 accuracy over the 3 images with exactly one positive label (highest score = that attribute): " \
+           "0.667" in table  # images 1 and 2: right; image 3: its NA attribute scored 0.5 > 0.45
+
+
+def test_a_single_attribute_report_has_no_top1_accuracy():
+    labels = np.array([[1], [0], [1], [0]], np.float32)
+    report = evaluate_scores(labels, np.array([[0.9], [0.2], [0.3], [0.1]]), np.array([0.5]), ["defect"])
+    assert "top-1" not in format_report(report)  # its only attribute always has the highest score
 
 
 def test_attribute_columns_are_matched_by_name():

@@ -106,6 +106,7 @@ def test_known_mask_counts_and_summary():
     assert text.splitlines()[0] == "3 images, 2 attributes"
     assert text.splitlines()[2].split() == ["scratch", "1", "1", "1"]
     assert text.splitlines()[3].split() == ["dent", "1", "0", "2"]
+    assert summarize(LabelTable(["defect"], ["a"], values[:1, :1])).splitlines()[0] == "1 image, 1 attribute"
 
 
 def test_identical_duplicate_rows_are_kept_once_with_a_note(tmp_path):
