@@ -1,27 +1,28 @@
 # `make demo` and `make test` are the two commands in the README; each sets up .venv first if needed.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
-# Pretrained EfficientNet-Lite0: its ImageNet weights come with a pip package, so the demo needs no network.
-DEMO_FLAGS := --backbone efficientnet_lite0 --image-size 128
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# Generate the photos, train, evaluate, label one photo; each step prints its command (defect_tf/apps/demo.py).
 demo: setup
-	$(PYTHON) -m defect_tf.demo
-	$(PYTHON) train.py --data images --labels labels.txt $(DEMO_FLAGS)
-	$(PYTHON) evaluate.py
-	$(PYTHON) inference.py images/surface_0003.png
+	$(PYTHON) -m defect_tf.apps.demo
 
 test: setup
 	$(PYTHON) -m pytest
+
+# The unit tier: no training, no subprocess, no browser (under a minute); `make test` stays the full suite.
+test-fast: setup
+	DEFECT_TF_TIER=unit $(PYTHON) -m pytest -q -m "not slow and not integration and not browser"
 
 clean:
 	rm -rf images masks outputs/bundle outputs/.bundle.* outputs/*.png outputs/*.json outputs/split.txt

@@ -1,65 +1,13 @@
 """Score a trained bundle per attribute: python evaluate.py [--model outputs/] [--data DIR --labels FILE]
 
-By default the bundle's own test split is scored against the label file it was trained with.
+The program lives in `defect_tf/apps/evaluate.py` (installed as `defect-tf evaluate`);
+this file keeps the short command.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from pathlib import Path
 
-from defect_tf.cli import (Parser, existing_file, existing_folder, folder_to_write, number_in,  # first: quiets TF
-                           run)
-from defect_tf.bundle import load_bundle
-from defect_tf.errors import DefectTFError
-from defect_tf.evaluation import METRICS_FILE, PR_CURVE_FILE, evaluate_bundle, format_report, split_table
-from defect_tf.labels import parse_labels
-from defect_tf.splits import SPLITS
-
-
-def build_parser() -> Parser:
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="outputs", type=existing_folder,
-                        help="bundle folder, or the output folder train.py wrote")
-    parser.add_argument("--data", type=existing_folder, help="image folder (default: the one the model was trained on)")
-    parser.add_argument("--labels", type=existing_file,
-                        help="label file (default: the one the model was trained with)")
-    parser.add_argument("--split", choices=[*SPLITS, "all"],
-                        help="which images of the label file to score: one of the model's saved splits, or all "
-                             "(default: test, or all when --data is given)")
-    parser.add_argument("--output", type=folder_to_write,
-                        help="where metrics.json and pr_curve.png go (default: the model's output folder)")
-    parser.add_argument("--batch-size", type=number_in(int, 1, 1024), default=32)
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout and nothing else")
-    return parser
-
-
-def parse_args(argv: list[str] | None = None):
-    return build_parser().parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    bundle = load_bundle(args.model)
-    data_dir = args.data or bundle.metadata["data_dir"]
-    labels_file = args.labels or bundle.metadata["labels_file"]
-    if not Path(data_dir).is_dir():
-        raise DefectTFError(f"the model's data folder {data_dir} no longer exists; pass the images with --data DIR")
-    table = parse_labels(labels_file)
-    split = args.split or ("all" if args.data else "test")
-    table = split_table(bundle, table, split)
-    output = Path(args.output) if args.output else bundle.path.parent
-    report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size)
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        print(f"{split} images of {labels_file}, model {bundle.path}")
-        print(format_report(report))
-        print(f"metrics saved to {output / METRICS_FILE}, precision-recall curves to {output / PR_CURVE_FILE}")
-    return 0
-
+from defect_tf.apps.cli import run
+from defect_tf.apps.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(run(main))

@@ -1,61 +1,13 @@
-"""Detect defects in photos with a trained bundle: python inference.py photo.jpg [more.jpg ...]"""
+"""Detect defects in photos with a trained bundle: python inference.py photo.jpg [more.jpg ...]
 
-from __future__ import annotations
+The program lives in `defect_tf/apps/predict.py` (installed as `defect-tf predict`);
+this file keeps the short command.
+"""
 
-import json
 import sys
 
-from defect_tf.cli import EXIT_USER_ERROR, Parser, existing_folder, folder_to_write, run  # first: quiets TensorFlow
-from defect_tf.bundle import load_bundle
-from defect_tf.prediction import Predictor
-
-
-def build_parser() -> Parser:
-    parser = Parser(description=__doc__)
-    parser.add_argument("images", nargs="+", help="image files, predicted together as one batch")
-    parser.add_argument("--model", default="outputs", type=existing_folder,
-                        help="bundle folder, or the output folder train.py wrote")
-    parser.add_argument("--explain", metavar="DIR", type=folder_to_write,
-                        help="write a Grad-CAM overlay PNG per detected attribute into DIR (<image>_<attribute>.png)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout and nothing else")
-    return parser
-
-
-def parse_args(argv: list[str] | None = None):
-    return build_parser().parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    bundle = load_bundle(args.model)
-    predictor = Predictor(bundle)
-    predictions, errors = predictor.predict(args.images)
-    overlays = predictor.write_explanations(predictions, args.explain) if args.explain else {}
-    if args.json:
-        records = [p.as_dict() for p in predictions]
-        if args.explain:
-            for record in records:
-                record["overlays"] = [str(path) for path in overlays[record["image"]]]
-        thresholds = {name: (float(t) if name not in bundle.untrained else None)
-                      for name, t in zip(bundle.attributes, bundle.thresholds)}
-        print(json.dumps({"model": str(bundle.path), "thresholds": thresholds, "untrained": bundle.untrained,
-                          "predictions": records, "errors": [str(e) for e in errors]}, indent=1))
-    else:
-        if bundle.untrained and predictions:
-            print(f"note: never detected, the model was not trained on them (no known labels): "
-                  f"{', '.join(bundle.untrained)}")
-        for prediction in predictions:
-            print(prediction.image)
-            if not prediction.detected:
-                print("  no defect detected")
-            for name in prediction.detected:
-                print(f"  {name}: {prediction.probabilities[name]:.3f}")
-            for path in overlays.get(prediction.image, []):
-                print(f"  heatmap: {path}")
-    for error in errors:
-        print(f"error: {error}", file=sys.stderr)
-    return EXIT_USER_ERROR if errors else 0
-
+from defect_tf.apps.cli import run
+from defect_tf.apps.predict import main
 
 if __name__ == "__main__":
     sys.exit(run(main))

@@ -18,8 +18,19 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import (add_comparison_options, comparison_config, comparison_table, data_folder, number,
-                    publish_comparison, run, shared_settings, shared_split, test_images, train_and_score)
+from common import (
+    add_comparison_options,
+    comparison_config,
+    comparison_table,
+    data_folder,
+    number,
+    publish_comparison,
+    run,
+    shared_settings,
+    shared_split,
+    test_images,
+    train_and_score,
+)
 
 DATASETS = {"multilabel": ("multilabel", "labels.txt"), "neu_xml": ("neu", "labels_xml_multilabel.txt")}
 ARMS = {  # name: (gamma, class weights)

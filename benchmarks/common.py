@@ -18,19 +18,19 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from defect_tf.apps.cli import run  # noqa: F401  (re-exported for the scripts)
+from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE, load_bundle
+from defect_tf.data.augmentation import ROTATIONS
+from defect_tf.data.labels import LabelTable, parse_labels
+from defect_tf.data.splits import read_split, split_from_file, stratified_split, write_split
+from defect_tf.errors import DefectTFError
+from defect_tf.evaluate.report import evaluate_bundle
+from defect_tf.models.classifier import DEFAULT_POOLING, POOLING
+from defect_tf.train.checkpoints import CHECKPOINT_DIR, read_checkpoint
+from defect_tf.train.config import TrainConfig, checkpoint_settings, config_from_settings
+from defect_tf.train.trainer import resume_training, train
 
-from defect_tf.cli import run  # noqa: E402,F401  (first: quiets TensorFlow; re-exported for the scripts)
-from defect_tf.augmentation import ROTATIONS  # noqa: E402
-from defect_tf.bundle import BUNDLE_DIR, METADATA_FILE, load_bundle  # noqa: E402
-from defect_tf.checkpoints import CHECKPOINT_DIR, read_checkpoint  # noqa: E402
-from defect_tf.errors import DefectTFError  # noqa: E402
-from defect_tf.evaluation import evaluate_bundle  # noqa: E402
-from defect_tf.labels import LabelTable, parse_labels  # noqa: E402
-from defect_tf.splits import read_split, split_from_file, stratified_split, write_split  # noqa: E402
-from defect_tf.training import (TrainConfig, checkpoint_settings, config_from_settings, resume_training,  # noqa: E402
-                                train)
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "docs" / "benchmarks"
 PAGE = ROOT / "docs" / "benchmarks.md"
@@ -80,7 +80,7 @@ def add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--warmup-epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=4)
-    parser.add_argument("--pooling", default="avg", choices=["avg", "max"])
+    parser.add_argument("--pooling", default=DEFAULT_POOLING, choices=sorted(POOLING))
     parser.add_argument("--rotation", default="free", choices=ROTATIONS, help="augmentation's rotation")
     parser.add_argument("--no-cutout", dest="cutout", action="store_false", help="no Cutout augmentation")
     parser.add_argument("--seed", type=int, default=0)
@@ -96,7 +96,8 @@ def comparison_name(args: argparse.Namespace) -> tuple[str, str]:
             *(["quarter"] if quarter else []), *([] if args.cutout else ["nocutout"]),
             f"{args.warmup_epochs}+{args.finetune_epochs}", f"seed{args.seed}"]
     title = [*backbone, *(["ImageNet weights"] if pretrained else []), f"{args.image_size} px",
-             *([] if args.pooling == "avg" else [f"{args.pooling} pooling"]), *(["quarter turns"] if quarter else []),
+             *([] if args.pooling == DEFAULT_POOLING else [f"{args.pooling} pooling"]),
+             *(["quarter turns"] if quarter else []),
              *([] if args.cutout else ["no Cutout"]), f"{args.warmup_epochs} + {args.finetune_epochs} epochs",
              f"seed {args.seed}"]
     return "_".join(name), ", ".join(title)

@@ -16,16 +16,14 @@ import time
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from defect_tf.cli import run  # noqa: E402  (first: it quiets TensorFlow's start-up chatter)
-from defect_tf.backbones import get_backbone  # noqa: E402
-from defect_tf.bundle import load_bundle  # noqa: E402
-from defect_tf.demo import mask_path  # noqa: E402
-from defect_tf.errors import DefectTFError  # noqa: E402
-from defect_tf.gradcam import CAM_METHODS  # noqa: E402
-from defect_tf.labels import parse_labels  # noqa: E402
-from defect_tf.localisation import score_localisation  # noqa: E402
+from defect_tf.apps.cli import run
+from defect_tf.bundle.store import load_bundle
+from defect_tf.data.demo import mask_path
+from defect_tf.data.labels import parse_labels
+from defect_tf.errors import DefectTFError
+from defect_tf.explain.heatmap_scores import score_localisation
+from defect_tf.explain.heatmaps import CAM_METHODS
+from defect_tf.models.registry import get_backbone
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "layercam": "LayerCAM"}
@@ -54,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "masks").is_dir():
-        raise DefectTFError(f"no demo masks in {root / 'masks'}: run `python -m defect_tf.demo --root {root}` "
+        raise DefectTFError(f"no demo masks in {root / 'masks'}: run `python -m defect_tf.data.demo --root {root}` "
                             "(or `make demo`) first")
     bundle = load_bundle(args.model)
     table = parse_labels(root / "labels.txt")

@@ -21,10 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (add_comparison_options, comparison_config, comparison_table, data_folder, number,
-                    publish_comparison, run, shared_settings, shared_split, test_images, train_and_score)
+from defect_tf.data.labels import LabelTable, format_labels, parse_labels
 
-from defect_tf.labels import LabelTable, format_labels, parse_labels
+from common import (
+    add_comparison_options,
+    comparison_config,
+    comparison_table,
+    data_folder,
+    number,
+    publish_comparison,
+    run,
+    shared_settings,
+    shared_split,
+    test_images,
+    train_and_score,
+)
 
 ARMS = ("full", "masked", "na_as_0", "drop_rows")
 CONTROL_ARMS = ("full_budget",)  # not asked for by default: explains a gap between masked and full

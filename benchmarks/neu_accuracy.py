@@ -13,9 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import DEFAULT_DATA_ROOT, data_folder, number, record, run, train_and_score
+from defect_tf.train.config import TrainConfig
 
-from defect_tf.training import TrainConfig
+from common import DEFAULT_DATA_ROOT, data_folder, number, record, run, train_and_score
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,20 +23,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+from defect_tf.bundle.store import load_bundle, save_bundle
+from defect_tf.data.augmentation import build_augmentation
+from defect_tf.data.labels import parse_labels
+from defect_tf.data.pipeline import fixed_tuning, make_dataset, steps_per_epoch
+from defect_tf.inference.predictor import Predictor
+from defect_tf.models.classifier import build_classifier
+from defect_tf.train.config import TrainConfig
+from defect_tf.train.losses import MaskedFocalLoss
 
 from common import DEFAULT_DATA_ROOT, ROOT, data_folder, number, record, run
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from defect_tf.augmentation import build_augmentation  # noqa: E402
-from defect_tf.bundle import load_bundle, save_bundle  # noqa: E402
-from defect_tf.data import fixed_tuning, make_dataset, steps_per_epoch  # noqa: E402
-from defect_tf.labels import parse_labels  # noqa: E402
-from defect_tf.losses import MaskedFocalLoss  # noqa: E402
-from defect_tf.models import build_classifier  # noqa: E402
-from defect_tf.prediction import Predictor  # noqa: E402
 
 
 class Timeline(keras.callbacks.Callback):
@@ -54,7 +54,8 @@ class Timeline(keras.callbacks.Callback):
 
 def compiled_model(args, n_outputs: int, jit_compile) -> keras.Model:
     model = build_classifier(args.backbone, n_outputs, args.image_size, None)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MaskedFocalLoss(), jit_compile=jit_compile)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MaskedFocalLoss(TrainConfig.gamma),
+                  jit_compile=jit_compile)
     return model
 
 

@@ -21,13 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (DEFAULT_DATA_ROOT, comparison_table, data_folder, number, record, run, shared_split,
-                    test_images, train_and_score)
+from defect_tf.data.labels import format_labels, parse_labels
+from defect_tf.data.splits import read_split, write_split
+from defect_tf.models.efficientnet_lite import TOP_BLOCK_LAYERS, TOP_TWO_STAGES_LAYERS
+from defect_tf.train.config import TrainConfig
 
-from defect_tf.efficientnet_lite import TOP_BLOCK_LAYERS, TOP_TWO_STAGES_LAYERS
-from defect_tf.labels import format_labels, parse_labels
-from defect_tf.splits import read_split, write_split
-from defect_tf.training import TrainConfig
+from common import (
+    DEFAULT_DATA_ROOT,
+    comparison_table,
+    data_folder,
+    number,
+    record,
+    run,
+    shared_split,
+    test_images,
+    train_and_score,
+)
 
 RECIPES = {
     "efficientnet_lite0": dict(backbone="efficientnet_lite0", weights="imagenet", warmup_epochs=5, finetune_epochs=15,

@@ -1,6 +1,6 @@
 """Drive `app.py` in a real headless Chromium (Debian's chromium + chromedriver, through Selenium).
 
-Shared by the browser test and by `docs/make_screenshot.py`.
+Shared by the browser test and by `tests/make_screenshot.py`.
 """
 
 from __future__ import annotations

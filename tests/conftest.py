@@ -1,16 +1,51 @@
-"""Shared test set-up: quiet TensorFlow, and a tiny generated demo data set reused across tests."""
+"""Shared test set-up: quiet TensorFlow, the test tiers, and a tiny generated demo data set reused across tests.
+
+Tiers: `make test` runs everything; `make test-fast` only the unit tier (no training, no subprocess, no browser),
+which `DEFECT_TF_TIER=unit` enforces: a test of that tier that trains or starts a program fails and says to mark
+it `integration`.
+"""
 
 import os
+import subprocess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
+OUTSIDE_THE_UNIT_TIER = ("slow", "integration", "browser")
+TRAINED_FIXTURES = {"trained_output": "integration", "demo_run": "slow"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses a trained model's fixture belongs to that fixture's tier."""
+    for item in items:
+        for fixture, marker in TRAINED_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_guard(request, monkeypatch):
+    """Under DEFECT_TF_TIER=unit, a unit-tier test that trains or starts a program fails, naming the marker it needs."""
+    if os.environ.get("DEFECT_TF_TIER") != "unit" or any(request.node.get_closest_marker(m)
+                                                        for m in OUTSIDE_THE_UNIT_TIER):
+        return
+
+    def refused(what):
+        def refuse(*args, **kwargs):
+            pytest.fail(f"{what} in the unit tier: mark this test @pytest.mark.integration")
+        return refuse
+
+    import keras
+
+    monkeypatch.setattr(keras.Model, "fit", refused("training (keras.Model.fit)"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refused("a subprocess"))
+
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory):
     """48 demo images at 48 px with labels and masks; generated once per test session."""
-    from defect_tf.demo import generate_demo
+    from defect_tf.data.demo import generate_demo
 
     root = tmp_path_factory.mktemp("tiny_demo")
     table = generate_demo(root, n_images=48, size=48, seed=3)
@@ -20,7 +55,8 @@ def tiny_demo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_output(tiny_demo, tmp_path_factory):
     """A real (tiny) training run: 2 warm-up + 2 fine-tune epochs at 32 px from scratch."""
-    from defect_tf.training import TrainConfig, train
+    from defect_tf.train.config import TrainConfig
+    from defect_tf.train.trainer import train
 
     root, _ = tiny_demo
     output = tmp_path_factory.mktemp("outputs")
@@ -31,32 +67,17 @@ def trained_output(tiny_demo, tmp_path_factory):
     return output, config, report
 
 
-def makefile_demo_flags() -> list[str]:
-    """The training flags `make demo` uses, read from the Makefile so the slow tests run exactly those."""
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
-    return re.search(r"^DEMO_FLAGS := (.*)$", text, re.MULTILINE).group(1).split()
-
-
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """`make demo`'s training for real (about 4 minutes): (data root, output folder, config, test report)."""
-    import train as train_cli
-    from defect_tf.demo import generate_demo
-    from defect_tf.training import train
+    """`make demo`'s training for real (about 3 minutes): (data root, output folder, config, test report)."""
+    from defect_tf.apps import train as train_cli
+    from defect_tf.apps.demo import TRAIN_FLAGS
+    from defect_tf.data.demo import generate_demo
+    from defect_tf.train.trainer import train
 
     root = tmp_path_factory.mktemp("demo")
     generate_demo(root)
     config = train_cli.parse_args(["--data", str(root / "images"), "--labels", str(root / "labels.txt"),
-                                   "--output", str(root / "outputs"), *makefile_demo_flags()])
+                                   "--output", str(root / "outputs"), *TRAIN_FLAGS])
     report = train(config, log=print)
     return root, root / "outputs", config, report
-
-
-def pytest_configure(config):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the CLIs (train.py, ...) live at the top

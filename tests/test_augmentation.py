@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from defect_tf.augmentation import RandomCutout, RandomFlipRotation, build_augmentation
+from defect_tf.data.augmentation import RandomCutout, RandomFlipRotation, build_augmentation
 
 
 def numbered_images(count: int, size: int = 5) -> np.ndarray:

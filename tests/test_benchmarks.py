@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from defect_tf.data.labels import NA, parse_labels
+from defect_tf.data.splits import read_split
+
+from common import shared_split, shared_test_rows
+from missing_labels import arm_labels
+from throughput import peak_memory_mb
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from common import shared_split, shared_test_rows  # noqa: E402
-from missing_labels import arm_labels  # noqa: E402
-from throughput import peak_memory_mb  # noqa: E402
-
-from defect_tf.labels import NA, parse_labels  # noqa: E402
-from defect_tf.splits import read_split  # noqa: E402
 
 
 def fake_dataset(folder: Path, with_split: bool) -> Path:
@@ -74,6 +73,7 @@ def test_every_arm_is_scored_on_the_whole_shared_test_split_even_rows_it_dropped
     np.testing.assert_array_equal(scored.values, [[1, 0], [0, 0], [1, 1]])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("script, dataset, folder", [("missing_labels.py", "neu", "neu"),
                                                      ("ablations.py", "neu_xml", "neu")])
 def test_a_benchmark_says_clearly_when_its_data_is_absent(tmp_path, script, dataset, folder):
@@ -83,6 +83,7 @@ def test_a_benchmark_says_clearly_when_its_data_is_absent(tmp_path, script, data
     assert f"benchmark data {folder!r} not found in {tmp_path / folder}" in result.stderr
 
 
+@pytest.mark.integration
 def test_peak_memory_is_the_childs_own_not_this_process(tmp_path):
     ballast = bytearray(300 * 1024 * 1024)  # this process is now 300 MB larger than the child will be
     ballast[::4096] = b"x" * len(ballast[::4096])
@@ -92,9 +93,9 @@ def test_peak_memory_is_the_childs_own_not_this_process(tmp_path):
 
 
 def test_an_arm_that_fails_is_reported_in_the_table_not_fatal(tmp_path):
-    from common import failures, train_and_score
+    from defect_tf.train.config import TrainConfig
 
-    from defect_tf.training import TrainConfig
+    from common import failures, train_and_score
 
     folder = fake_dataset(tmp_path / "data", with_split=False)  # labels name images that do not exist
     config = TrainConfig(data=str(folder / "images"), labels=str(folder / "labels.txt"), weights="none",
@@ -108,7 +109,7 @@ def test_an_arm_that_fails_is_reported_in_the_table_not_fatal(tmp_path):
 def tiny_arm(tiny_demo, tmp_path, **changes):
     from dataclasses import replace
 
-    from defect_tf.training import TrainConfig
+    from defect_tf.train.config import TrainConfig
 
     root, _ = tiny_demo
     split_file = shared_split(root, root / "labels.txt", tmp_path, seed=0)
@@ -118,6 +119,7 @@ def tiny_arm(tiny_demo, tmp_path, **changes):
     return replace(config, **changes)
 
 
+@pytest.mark.integration
 def test_running_a_benchmark_again_scores_finished_arms_without_training_them_again(tiny_demo, tmp_path):
     from common import train_and_score
 
@@ -131,10 +133,11 @@ def test_running_a_benchmark_again_scores_finished_arms_without_training_them_ag
     assert first["train_seconds"] == round(sum(record["seconds"] for record in history), 1) > 0
 
 
+@pytest.mark.integration
 def test_a_run_without_a_shared_split_is_scored_on_the_test_split_its_training_made(tiny_demo, tmp_path):
-    from common import train_and_score
+    from defect_tf.data.splits import read_split
 
-    from defect_tf.splits import read_split
+    from common import train_and_score
 
     config = tiny_arm(tiny_demo, tmp_path, split_file=None)  # as the accuracy benchmark trains
     result = train_and_score(config, config.labels, tmp_path / "arm.log")
@@ -142,9 +145,11 @@ def test_a_run_without_a_shared_split_is_scored_on_the_test_split_its_training_m
     assert result["test_images"] == sum(part == "test" for part in own_split.values()) > 0
 
 
+@pytest.mark.integration
 def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are_refused(tiny_demo, tmp_path,
                                                                                          monkeypatch):
-    import defect_tf.training
+    from defect_tf.train import trainer
+
     from common import train_and_score
 
     config = tiny_arm(tiny_demo, tmp_path)
@@ -153,7 +158,7 @@ def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are
         raise KeyboardInterrupt  # the machine stops the benchmark after the last epoch, before the bundle
 
     with monkeypatch.context() as patched:
-        patched.setattr(defect_tf.training, "calibrate_thresholds", stopped)
+        patched.setattr(trainer, "calibrate_thresholds", stopped)
         with pytest.raises(KeyboardInterrupt):
             train_and_score(config, config.labels, tmp_path / "arm.log")
     assert (tmp_path / "arm" / "checkpoint").is_dir() and not (tmp_path / "arm" / "bundle").exists()
@@ -187,9 +192,9 @@ def test_runs_that_differ_in_backbone_weights_pooling_rotation_or_cutout_are_sav
 
 
 def test_transfer_study_arms_and_few_shot_files(tmp_path):
-    from transfer import FEWSHOT_EPOCHS, RECIPES, study_arms
+    from defect_tf.train.config import TrainConfig
 
-    from defect_tf.training import TrainConfig
+    from transfer import FEWSHOT_EPOCHS, RECIPES, study_arms
 
     names = [f"{c}_{i}.jpg" for c in "abc" for i in range(10)]
     (tmp_path / "labels.txt").write_text("image a b c\n" + "".join(

@@ -4,17 +4,17 @@ import keras
 import numpy as np
 import pytest
 
-from defect_tf.bundle import FORMAT, find_bundle, load_bundle, save_bundle
+from defect_tf.bundle.store import FORMAT, find_bundle, load_bundle, save_bundle
 from defect_tf.errors import BundleError
-from defect_tf.models import build_classifier
+from defect_tf.models.classifier import build_classifier
 
 
 def small_model():
-    return build_classifier("efficientnet_b0", 2, 32, None)
+    return build_classifier("small_cnn", 2, 32, None)
 
 
 def test_round_trip_gives_the_same_predictions(tmp_path):
-    model = small_model()
+    model = build_classifier("efficientnet_b0", 2, 32, None)  # the default backbone, saved and loaded for real
     path = save_bundle(tmp_path, model, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.4, 0.6]})
     bundle = load_bundle(tmp_path)
     images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
@@ -51,7 +51,7 @@ def test_a_corrupt_model_file_is_named_as_corrupt_not_missing(tmp_path):
 
 
 def test_a_full_disk_while_saving_keeps_the_previous_bundle_and_leaves_no_temporary_files(tmp_path, monkeypatch):
-    from defect_tf.files import DiskFullError
+    from defect_tf.io.files import DiskFullError
 
     save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
 

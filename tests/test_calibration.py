@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from defect_tf.calibration import best_f1_threshold, calibrate_thresholds
-from defect_tf.labels import NA
+from defect_tf.data.labels import NA
+from defect_tf.evaluate.thresholds import best_f1_threshold, calibrate_thresholds
 
 
 def test_threshold_is_between_the_best_cut_and_the_next_lower_score():

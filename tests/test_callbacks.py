@@ -3,8 +3,8 @@ import time
 
 import numpy as np
 
-from defect_tf.callbacks import LossCurve, ResumableEarlyStopping
-from defect_tf.models import build_classifier
+from defect_tf.models.classifier import build_classifier
+from defect_tf.train.callbacks import LossCurve, ResumableEarlyStopping
 
 
 class FakeOptimizer:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from defect_tf.bundle import load_bundle
-from defect_tf.checkpoints import read_checkpoint
+from defect_tf.bundle.store import load_bundle
 from defect_tf.errors import DefectTFError
+from defect_tf.train.checkpoints import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = dict(warmup=4, finetune=4)
+
+pytestmark = pytest.mark.integration  # every test here trains or resumes a real run
 
 
 def start_training(root, output, labels=None):
@@ -163,8 +165,8 @@ def test_a_damaged_checkpoint_is_one_line_saying_to_start_over(tmp_path, damage)
 
 
 def test_an_interrupt_before_the_first_epoch_does_not_advise_resume(tiny_demo, tmp_path, monkeypatch, capsys):
-    import train as train_cli
-    from defect_tf.cli import run
+    from defect_tf.apps import train as train_cli
+    from defect_tf.apps.cli import run
 
     root, _ = tiny_demo
 

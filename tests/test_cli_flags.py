@@ -6,13 +6,10 @@ import socket
 
 import pytest
 
-import app
-import evaluate
-import inference
-import train
-from defect_tf.cli import run
+from defect_tf.apps import evaluate, predict, train, web
+from defect_tf.apps.cli import run
 
-COMMANDS = {"train": train, "inference": inference, "evaluate": evaluate, "app": app}
+COMMANDS = {"train": train, "inference": predict, "evaluate": evaluate, "app": web}
 
 # command -> flag -> bad values. "{file}" is an existing file, "{folder}" an existing folder without a bundle,
 # "{data}" the data folder, "{busy_port}" a port another socket holds, "{split_bad}" a malformed split file.
@@ -145,6 +142,6 @@ def test_training_settings_that_would_train_nothing_or_run_out_of_memory_are_ref
 
 
 def test_an_inference_image_that_does_not_exist_is_one_line_per_image(places, capsys):
-    status, stderr = call(inference, [places["missing"], places["folder"], "--model", places["model"]], capsys)
+    status, stderr = call(predict, [places["missing"], places["folder"], "--model", places["model"]], capsys)
     assert status == 2 and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 2

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from defect_tf.augmentation import build_augmentation
-from defect_tf.data import load_image, make_dataset
+from defect_tf.data.augmentation import build_augmentation
+from defect_tf.data.images import load_image
+from defect_tf.data.pipeline import make_dataset
 
 
 def test_grayscale_rgba_and_bmp_become_three_channel_float_images(tmp_path):
@@ -64,7 +65,7 @@ def test_the_seed_fixes_shuffle_and_augmentation(tiny_demo):
 def test_exif_orientation_is_honoured_like_pillow_does(tmp_path, orientation):
     from PIL import Image, ImageOps
 
-    from defect_tf.data import exif_orientations, read_image
+    from defect_tf.data.images import exif_orientations, read_image
 
     pixels = np.zeros((16, 24, 3), np.uint8)  # wide, with a distinct quadrant pattern
     pixels[:8, :12] = (255, 0, 0)

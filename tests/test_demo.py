@@ -3,8 +3,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from defect_tf.demo import ATTRIBUTES, DEMO_IMAGES, generate_demo, mask_path, render_sample
-from defect_tf.labels import known_mask, parse_labels
+from defect_tf.data.demo import ATTRIBUTES, DEMO_IMAGES, generate_demo, mask_path, render_sample
+from defect_tf.data.labels import known_mask, parse_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,3 +45,24 @@ def test_every_shown_defect_has_a_mask_where_the_image_changed(tmp_path):
                 mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
                 assert set(np.unique(mask)) <= {0, 255} and 0 < (mask > 0).mean() < 0.5
                 np.testing.assert_array_equal(mask, masks[attribute])
+
+
+def test_make_demo_runs_each_step_in_order_prints_its_command_and_stops_at_a_failure(monkeypatch, capsys):
+    from defect_tf.apps import demo
+
+    ran = []
+    steps = [(f"python step{i}.py", lambda argv, i=i: ran.append((i, argv)) or (2 if i == 1 else 0), [f"--a{i}"])
+             for i in range(3)]
+    monkeypatch.setattr(demo, "STEPS", steps)
+    assert demo.main([]) == 2
+    assert ran == [(0, ["--a0"]), (1, ["--a1"])]  # step 2 never ran
+    assert capsys.readouterr().out.split("\n$ ")[1:] == ["python step0.py --a0\n", "python step1.py --a1\n"]
+
+
+def test_the_readme_shows_the_demos_training_flags():
+    from defect_tf.apps.demo import SAMPLE_PHOTO, STEPS, TRAIN_FLAGS
+
+    assert " ".join(TRAIN_FLAGS) in (ROOT / "README.md").read_text()
+    assert [command for command, _, _ in STEPS] == ["python -m defect_tf.data.demo", "python train.py",
+                                                    "python evaluate.py", "python inference.py"]
+    assert SAMPLE_PHOTO.startswith("images/") and STEPS[-1][2] == [SAMPLE_PHOTO]

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from defect_tf.data.labels import NA, LabelTable
 from defect_tf.errors import LabelError
-from defect_tf.evaluation import align_attributes, evaluate_scores, format_report
-from defect_tf.labels import NA, LabelTable
-from defect_tf.metrics import classification_report
+from defect_tf.evaluate.metrics import classification_report
+from defect_tf.evaluate.report import align_attributes, evaluate_scores, format_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,8 +94,8 @@ def test_the_report_says_what_its_figures_rest_on():
 
 def test_scoring_the_training_images_warns_that_the_figures_are_optimistic(trained_output, tiny_demo, tmp_path,
                                                                           capsys):
-    import evaluate
-    from defect_tf.cli import run
+    from defect_tf.apps import evaluate
+    from defect_tf.apps.cli import run
 
     output, _, _ = trained_output
     root, table = tiny_demo

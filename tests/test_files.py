@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from defect_tf.bundle import load_bundle, save_bundle
-from defect_tf.files import DiskFullError, atomic_write, is_disk_full, write_text
+from defect_tf.bundle.store import load_bundle, save_bundle
+from defect_tf.io.files import DiskFullError, atomic_write, is_disk_full, write_text
 
 
 def test_atomic_write_replaces_the_file_and_leaves_nothing_else(tmp_path):
@@ -52,6 +52,7 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", str(mount_point)], check=True)
 
 
+@pytest.mark.integration
 def test_a_really_full_disk_keeps_the_previous_bundle_and_leaves_no_temporary_files(tiny_disk):
     inputs = keras.Input((32, 32, 3))
     pixels = keras.layers.Flatten()(inputs)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from defect_tf.gradcam import GradCAM, overlay, upsample
-from defect_tf.models import backbone_of, build_classifier
+from defect_tf.explain.heatmaps import GradCAM, overlay, upsample
+from defect_tf.models.classifier import backbone_of, build_classifier
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,17 @@
 import numpy as np
 import pytest
 
+from defect_tf.data.labels import (
+    NA,
+    LabelTable,
+    format_labels,
+    header_fingerprint,
+    known_mask,
+    label_counts,
+    parse_labels,
+    summarize,
+)
 from defect_tf.errors import LabelError
-from defect_tf.labels import (NA, LabelTable, format_labels, header_fingerprint, known_mask, label_counts, parse_labels,
-                              summarize)
 
 
 def write(tmp_path, text, name="labels.txt"):

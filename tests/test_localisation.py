@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from defect_tf.bundle import load_bundle
-from defect_tf.demo import mask_path
-from defect_tf.labels import parse_labels
-from defect_tf.localisation import heatmap_iou, peak_inside, score_localisation
+from defect_tf.bundle.store import load_bundle
+from defect_tf.data.demo import mask_path
+from defect_tf.data.labels import parse_labels
+from defect_tf.explain.heatmap_scores import heatmap_iou, peak_inside, score_localisation
 
 
 def test_peak_inside_is_read_at_the_mask_resolution():

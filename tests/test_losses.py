@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from defect_tf.labels import NA
-from defect_tf.losses import MaskedFocalLoss, attribute_class_weights
+from defect_tf.data.labels import NA
+from defect_tf.train.losses import MaskedFocalLoss, attribute_class_weights
 
 LN2 = math.log(2)
 
@@ -73,7 +73,7 @@ def test_class_weights_scale_positive_and_negative_terms():
 
 
 def test_float16_logits_give_a_float32_loss():
-    value = MaskedFocalLoss()(tf.constant([[1.0, NA]]), tf.constant([[0.0, 60000.0]], dtype=tf.float16))
+    value = MaskedFocalLoss(gamma=2.0)(tf.constant([[1.0, NA]]), tf.constant([[0.0, 60000.0]], dtype=tf.float16))
     assert value.dtype == tf.float32 and np.isfinite(value.numpy())
 
 

@@ -2,9 +2,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
-from defect_tf.labels import NA
-from defect_tf.metrics import (average_precision, classification_report, confusion_counts, exact_match, roc_auc,
-                               top1_accuracy)
+from defect_tf.data.labels import NA
+from defect_tf.evaluate.metrics import (
+    average_precision,
+    classification_report,
+    confusion_counts,
+    exact_match,
+    roc_auc,
+    top1_accuracy,
+)
 
 LABELS = np.array([[1, 0, NA], [1, 1, 0], [0, NA, 1], [NA, 1, 1], [0, 0, NA], [1, 0, 0]], np.float32)
 PREDICTED = np.array([[1, 1, 1], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0]], bool)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from defect_tf.errors import WeightsError
-from defect_tf.backbones import BACKBONES
-from defect_tf.models import backbone_of, build_classifier, resolve_weights, set_trainable_top
+from defect_tf.models.classifier import backbone_of, build_classifier, resolve_weights, set_trainable_top
+from defect_tf.models.registry import BACKBONES
 
 
 def test_classifier_emits_one_float32_logit_per_attribute():
@@ -15,7 +15,7 @@ def test_classifier_emits_one_float32_logit_per_attribute():
 
 
 def test_mixed_float16_policy_still_gives_float32_logits_and_finite_loss():
-    from defect_tf.losses import MaskedFocalLoss
+    from defect_tf.train.losses import MaskedFocalLoss
 
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
@@ -24,7 +24,7 @@ def test_mixed_float16_policy_still_gives_float32_logits_and_finite_loss():
         logits = model(images)
         assert backbone_of(model).compute_dtype == "float16"
         assert keras.backend.standardize_dtype(logits.dtype) == "float32"
-        loss = MaskedFocalLoss()(np.array([[1, 0, -1], [0, -1, 1]], "float32"), logits)
+        loss = MaskedFocalLoss(gamma=2.0)(np.array([[1, 0, -1], [0, -1, 1]], "float32"), logits)
         assert np.isfinite(float(loss))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from defect_tf import output_folder
-from defect_tf.output_folder import OutputFolderError, check_no_overlap, claim
-from defect_tf.training import TrainConfig, train
+from defect_tf.io import output_folder
+from defect_tf.io.output_folder import OutputFolderError, check_no_overlap, claim
+from defect_tf.train.config import TrainConfig
+from defect_tf.train.trainer import train
 
 
 def test_a_new_folder_is_claimed_and_claiming_again_is_allowed(tmp_path):
@@ -53,13 +54,14 @@ def test_an_output_folder_overlapping_the_data_folder_is_refused(tmp_path, outpu
 
 def hold_lock(folder):
     """Another process that holds `folder`'s lock until killed; returns once it holds it."""
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from defect_tf import output_folder\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from defect_tf.io import output_folder\n"
                                f"with output_folder.locked({str(folder)!r}):\n print('locked', flush=True)\n"
                                " time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
 
+@pytest.mark.integration
 def test_a_folder_locked_by_another_process_is_refused_in_one_line(tmp_path):
     holder = hold_lock(tmp_path)
     try:
@@ -113,6 +115,7 @@ def test_a_users_bundle_folder_and_split_file_in_the_output_folder_are_left_alon
     assert (output / "bundle" / "my_photo.png").is_file() and (output / "split.txt").read_text() == "my own notes\n"
 
 
+@pytest.mark.integration
 def test_a_second_training_into_a_busy_folder_stops_at_once(tiny_demo, tmp_path):
     data, labels = copy_of_demo(tiny_demo, tmp_path)
     output = tmp_path / "out"

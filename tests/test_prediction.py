@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from defect_tf.bundle import load_bundle
+from defect_tf.bundle.store import load_bundle
+from defect_tf.data.images import read_image
 from defect_tf.errors import ImageError
-from defect_tf.data import read_image
-from defect_tf.prediction import Predictor
+from defect_tf.inference.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,13 +22,14 @@ def test_predictor_applies_the_calibrated_thresholds(trained_output, tiny_demo):
     output, _, _ = trained_output
     root, table = tiny_demo
     bundle = load_bundle(output)
-    predictions, errors = Predictor(bundle).predict([root / "images" / name for name in table.images[:3]])
-    assert errors == [] and len(predictions) == 3
-    for prediction in predictions:
-        assert list(prediction.probabilities) == bundle.attributes
-        expected = [name for name, t in zip(bundle.attributes, bundle.thresholds)
-                    if prediction.probabilities[name] >= float(t)]
-        assert prediction.detected == expected
+    photo = root / "images" / table.images[0]
+    probabilities = Predictor(bundle).predict([photo])[0][0].probabilities
+    # Thresholds just under the first two attributes' probabilities and just over the last two: both branches.
+    values = [probabilities[name] for name in bundle.attributes]
+    bundle.metadata["thresholds"] = [values[0] - 1e-4, values[1] - 1e-4, values[2] + 1e-4, values[3] + 1e-4]
+    predictions, errors = Predictor(bundle).predict([photo])
+    assert errors == [] and list(predictions[0].probabilities) == bundle.attributes
+    assert predictions[0].detected == bundle.attributes[:2]
 
 
 def test_batch_prediction_matches_one_by_one(trained_output, tiny_demo):
@@ -79,6 +80,7 @@ def test_cli_names_a_bad_image_and_exits_2(trained_output, tiny_demo, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_cli_without_a_bundle_says_how_to_get_one(tmp_path):
     result = run_cli(tmp_path / "x.png", "--model", tmp_path)
     assert result.returncode == 2 and "no model bundle in" in result.stderr and "Traceback" not in result.stderr
@@ -102,7 +104,7 @@ def test_explain_writes_one_overlay_per_detected_attribute_at_the_photo_resoluti
 
 
 def test_overlay_names_are_unique_and_safe_for_any_file_system():
-    from defect_tf.prediction import Prediction, overlay_names
+    from defect_tf.inference.predictor import Prediction, overlay_names
 
     predictions = [Prediction("a/x.png", {}, ["scratch", "a/b"]), Prediction("b/x.png", {}, ["scratch"]),
                    Prediction("c/x-2.png", {}, ["a_b"]), Prediction("d/y.png", {}, ["a/b", "a_b"]),

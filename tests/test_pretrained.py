@@ -10,12 +10,12 @@ import keras
 import numpy as np
 import pytest
 
-from defect_tf import efficientnet_lite
-from defect_tf.backbones import BACKBONES, get_backbone
 from defect_tf.errors import WeightsError
-from defect_tf.models import backbone_of, build_classifier, resolve_weights
-from defect_tf.pretrained import KerasDownload, load_keras_weights
-from defect_tf.torch_weights import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, read_legacy_state_dict
+from defect_tf.models import efficientnet_lite
+from defect_tf.models.classifier import backbone_of, build_classifier, resolve_weights
+from defect_tf.models.pretrained import KerasDownload, load_keras_weights
+from defect_tf.models.registry import BACKBONES, get_backbone
+from defect_tf.models.torch_weights import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, read_legacy_state_dict
 
 KERAS_STORE_BACKBONES = sorted(name for name, spec in BACKBONES.items() if isinstance(spec.imagenet, KerasDownload))
 SIZE = 32
@@ -52,18 +52,18 @@ def test_a_backbone_from_a_weights_file_computes_what_keras_pretrained_model_com
     constructor = get_backbone(name).constructor
     reference = constructor(include_top=False, weights="imagenet", input_shape=(SIZE, SIZE, 3))
     images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
-    expected = reference.predict(images, verbose=0)
+    expected = reference(images, training=False).numpy()  # eager: no predict() graph to trace
     scale = np.abs(expected).max()  # a random network's features are tiny: compare relative to their size
 
     for weights in ("imagenet", str(path)):  # --weights imagenet, and --weights PATH
         model = build_classifier(name, 2, SIZE, resolve_weights(name, weights))
-        np.testing.assert_allclose(backbone_of(model).predict(images, verbose=0), expected, rtol=1e-4,
+        np.testing.assert_allclose(backbone_of(model)(images, training=False).numpy(), expected, rtol=1e-4,
                                    atol=1e-4 * scale)
     assert downloads == [path.name, path.name]
 
     plain = constructor(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
     load_keras_weights(plain, path)  # what the project did before: the stem saw inputs about twice too large
-    assert np.abs(plain.predict(images, verbose=0) - expected).max() > 0.1 * scale
+    assert np.abs(plain(images, training=False).numpy() - expected).max() > 0.1 * scale
 
 
 def test_offline_the_error_names_the_backbone_that_needs_no_network(monkeypatch):
@@ -88,7 +88,7 @@ def top_classes(model, photo: np.ndarray) -> list[tuple[int, float]]:
     import tensorflow as tf
 
     image = tf.image.resize(photo[None].astype("float32"), (224, 224), antialias=True).numpy()
-    logits = model.predict(image, verbose=0)[0].astype("float64")
+    logits = model(image, training=False).numpy()[0].astype("float64")
     probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     return [(int(index), float(probabilities[index])) for index in np.argsort(probabilities)[::-1][:3]]
 
@@ -123,7 +123,7 @@ def test_lite0_loads_from_the_pytorch_file_itself_as_from_the_converted_one(tmp_
     outputs = []
     for weights in (str(source), efficientnet_lite.imagenet_weights(tmp_path)):
         model = build_classifier("efficientnet_lite0", 2, 64, resolve_weights("efficientnet_lite0", weights))
-        outputs.append(backbone_of(model).predict(images, verbose=0))
+        outputs.append(backbone_of(model)(images, training=False).numpy())
     np.testing.assert_array_equal(*outputs)
 
 

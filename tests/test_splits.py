@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from defect_tf.data.labels import NA
+from defect_tf.data.splits import read_split, split_from_file, stratified_split, write_split
 from defect_tf.errors import DefectTFError
-from defect_tf.labels import NA
-from defect_tf.splits import read_split, split_from_file, stratified_split, write_split
 
 
 def test_split_is_deterministic_and_close_to_the_fractions():

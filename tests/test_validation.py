@@ -1,9 +1,10 @@
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
-from defect_tf.labels import NA, LabelTable
-from defect_tf.validation import attribute_warnings, check_data, unlisted_images, unreadable_images
+from defect_tf.data.checks import attribute_warnings, check_data, unlisted_images, unreadable_images
+from defect_tf.data.labels import NA, LabelTable
 
 
 def bad_input_corpus(folder):
@@ -60,7 +61,7 @@ def test_check_data_reports_everything_at_once(tmp_path):
 
 
 def test_huge_images_are_refused_from_their_header_without_decoding(tmp_path, monkeypatch):
-    import defect_tf.data as data
+    import defect_tf.data.images as data
 
     monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 1000)  # a 40x50 image stands in for a 200-megapixel one
     readable, _ = bad_input_corpus(tmp_path)
@@ -69,6 +70,7 @@ def test_huge_images_are_refused_from_their_header_without_decoding(tmp_path, mo
     assert problems[str(tmp_path / "good.jpg")] == "50x40 is larger than 0 megapixels; downscale it first"
 
 
+@pytest.mark.integration
 def test_one_check_run_reports_ten_different_mistakes_with_file_and_line(tiny_demo, tmp_path):
     import shutil
     import subprocess

@@ -4,10 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from defect_tf.apps.web_page import DefectApp, attribute_table
+from defect_tf.bundle.store import load_bundle
+from defect_tf.inference.predictor import Predictor
+
 from browser import CHROMEDRIVER, CHROMIUM, chromium, running_app, upload, wait_for
-from defect_tf.bundle import load_bundle
-from defect_tf.prediction import Predictor
-from defect_tf.webapp import DefectApp, attribute_table
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_analyse_returns_the_table_heatmaps_and_a_message(predictor, tiny_demo):
 
 
 def test_attribute_table_marks_detected_rows_and_escapes_names():
-    from defect_tf.prediction import Prediction
+    from defect_tf.inference.predictor import Prediction
 
     table = attribute_table(Prediction("x.png", {"a<b": 0.9, "c": 0.1}, ["a<b"]), {"a<b": 0.5, "c": 0.5})
     assert "<td>a&lt;b</td><td>0.900</td><td>0.500</td><td>DETECTED</td>" in table
@@ -50,6 +51,7 @@ def test_uploads_that_are_too_large_or_not_images_get_a_message(predictor, tmp_p
     assert app.analyse(str(text))[3] == "**notes.txt** is not an image this app can read (JPEG, PNG, BMP or GIF)."
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; "
                            ".ci/run installs them)")

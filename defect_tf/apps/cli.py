@@ -1,0 +1,149 @@
+"""Shared command-line behaviour: a quiet TensorFlow start-up, flags checked before any work, and every user
+error (a bad flag value included) as one line with exit status 2.
+
+Import this module before anything that imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def _native_stderr_held_back():
+    """Send file descriptor 2 to a temporary file; replay it only if the block fails.
+
+    TensorFlow's C++ start-up prints INFO lines (oneDNN, CUDA stubs) to fd 2 before any log level
+    applies, which would bury a command's real output.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def quiet_tensorflow_start() -> None:
+    """Import TensorFlow and look for GPUs with its start-up chatter held back."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _native_stderr_held_back():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (`prog: error: ... (see prog --help)`) and exit status 2."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(**kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def number_in(kind: type, low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` (int or float) from `low` to `high` (above `low` if `low_open`)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not math.isfinite(value) or not (low < value if low_open else low <= value) or value > high:
+            bound = f"above {low:g}" if low_open else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} to {high:g}, not {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _not_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
+def existing_file(text: str) -> str:
+    """An argparse type: a path to a file that exists."""
+    if not Path(_not_empty(text)).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: " + ("not a file" if Path(text).exists() else "file not found"))
+    return text
+
+
+def existing_folder(text: str) -> str:
+    """An argparse type: a path to a folder that exists."""
+    if not Path(_not_empty(text)).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: " + ("not a folder" if Path(text).exists() else "folder not found"))
+    return text
+
+
+def folder_to_write(text: str) -> str:
+    """An argparse type: a folder that exists or can be created (not an existing file)."""
+    if Path(_not_empty(text)).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+def host_name(text: str) -> str:
+    """An argparse type: a non-empty address to serve on (an empty one would mean every network interface)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty address; use 127.0.0.1 (this machine) or 0.0.0.0 (the network)")
+    return text
+
+
+def add_model_flag(parser: argparse.ArgumentParser) -> None:
+    """--model: the trained bundle a program uses (default: where train.py writes it)."""
+    from defect_tf.train.config import TrainConfig
+
+    parser.add_argument("--model", metavar="DIR", default=TrainConfig.output, type=existing_folder,
+                        help="bundle folder, or the output folder train.py wrote")
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """--json: machine-readable output for scripts."""
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout and nothing else")
+
+
+def run(main: Callable[[], int]) -> int:
+    """Call `main`; a DefectTFError becomes `error: ...` on stderr and exit status 2, Ctrl-C exit status 130,
+    and a full disk the one line of `defect_tf.io.files.DiskFullError`."""
+    from defect_tf.errors import DefectTFError
+    from defect_tf.io.files import is_disk_full
+
+    try:
+        return main()
+    except DefectTFError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        print(f"error: disk full ({error}); nothing finished was replaced. Free some space and run the command again",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+quiet_tensorflow_start()

@@ -1,0 +1,115 @@
+"""The web page (Gradio): upload a photo, see each attribute's probability against its calibrated
+threshold, the detected ones marked, and a Grad-CAM heatmap per detected attribute.
+
+The bundle is loaded once, when the page is built; every request reuses it. Uploads that are too
+large or not images get a one-line message in the page. Nothing is fetched from the internet:
+Gradio's default theme serves its fonts itself, and analytics are off.
+
+The page serves only what it means to: Gradio serves files from its upload folder, which is a private
+temporary folder of this process (mode 0700, removed when it ends) holding only uploads and copies of
+the sample photos; no folder of the user's is ever allowed. Uploads over the limit are refused while
+they arrive, before anything is stored, and uploads are deleted a few minutes after they arrive.
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PRIVATE_FOLDER = Path(tempfile.mkdtemp(prefix="defect_tf-web-"))
+atexit.register(shutil.rmtree, PRIVATE_FOLDER, True)
+os.environ["GRADIO_TEMP_DIR"] = str(PRIVATE_FOLDER / "uploads")  # read by Gradio when it is imported
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from defect_tf.data.images import read_photo  # noqa: E402
+from defect_tf.errors import ImageError  # noqa: E402
+from defect_tf.inference.predictor import Prediction, Predictor  # noqa: E402
+
+MAX_UPLOAD_MB = 20  # larger uploads are refused while they arrive
+KEEP_UPLOADS_SECONDS = 300  # uploads are deleted this long after they arrive (and all when the app stops)
+
+
+def private_copies(samples: list[str]) -> list[str]:
+    """Copies of the sample photos in the app's private folder: the page serves those, never the originals' folder."""
+    copies = []
+    for index, sample in enumerate(samples):
+        folder = PRIVATE_FOLDER / "samples" / str(index)  # one folder each: two samples may share a name
+        folder.mkdir(parents=True, exist_ok=True)
+        copies.append(str(shutil.copyfile(sample, folder / Path(sample).name)))
+    return copies
+
+
+def attribute_table(prediction: Prediction, thresholds: dict[str, float]) -> str:
+    """The result as an HTML table: attribute, probability, threshold, detected (detected rows in bold)."""
+    rows = []
+    for name, probability in prediction.probabilities.items():
+        found = name in prediction.detected
+        style = ' style="font-weight:bold;color:#b91c1c"' if found else ""
+        threshold = f"{thresholds[name]:.3f}" if np.isfinite(thresholds[name]) else "untrained"
+        rows.append(f"<tr{style}><td>{html.escape(name)}</td><td>{probability:.3f}</td>"
+                    f"<td>{threshold}</td><td>{'DETECTED' if found else 'no'}</td></tr>")
+    return ('<table id="attribute-table"><thead><tr><th>attribute</th><th>probability</th><th>threshold</th>'
+            f"<th>detected</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+class DefectApp:
+    """What the page does with one upload; separate from Gradio so it can be tested without a browser."""
+
+    def __init__(self, predictor: Predictor, max_upload_mb: float = MAX_UPLOAD_MB):
+        self.predictor = predictor
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self.max_upload_mb = max_upload_mb
+        bundle = predictor.bundle
+        self.thresholds = dict(zip(bundle.attributes, map(float, bundle.thresholds)))
+
+    def analyse(self, path: str | None) -> tuple[np.ndarray | None, str, list[tuple[np.ndarray, str]], str]:
+        """(the photo as read, attribute table HTML, [(overlay, caption)], message) for an uploaded file."""
+        if not path:
+            return None, "", [], "Upload a photo, or pick a sample below."
+        name = Path(path).name
+        if Path(path).stat().st_size > self.max_upload_bytes:
+            return None, "", [], f"**{html.escape(name)}** is larger than the {self.max_upload_mb:g} MB upload limit."
+        try:
+            photo = read_photo(path)
+        except ImageError as error:
+            if error.reason and "megapixels" in error.reason:
+                return None, "", [], f"**{html.escape(name)}** is too large to read: {html.escape(error.reason)}."
+            return None, "", [], (f"**{html.escape(name)}** is not an image this app can read "
+                                  "(JPEG, PNG, BMP or GIF).")
+        prediction = self.predictor.predict_photo(photo, name)
+        overlays = self.predictor.explain(photo, prediction.detected)
+        gallery = [(picture, f"{attribute} ({prediction.probabilities[attribute]:.2f})")
+                   for attribute, picture in overlays.items()]
+        message = (f"Detected: {', '.join(prediction.detected)}. Heatmaps show where the model looked (red = most)."
+                   if prediction.detected else "No defect detected.")
+        return photo, attribute_table(prediction, self.thresholds), gallery, message
+
+
+def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = KEEP_UPLOADS_SECONDS) -> gr.Blocks:
+    """The Gradio page around a DefectApp; `samples` are offered as private copies (see `private_copies`)."""
+    bundle = app.predictor.bundle
+    samples = private_copies(samples)
+    sweep = (max(1, min(60, keep_uploads_seconds // 2)), keep_uploads_seconds)  # (every N s, delete older than M s)
+    with gr.Blocks(title="defect_tf", analytics_enabled=False, delete_cache=sweep) as page:
+        gr.Markdown(f"# defect_tf\nModel `{bundle.path}`: {bundle.metadata['backbone']}, "
+                    f"{bundle.image_size} px, attributes {', '.join(bundle.attributes)}. "
+                    f"Uploads up to {app.max_upload_mb:g} MB.")
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Photo", type="filepath", elem_id="upload")
+                if samples:
+                    gr.Examples(samples, inputs=upload, label="Samples")
+                photo = gr.Image(label="As the model reads it (upright)", elem_id="photo", interactive=False)
+            with gr.Column():
+                message = gr.Markdown(elem_id="message")
+                table = gr.HTML(elem_id="attributes")
+                heatmaps = gr.Gallery(label="Grad-CAM heatmaps", elem_id="heatmaps", columns=2, height="auto")
+        upload.change(app.analyse, inputs=upload, outputs=[photo, table, heatmaps, message])
+    return page

@@ -1,0 +1,138 @@
+"""The model bundle: a Keras model plus everything needed to use it, written atomically.
+
+Layout: `<output>/bundle/model.keras` and `<output>/bundle/bundle.json` (attribute names, image
+size, thresholds, backbone, training settings, split, library versions). The bundle is written
+under a temporary name and renamed into place, so a crash leaves the previous bundle, never half
+of a new one. Models are loaded with Keras's safe mode: no Python code is run from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from defect_tf.errors import BundleError
+from defect_tf.io.files import previous_folders, replace_folder
+
+BUNDLE_DIR = "bundle"
+MODEL_FILE = "model.keras"
+METADATA_FILE = "bundle.json"
+FORMAT = "defect_tf.bundle/1"
+
+
+@dataclass
+class Bundle:
+    model: keras.Model
+    metadata: dict
+    path: Path
+
+    @property
+    def attributes(self) -> list[str]:
+        return self.metadata["attributes"]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.metadata["image_size"])
+
+    @property
+    def untrained(self) -> list[str]:
+        """Attributes with no known label in the training split: never reported as detected."""
+        return list(self.metadata.get("untrained", []))
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Decision thresholds per attribute; infinite (never detected) for an untrained attribute."""
+        thresholds = np.asarray(self.metadata["thresholds"], dtype=np.float64)
+        return np.where(np.isin(self.attributes, self.untrained), np.inf, thresholds)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a bundle depends on, recorded so a mismatch can be explained later."""
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+
+
+def save_bundle(output_dir: str | Path, model: keras.Model, metadata: dict) -> Path:
+    """Write model and metadata to `<output_dir>/bundle/` atomically; returns the bundle's path."""
+    inference_model = keras.Model(model.inputs, model.outputs, name=model.name)  # uncompiled: no optimizer state
+    metadata = {"format": FORMAT, **metadata, "versions": library_versions()}
+
+    def fill(staging: Path) -> None:
+        inference_model.save(staging / MODEL_FILE)
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1), encoding="utf-8")
+
+    return replace_folder(Path(output_dir) / BUNDLE_DIR, fill, intact="the previous bundle is intact")
+
+
+def find_bundle(path: str | Path) -> Path:
+    """Accept a bundle folder or the output folder that holds one (falling back to the previous bundle
+    if a save was interrupted between its two renames)."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"--model {path}: no such folder; train a model first (python train.py --data DIR "
+                          f"--labels FILE --output {path}) or point --model at a folder that train.py wrote")
+    for candidate in (path, path / BUNDLE_DIR, *previous_folders(path / BUNDLE_DIR)):
+        if (candidate / METADATA_FILE).is_file() and (candidate / MODEL_FILE).is_file():
+            return candidate
+    raise BundleError(f"no model bundle in {path}: train one first (python train.py --data DIR --labels FILE "
+                      f"--output {path}) or point --model at a folder that train.py wrote")
+
+
+def _mismatches(metadata: dict, model: keras.Model) -> list[str]:
+    """Ways the model file disagrees with its metadata (e.g. one of the two files was replaced)."""
+    problems = []
+    outputs, inputs = model.output_shape[-1], tuple(model.input_shape[1:3])
+    if outputs != len(metadata["attributes"]):
+        problems.append(f"the model has {outputs} outputs but the metadata names {len(metadata['attributes'])} "
+                        "attributes")
+    if len(metadata["thresholds"]) != len(metadata["attributes"]):
+        problems.append(f"{len(metadata['thresholds'])} thresholds for {len(metadata['attributes'])} attributes")
+    if None not in inputs and inputs != (metadata["image_size"],) * 2:
+        problems.append(f"the model takes {inputs[0]}x{inputs[1]} images but the metadata says "
+                        f"{metadata['image_size']} px")
+    return problems
+
+
+def load_bundle(path: str | Path, attributes: list[str] | None = None, image_size: int | None = None) -> Bundle:
+    """Load a bundle written by `save_bundle` (or the output folder holding it), in Keras safe mode.
+
+    A caller that needs particular `attributes` (in that order) or an `image_size` passes them, and
+    a bundle made for something else is a BundleError saying what differs.
+    """
+    location = find_bundle(path)
+    try:
+        metadata = json.loads((location / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise BundleError(f"{location}: not a {FORMAT} bundle (format {found!r})")
+    missing = [key for key in ("attributes", "image_size", "thresholds") if key not in metadata]
+    if missing:
+        raise BundleError(f"{location / METADATA_FILE}: incomplete bundle metadata (no {', '.join(missing)})")
+    if attributes is not None and list(attributes) != metadata["attributes"]:
+        raise BundleError(f"{location}: the model predicts {metadata['attributes']}, not the expected "
+                          f"{list(attributes)}")
+    if image_size is not None and int(image_size) != int(metadata["image_size"]):
+        raise BundleError(f"{location}: the model takes {metadata['image_size']} px images, not the expected "
+                          f"{image_size} px")
+    if not zipfile.is_zipfile(location / MODEL_FILE):
+        raise BundleError(f"{location / MODEL_FILE}: not a Keras model file (corrupt or truncated); train the model "
+                          "again")
+    try:
+        model = keras.saving.load_model(location / MODEL_FILE, compile=False, safe_mode=True)
+    except Exception as error:
+        raise BundleError(f"{location / MODEL_FILE}: cannot load the model ({error})") from None
+    problems = _mismatches(metadata, model)
+    if problems:
+        raise BundleError(f"{location}: model.keras and bundle.json do not belong together: {'; '.join(problems)}")
+    return Bundle(model, metadata, location)

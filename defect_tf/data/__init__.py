@@ -1,0 +1,1 @@
+"""Data in: the label file, splits, reading images, the tf.data pipeline, augmentation, checks, the demo set."""

@@ -1,0 +1,114 @@
+"""Per-attribute classification metrics that ignore NA labels exactly as the loss does.
+
+Small functions over NumPy arrays (labels: 1 / 0 / -1 for NA; scores: probabilities). Every caller
+(training's summary, evaluate.py, benchmarks) uses these, so there is one definition of each metric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from defect_tf.data.labels import known_mask
+
+
+def _safe_divide(numerator, denominator):
+    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+def confusion_counts(labels: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """Per attribute: true/false positives/negatives over known labels, support (known positives), NA count."""
+    known = known_mask(labels)
+    positive, predicted = labels == 1, predicted.astype(bool)
+    return {
+        "tp": (known & positive & predicted).sum(axis=0),
+        "fp": (known & ~positive & predicted).sum(axis=0),
+        "fn": (known & positive & ~predicted).sum(axis=0),
+        "tn": (known & ~positive & ~predicted).sum(axis=0),
+        "support": (known & positive).sum(axis=0),
+        "na": (~known).sum(axis=0),
+    }
+
+
+def precision_recall_f1(tp, fp, fn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 from counts; 0 where undefined (as scikit-learn's zero_division=0)."""
+    tp, fp, fn = (np.asarray(x, float) for x in (tp, fp, fn))
+    precision = _safe_divide(tp, tp + fp)
+    recall = _safe_divide(tp, tp + fn)
+    f1 = _safe_divide(2 * tp, 2 * tp + fp + fn)
+    return precision, recall, f1
+
+
+def exact_match(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of images whose known labels are all predicted right (images with no known label are skipped)."""
+    known = known_mask(labels)
+    has_known = known.any(axis=1)
+    correct = np.where(known, (labels == 1) == predicted.astype(bool), True).all(axis=1)
+    return float(correct[has_known].mean()) if has_known.any() else float("nan")
+
+
+def top1_accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
+    """For single-label images (exactly one known 1): how often the highest score is that attribute.
+
+    The usual accuracy of a multi-class data set such as NEU; NaN when no image has exactly one 1.
+    """
+    single = (labels == 1).sum(axis=1) == 1
+    if not single.any():
+        return float("nan")
+    return float((np.argmax(scores[single], axis=1) == np.argmax(labels[single] == 1, axis=1)).mean())
+
+
+def _per_attribute_score(score_fn, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Apply a ranking metric to each attribute's known labels; NaN where it has only one class."""
+    known = known_mask(labels)
+    result = np.full(labels.shape[1], np.nan)
+    for j in range(labels.shape[1]):
+        y = labels[known[:, j], j]
+        if 0 < y.sum() < len(y):
+            result[j] = score_fn(y, scores[known[:, j], j])
+    return result
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-attribute average precision (area under the precision-recall curve) over known labels."""
+    return _per_attribute_score(average_precision_score, labels, scores)
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-attribute ROC-AUC over known labels."""
+    return _per_attribute_score(roc_auc_score, labels, scores)
+
+
+def scored_attributes(labels: np.ndarray) -> np.ndarray:
+    """Attributes with at least one known label: only these can be scored or enter an average."""
+    return known_mask(labels).any(axis=0)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else float("nan")
+
+
+def classification_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
+    """Per-attribute precision / recall / F1 / support / NA, their macro, micro and weighted averages,
+    and exact-match accuracy, for binary predictions (1 = detected).
+
+    An attribute with no known label in `labels` has no score (NaN) and stays out of the macro average,
+    instead of counting as F1 0.
+    """
+    counts = confusion_counts(labels, predicted)
+    precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
+    scored = scored_attributes(labels)
+    precision, recall, f1 = (np.where(scored, values, np.nan) for values in (precision, recall, f1))
+    micro = precision_recall_f1(counts["tp"].sum(), counts["fp"].sum(), counts["fn"].sum())
+    support = counts["support"].astype(float)
+    weights = support / support.sum() if support.sum() > 0 else np.zeros_like(support)
+    return {
+        "per_attribute": {"precision": precision, "recall": recall, "f1": f1,
+                          "support": counts["support"], "na": counts["na"]},
+        "macro": {"precision": _mean(precision[scored]), "recall": _mean(recall[scored]), "f1": _mean(f1[scored])},
+        "micro": {"precision": float(micro[0]), "recall": float(micro[1]), "f1": float(micro[2])},
+        "weighted": {"precision": float(precision[scored] @ weights[scored]),
+                     "recall": float(recall[scored] @ weights[scored]), "f1": float(f1[scored] @ weights[scored])},
+        "exact_match": exact_match(labels, predicted),
+    }

@@ -1,0 +1,73 @@
+"""Figures people would rather see than read: the loss curve and precision-recall curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
+
+from defect_tf.data.labels import known_mask  # noqa: E402
+from defect_tf.evaluate.metrics import confusion_counts, precision_recall_f1  # noqa: E402
+from defect_tf.io.files import atomic_write  # noqa: E402
+
+
+def _save(figure, path: str | Path) -> None:
+    """Write through a temporary file, so a viewer never sees a half-drawn PNG."""
+    try:
+        atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(figure)
+
+
+def plot_loss_curve(records: list[dict], path: str | Path) -> None:
+    """Training and validation loss per epoch across all phases, with each phase's start marked."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    epochs = [record["epoch"] for record in records]
+    axis.plot(epochs, [record.get("loss") for record in records], "o-", ms=3, label="training loss")
+    if any(record.get("val_loss") is not None for record in records):
+        axis.plot(epochs, [record.get("val_loss") for record in records], "s-", ms=3, label="validation loss")
+    for previous, record in zip(records, records[1:]):
+        if record["phase"] != previous["phase"]:
+            boundary = (previous["epoch"] + record["epoch"]) / 2
+            axis.axvline(boundary, color="grey", linestyle="--")
+            axis.text(boundary, 0.98, f" {record['phase']}", transform=axis.get_xaxis_transform(),
+                      va="top", color="grey")
+    if records:
+        axis.text(epochs[0], 0.98, f"{records[0]['phase']}", transform=axis.get_xaxis_transform(),
+                  va="top", color="grey")
+    axis.set_xlabel("epoch")
+    axis.set_yscale("log")  # early spikes would otherwise flatten the rest of the curve
+    axis.set_ylabel("masked loss (log scale)")
+    axis.set_title("Loss across both training phases")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper right", bbox_to_anchor=(1, 0.9))
+    _save(figure, path)
+
+
+def plot_precision_recall(labels: np.ndarray, scores: np.ndarray, attributes: list[str],
+                          thresholds: np.ndarray, path: str | Path) -> None:
+    """One precision-recall curve per attribute over its known labels, with the calibrated operating point."""
+    figure, axis = plt.subplots(figsize=(6, 5))
+    known = known_mask(labels)
+    counts = confusion_counts(labels, scores >= thresholds)
+    point_precision, point_recall, _ = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
+    for j, name in enumerate(attributes):
+        y, s = labels[known[:, j], j], scores[known[:, j], j]
+        if y.size == 0 or y.min() == y.max():
+            continue
+        precision, recall, _ = precision_recall_curve(y, s)
+        line, = axis.plot(recall, precision, label=name)
+        axis.plot(point_recall[j], point_precision[j], "o", color=line.get_color())
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.set_title("Precision-recall per attribute (dot: calibrated threshold)")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left")
+    _save(figure, path)

@@ -1,0 +1,1 @@
+"""Using a trained model: probabilities and detections for image files, with TensorFlow."""

@@ -1,0 +1,127 @@
+"""Running a trained model: probabilities for a dataset, and detections for image files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from defect_tf.bundle.store import Bundle
+from defect_tf.data.images import read_image, read_photo, resize_image
+from defect_tf.errors import DefectTFError, ImageError
+from defect_tf.explain.heatmaps import GradCAM, overlay
+from defect_tf.io import output_folder
+from defect_tf.io.files import atomic_write
+
+PREDICT_BATCH = 32  # images per forward pass when predicting
+
+
+def predict_probabilities(model: keras.Model, inputs, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """Sigmoid probabilities per attribute for a batched dataset or an array of images."""
+    logits = model.predict(inputs, batch_size=None if isinstance(inputs, tf.data.Dataset) else batch_size, verbose=0)
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+@dataclass
+class Prediction:
+    image: str
+    probabilities: dict[str, float]
+    detected: list[str]
+
+    def as_dict(self) -> dict:
+        return {"image": self.image, "probabilities": self.probabilities, "detected": self.detected}
+
+
+class Predictor:
+    """A loaded bundle ready to label images: decode, one batched forward pass, calibrated thresholds,
+    and Grad-CAM overlays for what it detects (the gradient model is built on first use, once)."""
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        self._cam: GradCAM | None = None
+
+    def _label(self, name: str, probabilities: np.ndarray) -> Prediction:
+        names, thresholds = self.bundle.attributes, self.bundle.thresholds
+        return Prediction(name, {attribute: float(p) for attribute, p in zip(names, probabilities)},
+                          [attribute for attribute, p, t in zip(names, probabilities, thresholds) if p >= t])
+
+    def predict(self, paths: list[str]) -> tuple[list[Prediction], list[ImageError]]:
+        """Predict every readable image in one batch; unreadable ones come back as errors, not exceptions."""
+        images, readable, errors = [], [], []
+        for path in paths:
+            try:
+                images.append(read_image(path, self.bundle.image_size))
+                readable.append(str(path))
+            except ImageError as error:
+                errors.append(error)
+        if not images:
+            return [], errors
+        probabilities = predict_probabilities(self.bundle.model, np.stack(images))
+        return [self._label(path, row) for path, row in zip(readable, probabilities)], errors
+
+    def predict_photo(self, photo: np.ndarray, name: str = "photo") -> Prediction:
+        """Predict one decoded, upright RGB photo (any resolution)."""
+        image = resize_image(photo, self.bundle.image_size).numpy()
+        return self._label(name, predict_probabilities(self.bundle.model, image[None])[0])
+
+    def explain(self, photo: np.ndarray, attributes: list[str]) -> dict[str, np.ndarray]:
+        """Grad-CAM overlays, at the photo's own resolution, for the named attributes (one backward pass)."""
+        if self._cam is None:
+            self._cam = GradCAM(self.bundle.model, self.bundle.metadata["backbone"])
+        image = resize_image(photo, self.bundle.image_size).numpy()
+        indices = [self.bundle.attributes.index(name) for name in attributes]
+        return {name: overlay(photo, heatmap) for name, heatmap in zip(attributes, self._cam.heatmaps(image, indices))}
+
+    def write_explanations(self, predictions: list[Prediction], directory: str | Path) -> dict[str, list[Path]]:
+        """One overlay PNG per detected attribute of each predicted file, `<directory>/<stem>_<attribute>.png`.
+
+        Names are unique within the call (a second `x.png` from another folder becomes `x-2_...`) and made
+        of characters any file system takes; every file is checked after writing. Returns image -> paths.
+        """
+        names = overlay_names(predictions)
+        directory = output_folder.claim(directory, [name for per_image in names.values() for name in per_image.values()],
+                                        "--explain")
+        written: dict[str, list[Path]] = {}
+        for prediction in predictions:
+            written[prediction.image] = []
+            if not prediction.detected:
+                continue
+            for attribute, picture in self.explain(read_photo(prediction.image), prediction.detected).items():
+                path = directory / names[prediction.image][attribute]
+                atomic_write(path, lambda temporary: _write_png(temporary, picture), "no older heatmap was replaced")
+                written[prediction.image].append(path)
+        return written
+
+
+def safe_file_name(text: str) -> str:
+    """`text` with every run of characters other than letters, digits, `.`, `_` and `-` turned into one `_`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
+
+
+def overlay_names(predictions: list[Prediction]) -> dict[str, dict[str, str]]:
+    """image -> attribute -> overlay file name, unique across all of `predictions`."""
+    used: set[str] = set()
+
+    def unique(stem: str) -> str:
+        candidate, number = stem, 1
+        while candidate.lower() in used:
+            number += 1
+            candidate = f"{stem}-{number}"
+        used.add(candidate.lower())
+        return candidate
+
+    stems = {prediction.image: unique(safe_file_name(Path(prediction.image).stem)) for prediction in predictions}
+    used.clear()
+    return {prediction.image: {attribute: unique(f"{stems[prediction.image]}_{safe_file_name(attribute)}") + ".png"
+                               for attribute in prediction.detected}
+            for prediction in predictions}
+
+
+def _write_png(path: Path, picture: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise DefectTFError(f"could not write {path}")

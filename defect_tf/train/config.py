@@ -1,0 +1,113 @@
+"""Every training setting in one dataclass, with its defaults (the command line's) and its checks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from defect_tf.data.augmentation import ROTATIONS
+from defect_tf.data.splits import SPLIT_FRACTIONS
+from defect_tf.errors import DefectTFError
+from defect_tf.models.classifier import DEFAULT_POOLING, DROPOUT, POOLING
+from defect_tf.models.registry import BACKBONES
+from defect_tf.train.dtype_policy import POLICIES
+
+ON_BAD_IMAGE = ("error", "skip")
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; the defaults are the command line's defaults."""
+
+    data: str
+    labels: str
+    output: str = "outputs"
+    backbone: str = "efficientnet_b0"
+    weights: str = "imagenet"
+    image_size: int = 224
+    batch_size: int = 32
+    warmup_epochs: int = 5
+    finetune_epochs: int = 20
+    unfreeze: int | None = None  # None: the backbone's own default (its registry entry)
+    lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    patience: int = 5
+    gamma: float = 0.0  # masked cross-entropy: ahead of or level with focal gamma 2 in every ablation (docs/benchmarks.md)
+    class_weights: bool = True
+    rotation: str = "free"  # or "quarter": see augmentation.build_augmentation
+    cutout: bool = True
+    dropout: float = DROPOUT
+    pooling: str = DEFAULT_POOLING
+    precision: str = "auto"
+    seed: int = 0
+    split: tuple[float, float, float] = SPLIT_FRACTIONS
+    split_file: str | None = None  # `image split` rows to use instead of a new seeded split
+    on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
+
+    def validate(self) -> None:
+        """Stop with one line naming the flag if a setting is out of range or a path is wrong (before any work)."""
+        problems = [message for field, (low, high) in NUMBER_RANGES.items() if getattr(self, field) is not None
+                    and (message := _out_of_range(field, getattr(self, field), low, high))]
+        if not problems and self.warmup_epochs + self.finetune_epochs == 0:
+            problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained")
+        for field, allowed in (("backbone", sorted(BACKBONES)), ("rotation", ROTATIONS), ("pooling", sorted(POOLING)),
+                               ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE)):
+            if getattr(self, field) not in allowed:
+                problems.append(f"{_flag(field)} must be one of {', '.join(allowed)}, not {getattr(self, field)!r}")
+        fractions = np.asarray(self.split, dtype=float)
+        if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0) \
+                or fractions[0] <= 0 or fractions[1] <= 0:
+            problems.append(f"split fractions must be three numbers (train > 0, val > 0, test >= 0) summing to 1, "
+                            f"not {self.split}")
+        for field in ("data", "labels", "output"):
+            if not str(getattr(self, field)).strip():
+                problems.append(f"{_flag(field)} is an empty path")
+        if not Path(self.data).is_dir():
+            problems.append(f"--data {self.data}: " + ("folder not found" if not Path(self.data).exists()
+                                                        else "not a folder"))
+        if not Path(self.labels).is_file():
+            problems.append(f"--labels {self.labels}: " + ("file not found" if not Path(self.labels).exists()
+                                                            else "not a file"))
+        if self.split_file is not None and not Path(self.split_file).is_file():
+            problems.append(f"--split-file {self.split_file}: file not found")
+        if self.weights.lower() not in ("imagenet", "none") and not Path(self.weights).is_file():
+            problems.append(f"--weights {self.weights}: no such file; use imagenet, none, or a path to a weights file")
+        if Path(self.output).exists() and not Path(self.output).is_dir():
+            problems.append(f"--output {self.output} is a file, not a folder")
+        if problems:
+            raise DefectTFError("; ".join(problems))
+
+
+# Inclusive bounds of each numeric setting; floats must also be finite. Dropout stops short of 1 (1.0 trains nothing).
+NUMBER_RANGES = {
+    "image_size": (32, 1024), "batch_size": (1, 1024), "warmup_epochs": (0, 10_000), "finetune_epochs": (0, 10_000),
+    "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000),
+    "gamma": (0.0, 10.0), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
+}
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _out_of_range(field: str, value, low, high) -> str | None:
+    whole = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not float(value).is_integer()):
+        return f"{_flag(field)} must be a {'whole ' if whole else ''}number, not {value!r}"
+    if not math.isfinite(value) or not low <= value <= high:
+        return f"{_flag(field)} must be from {low:g} to {high:g}, not {value:g}"
+    return None
+
+
+def checkpoint_settings(config: TrainConfig) -> dict:
+    """The settings a checkpoint saves (JSON; absolute data and label paths), so `--resume` works from anywhere."""
+    return {**asdict(config), "data": str(Path(config.data).resolve()), "labels": str(Path(config.labels).resolve()),
+            "split": list(config.split)}
+
+
+def config_from_settings(settings: dict) -> TrainConfig:
+    """The TrainConfig that a checkpoint's or a bundle's saved settings (JSON: split as a list) describe."""
+    return TrainConfig(**{**settings, "split": tuple(settings["split"])})

@@ -1,0 +1,71 @@
+"""Masked focal loss for multi-label attributes with unknown (NA) labels, and its class weights."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from defect_tf.data.labels import known_mask
+
+MAX_CLASS_WEIGHT = 10.0
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class MaskedFocalLoss(keras.losses.Loss):
+    """Binary focal loss on logits, averaged over the known (non-NA) label entries only.
+
+    NA entries (label -1) add exactly zero loss and zero gradient, and the mean is taken over the
+    known entries, so a batch with many NA is not trained with a smaller gradient. `gamma=0` gives
+    masked binary cross-entropy. Optional per-attribute weights scale positive and negative terms.
+    `call` returns that mean itself (a scalar, which Keras's reduction leaves as it is), because
+    Keras's per-sample reduction would divide by all entries, known or not.
+    Always computed in float32, also under a mixed-precision policy.
+    """
+
+    def __init__(self, gamma: float, positive_weights=None, negative_weights=None,
+                 name: str = "masked_focal_loss", **kwargs):
+        kwargs.pop("reduction", None)
+        kwargs.pop("dtype", None)
+        super().__init__(name=name, reduction="sum_over_batch_size", dtype="float32", **kwargs)
+        self.gamma = float(gamma)
+        self.positive_weights = None if positive_weights is None else [float(w) for w in positive_weights]
+        self.negative_weights = None if negative_weights is None else [float(w) for w in negative_weights]
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        logits = ops.cast(y_pred, "float32")
+        known = ops.cast(known_mask(y_true), "float32")
+        target = ops.where(known > 0, y_true, 0.0)
+        # In log space, from the logits: p_correct = sigmoid(z_correct) with z_correct = +-logit, so the loss
+        # -(1 - p_correct)^gamma * log(p_correct) stays finite, and so does its gradient where the sigmoid
+        # saturates (1 - p_correct == 0 in float32 would give 0 * inf = NaN for gamma < 1, plain BCE included).
+        z_correct = (2.0 * target - 1.0) * logits
+        cross_entropy = -ops.log_sigmoid(z_correct)
+        per_entry = ops.exp(self.gamma * ops.log_sigmoid(-z_correct)) * cross_entropy
+        if self.positive_weights is not None:
+            per_entry = per_entry * (target * ops.convert_to_tensor(self.positive_weights, "float32")
+                                     + (1.0 - target) * ops.convert_to_tensor(self.negative_weights, "float32"))
+        return ops.sum(per_entry * known) / ops.maximum(ops.sum(known), 1.0)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "gamma": self.gamma,
+                "positive_weights": self.positive_weights, "negative_weights": self.negative_weights}
+
+
+def attribute_class_weights(values: np.ndarray, max_weight: float = MAX_CLASS_WEIGHT) -> tuple[np.ndarray, np.ndarray]:
+    """Per attribute, weights for positive and negative labels from the known labels ("balanced").
+
+    weight = known / (2 * count), so a rare class counts as much in total as a common one;
+    clipped to [1 / max_weight, max_weight] so an attribute with a handful of positives cannot
+    dominate training. An attribute with no known labels gets weight 1 for both.
+    """
+    known = known_mask(values)
+    n_known = known.sum(axis=0).astype(np.float64)
+    n_positive = ((values == 1) & known).sum(axis=0)
+    n_negative = n_known - n_positive
+    with np.errstate(divide="ignore", invalid="ignore"):
+        positive = np.where(n_known > 0, n_known / (2.0 * n_positive), 1.0)
+        negative = np.where(n_known > 0, n_known / (2.0 * n_negative), 1.0)
+    clip = lambda w: np.clip(w, 1.0 / max_weight, max_weight).astype(np.float32)
+    return clip(positive), clip(negative)
