@@ -1,7 +1,8 @@
 """Shared command-line behaviour: a quiet TensorFlow start-up, flags checked before any work, and every user
 error (a bad flag value included) as one line with exit status 2.
 
-Import this module before anything that imports TensorFlow.
+It runs first whenever any program is imported (defect_tf/apps/__init__.py imports it), so TensorFlow's
+start-up chatter is held back whatever order a program imports things in.
 """
 
 from __future__ import annotations
