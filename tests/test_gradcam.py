@@ -32,14 +32,14 @@ def test_heatmap_is_the_logit_weighted_feature_map_for_a_pooled_dense_head():
         np.testing.assert_allclose(maps[k], expected, atol=1e-4)
 
 
-def test_layercam_weighs_each_position_by_its_positive_gradient_for_a_pooled_dense_head():
-    # Same set-up: G_c = W[c, k] / (h * w) at every position, so LayerCAM = ReLU(sum_c ReLU(W[c, k]) A_c) up to scale:
-    # only the channels that raise logit k count, where Grad-CAM lets the others subtract.
-    keras.utils.set_random_seed(0)
-    classifier = build_classifier("efficientnet_b0", 3, 96, None)
-    feature_map = backbone_of(classifier)(image(0, 96)[None], training=False).numpy()[0]
+def test_layercam_weighs_each_position_by_its_positive_gradient_for_a_pooled_dense_head(classifier):
+    # The same set-up on small_cnn's last map (its backbone output): G_c = W[c, k] / (h * w) at every position, so
+    # LayerCAM = ReLU(sum_c ReLU(W[c, k]) A_c) up to scale: only the channels that raise logit k count, where
+    # Grad-CAM lets the others subtract.
+    feature_map = backbone_of(classifier)(image(0)[None], training=False).numpy()[0]
     dense = classifier.get_layer("logits").kernel.numpy()
-    maps = GradCAM(classifier, "efficientnet_b0", method="layercam").heatmaps(image(0, 96))
+    maps = GradCAM(classifier, "small_cnn", layer="stage4_conv2_relu", method="layercam").heatmaps(image(0))
+    assert maps.shape == (3, 4, 4)  # 32 px / 8
     for k in range(3):
         expected = np.maximum(feature_map @ np.maximum(dense[:, k], 0), 0)
         np.testing.assert_allclose(maps[k], expected / expected.max(), atol=1e-4)
