@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from defect_tf.apps.cli import run  # noqa: F401  (re-exported for the scripts)
+from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE, load_bundle
 from defect_tf.data.augmentation import ROTATIONS
 from defect_tf.data.labels import LabelTable, parse_labels
@@ -125,7 +126,8 @@ FIGURES = ("macro_f1", "macro_f1_at_0.5", "mean_ap", "mean_auc", "single_label_i
 def trained_with(output: Path, config: TrainConfig) -> bool:
     """Whether `output` holds a finished model trained with exactly `config` (by an earlier run of the benchmark)."""
     saved = output / BUNDLE_DIR / METADATA_FILE
-    return saved.is_file() and config_from_settings(json.loads(saved.read_text(encoding="utf-8"))["settings"]) == config
+    return saved.is_file() and config_from_settings(
+        BundleMetadata.from_json(json.loads(saved.read_text(encoding="utf-8")), str(saved)).settings) == config
 
 
 def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Path) -> dict:
@@ -180,7 +182,7 @@ def score_arm(bundle_dir: str | Path, data_dir: str | Path, truth_labels: str | 
             "mean_ap": mean_known(report["average_precision"]), "mean_auc": mean_known(report["roc_auc"]),
             "single_label_images": report["single_label_images"], "exact_match": report["calibrated"]["exact_match"],
             "top1_accuracy": report["top1_accuracy"], "per_attribute_f1": report["calibrated"]["per_attribute"]["f1"],
-            "test_images": report["images"], "epochs": bundle.metadata["epochs_trained"]}
+            "test_images": report["images"], "epochs": bundle.metadata.epochs_trained}
 
 
 def code_version() -> str:

@@ -56,18 +56,18 @@ def main(argv: list[str] | None = None) -> int:
                             "(or `make demo`) first")
     bundle = load_bundle(args.model)
     table = parse_labels(root / "labels.txt")
-    wanted = set(bundle.metadata["split"][args.split])
+    wanted = set(bundle.metadata.split[args.split])
     table = table.subset([i for i, image in enumerate(table.images) if image in wanted])
     started = time.time()
     scores = score_localisation(bundle, root / "images", table, lambda image, name: mask_path(root, image, name),
                                 args.layer, args.method)
     seconds = time.time() - started
-    backbone = get_backbone(bundle.metadata["backbone"])
+    backbone = get_backbone(bundle.metadata.backbone)
     layer, method = args.layer or backbone.cam_layer, args.method or backbone.cam_method
     command = (f"python benchmarks/localisation.py --model {args.model} --root {args.root} --split {args.split}"
                + (f" --layer {args.layer}" if args.layer else "") + (f" --method {args.method}" if args.method else ""))
     header = (f"Measured {date.today()} on {platform.machine()} ({platform.node() or 'this machine'}), "
-              f"model {bundle.metadata['backbone']} at {bundle.image_size} px trained by `make demo`; "
+              f"model {bundle.metadata.backbone} at {bundle.image_size} px trained by `make demo`; "
               f"{len(table.images)} {args.split} images; {METHOD_NAMES[method]} on layer "
               f"`{layer}`; {seconds:.1f} s for all of them.\n\nCommand: `{command}`")
     text = f"{header}\n\n{markdown_table(scores)}\n"

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import load_bundle, save_bundle
 from defect_tf.data.augmentation import build_augmentation
 from defect_tf.data.labels import parse_labels
@@ -189,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # (d) inference, through the product's own code paths, with the last model as a bundle
     work = Path(tempfile.mkdtemp(prefix="throughput_"))
-    save_bundle(work, model, {"attributes": table.attributes, "image_size": size,
-                              "thresholds": [0.5] * len(table.attributes), "backbone": args.backbone})
+    save_bundle(work, model, BundleMetadata(attributes=table.attributes, image_size=size,
+                                            thresholds=[0.5] * len(table.attributes), backbone=args.backbone))
     predictor = Predictor(load_bundle(work))
     predictor.predict(paths[:batch])  # warm-up: tracing
     start = time.perf_counter()

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from defect_tf.bundle.store import FORMAT, find_bundle, load_bundle, save_bundle
+from defect_tf.bundle.metadata import FORMAT, BundleMetadata
+from defect_tf.bundle.store import find_bundle, load_bundle, save_bundle
 from defect_tf.errors import BundleError
 from defect_tf.models.classifier import build_classifier
 
@@ -15,7 +16,7 @@ def small_model():
 
 def test_round_trip_gives_the_same_predictions(tmp_path):
     model = build_classifier("efficientnet_b0", 2, 32, None)  # the default backbone, saved and loaded for real
-    path = save_bundle(tmp_path, model, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.4, 0.6]})
+    path = save_bundle(tmp_path, model, BundleMetadata(["a", "b"], 32, [0.4, 0.6]))
     bundle = load_bundle(tmp_path)
     images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(bundle.model.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
@@ -24,14 +25,14 @@ def test_round_trip_gives_the_same_predictions(tmp_path):
 
 
 def test_saving_again_replaces_the_bundle_and_leaves_no_temporary_folders(tmp_path):
-    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
-    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.1, 0.2]})
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.5, 0.5]))
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.1, 0.2]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
     np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.1, 0.2])
 
 
 def test_a_half_written_bundle_is_never_loaded(tmp_path):
-    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.3]))
     staging = tmp_path / ".bundle.new-x1"  # a crash while writing the next bundle leaves this behind
     staging.mkdir()
     (staging / "model.keras").write_bytes(b"partial")
@@ -41,7 +42,7 @@ def test_a_half_written_bundle_is_never_loaded(tmp_path):
 
 
 def test_a_corrupt_model_file_is_named_as_corrupt_not_missing(tmp_path):
-    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.3]))
     (tmp_path / "bundle" / "model.keras").write_bytes(b"PK\x03\x04 but then nothing")
     with pytest.raises(BundleError, match="model.keras: not a Keras model file \\(corrupt or truncated\\)"):
         load_bundle(tmp_path)
@@ -53,7 +54,7 @@ def test_a_corrupt_model_file_is_named_as_corrupt_not_missing(tmp_path):
 def test_a_full_disk_while_saving_keeps_the_previous_bundle_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     from defect_tf.io.files import DiskFullError
 
-    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.3]))
 
     def no_space(self, path, *args, **kwargs):
         open(path, "wb").write(b"partial")
@@ -61,7 +62,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_bundle_and_leaves_no_tempor
 
     monkeypatch.setattr(keras.Model, "save", no_space)
     with pytest.raises(DiskFullError, match=r"^disk full while writing .*bundle; the previous bundle is intact"):
-        save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.1, 0.1]})
+        save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.1, 0.1]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
     np.testing.assert_allclose(load_bundle(tmp_path).thresholds, [0.3, 0.3])
 
@@ -79,13 +80,13 @@ def test_missing_or_foreign_bundles_are_clear_errors(tmp_path):
 def test_bundle_model_has_no_optimizer_state(tmp_path):
     model = small_model()
     model.compile(optimizer="adam", loss="mse")
-    save_bundle(tmp_path, model, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
+    save_bundle(tmp_path, model, BundleMetadata(["a", "b"], 32, [0.5, 0.5]))
     loaded = keras.saving.load_model(tmp_path / "bundle" / "model.keras", safe_mode=True)
     assert getattr(loaded, "optimizer", None) is None
 
 
 def test_a_bundle_for_other_attributes_or_image_size_is_a_clear_error(tmp_path):
-    save_bundle(tmp_path, small_model(), {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.5, 0.5]))
     assert load_bundle(tmp_path, attributes=["a", "b"], image_size=32).attributes == ["a", "b"]
     with pytest.raises(BundleError, match=r"predicts \['a', 'b'\], not the expected \['b', 'a'\]"):
         load_bundle(tmp_path, attributes=["b", "a"])
@@ -95,7 +96,7 @@ def test_a_bundle_for_other_attributes_or_image_size_is_a_clear_error(tmp_path):
 
 def test_a_model_file_that_does_not_match_its_metadata_is_refused(tmp_path):
     save_bundle(tmp_path, build_classifier("small_cnn", 3, 48, None),
-                {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.5, 0.5]})
+                BundleMetadata(["a", "b"], 32, [0.5, 0.5]))
     with pytest.raises(BundleError, match="do not belong together: the model has 3 outputs but the metadata names 2 "
                                           "attributes; the model takes 48x48 images but the metadata says 32 px"):
         load_bundle(tmp_path)
@@ -104,7 +105,23 @@ def test_a_model_file_that_does_not_match_its_metadata_is_refused(tmp_path):
 def test_bundles_load_in_safe_mode_and_never_run_code_from_the_file(tmp_path):
     inputs = keras.Input((32, 32, 3))
     outputs = keras.layers.Lambda(lambda x: x[:, 0, 0, :2])(inputs)  # a Lambda is Python code stored in the file
-    save_bundle(tmp_path, keras.Model(inputs, outputs), {"attributes": ["a", "b"], "image_size": 32,
-                                                          "thresholds": [0.5, 0.5]})
+    save_bundle(tmp_path, keras.Model(inputs, outputs), BundleMetadata(["a", "b"], 32, [0.5, 0.5]))
     with pytest.raises(BundleError, match="cannot load the model.*safe_mode"):
         load_bundle(tmp_path)
+
+
+def test_metadata_is_one_typed_record_that_round_trips_and_migrates_old_formats(monkeypatch):
+    from defect_tf.bundle import metadata as metadata_module
+    from defect_tf.bundle.metadata import BundleMetadata
+
+    record = BundleMetadata(["a", "b"], 64, [0.2, 0.7], backbone="small_cnn", split={"test": ["x.png"]})
+    assert BundleMetadata.from_json(record.to_json(), "bundle.json") == record
+    assert BundleMetadata.from_json({**record.to_json(), "added_later": 1}, "bundle.json") == record  # newer keys
+
+    def from_version_0(old: dict) -> dict:  # a made-up older format that called the thresholds "cuts"
+        return {**{k: v for k, v in old.items() if k != "cuts"}, "thresholds": old["cuts"], "format": FORMAT}
+
+    monkeypatch.setitem(metadata_module.MIGRATIONS, "defect_tf.bundle/0", from_version_0)
+    old = {"format": "defect_tf.bundle/0", "attributes": ["a"], "image_size": 32, "cuts": [0.4]}
+    migrated = BundleMetadata.from_json(old, "bundle.json")
+    assert (migrated.thresholds, migrated.format, migrated.untrained) == ([0.4], FORMAT, [])

@@ -51,7 +51,7 @@ def assert_complete_run(output):
     assert [record["epoch"] for record in history] == list(range(1, total + 1))
     assert [record["phase"] for record in history] == ["warm-up"] * EPOCHS["warmup"] + ["fine-tune"] * EPOCHS["finetune"]
     assert (output / "loss_curve.png").is_file() and (output / "metrics.json").is_file()
-    assert load_bundle(output).metadata["epochs_trained"] == total
+    assert load_bundle(output).metadata.epochs_trained == total
     assert not (output / "checkpoint").exists()
 
 
@@ -147,7 +147,7 @@ def test_resume_keeps_the_runs_own_split_when_rows_were_added(tiny_demo, tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     assert "note: 12 row(s) added to" in result.stdout and "are not used by it" in result.stdout
     assert (output / "split.txt").read_text() == split_before
-    assert not any(image.startswith("new_") for images in load_bundle(output).metadata["split"].values()
+    assert not any(image.startswith("new_") for images in load_bundle(output).metadata.split.values()
                    for image in images)
 
 

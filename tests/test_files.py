@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import load_bundle, save_bundle
 from defect_tf.io.files import DiskFullError, atomic_write, is_disk_full, write_text
 
@@ -57,10 +58,10 @@ def test_a_really_full_disk_keeps_the_previous_bundle_and_leaves_no_temporary_fi
     inputs = keras.Input((32, 32, 3))
     pixels = keras.layers.Flatten()(inputs)
     small = keras.Model(inputs, keras.layers.Dense(2)(pixels))  # 24 KB of weights
-    save_bundle(tiny_disk, small, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.3, 0.3]})
+    save_bundle(tiny_disk, small, BundleMetadata(["a", "b"], 32, [0.3, 0.3]))
     large = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(200)(pixels)))  # 2.4 MB: does not fit
     with pytest.raises(DiskFullError, match="the previous bundle is intact"):
-        save_bundle(tiny_disk, large, {"attributes": ["a", "b"], "image_size": 32, "thresholds": [0.1, 0.1]})
+        save_bundle(tiny_disk, large, BundleMetadata(["a", "b"], 32, [0.1, 0.1]))
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["bundle"]
     bundle = load_bundle(tiny_disk)
     np.testing.assert_allclose(bundle.thresholds, [0.3, 0.3])

@@ -26,7 +26,7 @@ def test_predictor_applies_the_calibrated_thresholds(trained_output, tiny_demo):
     probabilities = Predictor(bundle).predict([photo])[0][0].probabilities
     # Thresholds just under the first two attributes' probabilities and just over the last two: both branches.
     values = [probabilities[name] for name in bundle.attributes]
-    bundle.metadata["thresholds"] = [values[0] - 1e-4, values[1] - 1e-4, values[2] + 1e-4, values[3] + 1e-4]
+    bundle.metadata.thresholds = [values[0] - 1e-4, values[1] - 1e-4, values[2] + 1e-4, values[3] + 1e-4]
     predictions, errors = Predictor(bundle).predict([photo])
     assert errors == [] and list(predictions[0].probabilities) == bundle.attributes
     assert predictions[0].detected == bundle.attributes[:2]

@@ -38,14 +38,14 @@ def test_bundle_is_self_describing(trained_output):
     bundle = load_bundle(output)
     table = parse_labels(config.labels)
     assert bundle.attributes == table.attributes == ["scratch", "dent", "crack", "stain"]
-    assert bundle.image_size == 32 and bundle.metadata["backbone"] == "efficientnet_b0"
+    assert bundle.image_size == 32 and bundle.metadata.backbone == "efficientnet_b0"
     assert bundle.thresholds.shape == (4,) and np.all((bundle.thresholds > 0) & (bundle.thresholds < 1))
-    assert bundle.metadata["settings"]["warmup_epochs"] == 2 and bundle.metadata["pretrained"] is False
-    assert {"tensorflow", "keras", "numpy"} <= set(bundle.metadata["versions"])
-    assert bundle.metadata["label_header_fingerprint"] == header_fingerprint(table.attributes)
+    assert bundle.metadata.settings["warmup_epochs"] == 2 and bundle.metadata.pretrained is False
+    assert {"tensorflow", "keras", "numpy"} <= set(bundle.metadata.versions)
+    assert bundle.metadata.label_header_fingerprint == header_fingerprint(table.attributes)
     saved_split = read_split(output / "split.txt")
-    assert sorted(bundle.metadata["split"]["test"]) == sorted(i for i, s in saved_split.items() if s == "test")
-    assert sum(len(images) for images in bundle.metadata["split"].values()) == len(table.images)
+    assert sorted(bundle.metadata.split["test"]) == sorted(i for i, s in saved_split.items() if s == "test")
+    assert sum(len(images) for images in bundle.metadata.split.values()) == len(table.images)
 
 
 def test_runs_with_one_seed_write_identical_split_files(trained_output, tmp_path):
@@ -70,7 +70,7 @@ def test_demo_command_learns(demo_run):
     assert (config.backbone, config.weights) == ("efficientnet_lite0", "imagenet")
     history = json.loads((output / "history.json").read_text())
     assert {"warm-up", "fine-tune"} <= {row["phase"] for row in history}, "both phases ran"
-    assert load_bundle(output).metadata["pretrained"] is True
+    assert load_bundle(output).metadata.pretrained is True
     macro_f1 = report["calibrated"]["macro"]["f1"]
     print(f"demo test macro F1: {macro_f1:.3f}")
     assert macro_f1 >= 0.95
@@ -127,4 +127,4 @@ def test_check_reports_without_training_and_skip_trains_without_bad_images(tiny_
     skipped = (output / "skipped_images.txt").read_text()
     assert "truncated.png" in skipped and "missing.png" in skipped
     bundle = load_bundle(output)
-    assert sum(len(names) for names in bundle.metadata["split"].values()) == 48
+    assert sum(len(names) for names in bundle.metadata.split.values()) == 48

@@ -47,8 +47,8 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bundle = load_bundle(args.model)
-    data_dir = args.data or bundle.metadata["data_dir"]
-    labels_file = args.labels or bundle.metadata["labels_file"]
+    data_dir = args.data or bundle.metadata.data_dir
+    labels_file = args.labels or bundle.metadata.labels_file
     if not Path(data_dir).is_dir():
         raise DefectTFError(f"the model's data folder {data_dir} no longer exists; pass the images with --data DIR")
     table = parse_labels(labels_file)

@@ -55,7 +55,7 @@ def check_address(host: str, port: int) -> None:
 
 def default_samples(bundle) -> list[str]:
     """A few test-split images of the bundle's own data, where they still exist."""
-    images = [Path(bundle.metadata["data_dir"]) / name for name in bundle.metadata["split"]["test"]]
+    images = [Path(bundle.metadata.data_dir) / name for name in bundle.metadata.split.get("test", [])]
     return [str(path) for path in images if path.is_file()][:SAMPLES]
 
 

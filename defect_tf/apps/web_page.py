@@ -98,7 +98,7 @@ def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = K
     samples = private_copies(samples)
     sweep = (max(1, min(60, keep_uploads_seconds // 2)), keep_uploads_seconds)  # (every N s, delete older than M s)
     with gr.Blocks(title="defect_tf", analytics_enabled=False, delete_cache=sweep) as page:
-        gr.Markdown(f"# defect_tf\nModel `{bundle.path}`: {bundle.metadata['backbone']}, "
+        gr.Markdown(f"# defect_tf\nModel `{bundle.path}`: {bundle.metadata.backbone}, "
                     f"{bundle.image_size} px, attributes {', '.join(bundle.attributes)}. "
                     f"Uploads up to {app.max_upload_mb:g} MB.")
         with gr.Row():

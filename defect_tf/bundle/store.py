@@ -17,38 +17,38 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from defect_tf.bundle.metadata import FORMAT, BundleMetadata
 from defect_tf.errors import BundleError
 from defect_tf.io.files import previous_folders, replace_folder
 
 BUNDLE_DIR = "bundle"
 MODEL_FILE = "model.keras"
 METADATA_FILE = "bundle.json"
-FORMAT = "defect_tf.bundle/1"
 
 
 @dataclass
 class Bundle:
     model: keras.Model
-    metadata: dict
+    metadata: BundleMetadata
     path: Path
 
     @property
     def attributes(self) -> list[str]:
-        return self.metadata["attributes"]
+        return self.metadata.attributes
 
     @property
     def image_size(self) -> int:
-        return int(self.metadata["image_size"])
+        return int(self.metadata.image_size)
 
     @property
     def untrained(self) -> list[str]:
         """Attributes with no known label in the training split: never reported as detected."""
-        return list(self.metadata.get("untrained", []))
+        return list(self.metadata.untrained)
 
     @property
     def thresholds(self) -> np.ndarray:
         """Decision thresholds per attribute; infinite (never detected) for an untrained attribute."""
-        thresholds = np.asarray(self.metadata["thresholds"], dtype=np.float64)
+        thresholds = np.asarray(self.metadata.thresholds, dtype=np.float64)
         return np.where(np.isin(self.attributes, self.untrained), np.inf, thresholds)
 
 
@@ -61,10 +61,10 @@ def library_versions() -> dict[str, str]:
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
 
-def save_bundle(output_dir: str | Path, model: keras.Model, metadata: dict) -> Path:
+def save_bundle(output_dir: str | Path, model: keras.Model, metadata: BundleMetadata) -> Path:
     """Write model and metadata to `<output_dir>/bundle/` atomically; returns the bundle's path."""
     inference_model = keras.Model(model.inputs, model.outputs, name=model.name)  # uncompiled: no optimizer state
-    metadata = {"format": FORMAT, **metadata, "versions": library_versions()}
+    metadata = {**metadata.to_json(), "format": FORMAT, "versions": library_versions()}
 
     def fill(staging: Path) -> None:
         inference_model.save(staging / MODEL_FILE)
@@ -87,18 +87,18 @@ def find_bundle(path: str | Path) -> Path:
                       f"--output {path}) or point --model at a folder that train.py wrote")
 
 
-def _mismatches(metadata: dict, model: keras.Model) -> list[str]:
+def _mismatches(metadata: BundleMetadata, model: keras.Model) -> list[str]:
     """Ways the model file disagrees with its metadata (e.g. one of the two files was replaced)."""
     problems = []
     outputs, inputs = model.output_shape[-1], tuple(model.input_shape[1:3])
-    if outputs != len(metadata["attributes"]):
-        problems.append(f"the model has {outputs} outputs but the metadata names {len(metadata['attributes'])} "
+    if outputs != len(metadata.attributes):
+        problems.append(f"the model has {outputs} outputs but the metadata names {len(metadata.attributes)} "
                         "attributes")
-    if len(metadata["thresholds"]) != len(metadata["attributes"]):
-        problems.append(f"{len(metadata['thresholds'])} thresholds for {len(metadata['attributes'])} attributes")
-    if None not in inputs and inputs != (metadata["image_size"],) * 2:
+    if len(metadata.thresholds) != len(metadata.attributes):
+        problems.append(f"{len(metadata.thresholds)} thresholds for {len(metadata.attributes)} attributes")
+    if None not in inputs and inputs != (metadata.image_size,) * 2:
         problems.append(f"the model takes {inputs[0]}x{inputs[1]} images but the metadata says "
-                        f"{metadata['image_size']} px")
+                        f"{metadata.image_size} px")
     return problems
 
 
@@ -110,20 +110,15 @@ def load_bundle(path: str | Path, attributes: list[str] | None = None, image_siz
     """
     location = find_bundle(path)
     try:
-        metadata = json.loads((location / METADATA_FILE).read_text(encoding="utf-8"))
+        saved = json.loads((location / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        found = metadata.get("format") if isinstance(metadata, dict) else None
-        raise BundleError(f"{location}: not a {FORMAT} bundle (format {found!r})")
-    missing = [key for key in ("attributes", "image_size", "thresholds") if key not in metadata]
-    if missing:
-        raise BundleError(f"{location / METADATA_FILE}: incomplete bundle metadata (no {', '.join(missing)})")
-    if attributes is not None and list(attributes) != metadata["attributes"]:
-        raise BundleError(f"{location}: the model predicts {metadata['attributes']}, not the expected "
+    metadata = BundleMetadata.from_json(saved, str(location / METADATA_FILE))  # older formats migrate
+    if attributes is not None and list(attributes) != metadata.attributes:
+        raise BundleError(f"{location}: the model predicts {metadata.attributes}, not the expected "
                           f"{list(attributes)}")
-    if image_size is not None and int(image_size) != int(metadata["image_size"]):
-        raise BundleError(f"{location}: the model takes {metadata['image_size']} px images, not the expected "
+    if image_size is not None and int(image_size) != int(metadata.image_size):
+        raise BundleError(f"{location}: the model takes {metadata.image_size} px images, not the expected "
                           f"{image_size} px")
     if not zipfile.is_zipfile(location / MODEL_FILE):
         raise BundleError(f"{location / MODEL_FILE}: not a Keras model file (corrupt or truncated); train the model "

@@ -131,7 +131,7 @@ def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
     test split against another label file than the one the model was trained with."""
     if split == "all":
         return table
-    wanted = set(bundle.metadata["split"][split])
+    wanted = set(bundle.metadata.split[split])
     rows = [i for i, image in enumerate(table.images) if image in wanted]
     if not rows:
         raise LabelError(f"none of the model's {len(wanted)} {split} images are in this label file")
@@ -140,9 +140,9 @@ def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
 
 def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str]) -> list[str]:
     """Those of `images` (under `data_dir`) that the bundle was trained or calibrated on (its train and val splits)."""
-    trained_dir = Path(bundle.metadata.get("data_dir", ""))
+    trained_dir = Path(bundle.metadata.data_dir)
     seen = {(trained_dir / image).resolve() for name in ("train", "val")
-            for image in bundle.metadata.get("split", {}).get(name, [])}
+            for image in bundle.metadata.split.get(name, [])}
     return [image for image in images if (Path(data_dir) / image).resolve() in seen]
 
 

@@ -53,7 +53,7 @@ def score_localisation(bundle: Bundle, data_dir: str | Path, table: LabelTable, 
     `mask_for(image, attribute)` gives the path of the mask of that defect in that image; `layer` and
     `method` override the backbone's heatmap layer and method.
     """
-    cam = GradCAM(bundle.model, bundle.metadata["backbone"], layer, method)
+    cam = GradCAM(bundle.model, bundle.metadata.backbone, layer, method)
     photos = [read_photo(str(Path(data_dir) / image)) for image in table.images]
     inputs = np.stack([resize_image(photo, bundle.image_size).numpy() for photo in photos])
     detected = predict_probabilities(bundle.model, inputs) >= bundle.thresholds

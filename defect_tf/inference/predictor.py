@@ -72,7 +72,7 @@ class Predictor:
     def explain(self, photo: np.ndarray, attributes: list[str]) -> dict[str, np.ndarray]:
         """Grad-CAM overlays, at the photo's own resolution, for the named attributes (one backward pass)."""
         if self._cam is None:
-            self._cam = GradCAM(self.bundle.model, self.bundle.metadata["backbone"])
+            self._cam = GradCAM(self.bundle.model, self.bundle.metadata.backbone)
         image = resize_image(photo, self.bundle.image_size).numpy()
         indices = [self.bundle.attributes.index(name) for name in attributes]
         return {name: overlay(photo, heatmap) for name, heatmap in zip(attributes, self._cam.heatmaps(image, indices))}

@@ -42,7 +42,8 @@ def check_no_overlap(output: str | Path, data: str | Path, flag: str = "--output
 
 def _legacy_names(folder: Path) -> set[str]:
     """Entries of an output folder written before manifests existed: recognised by their bundle's format."""
-    from defect_tf.bundle.store import BUNDLE_DIR, FORMAT, METADATA_FILE  # bundle imports keras: only when needed
+    from defect_tf.bundle.metadata import FORMAT
+    from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE  # bundle imports keras: only when needed
 
     try:
         metadata = json.loads((folder / BUNDLE_DIR / METADATA_FILE).read_text(encoding="utf-8"))

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras.callbacks import TerminateOnNaN
 
+from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import BUNDLE_DIR, load_bundle, save_bundle
 from defect_tf.data.augmentation import build_augmentation
 from defect_tf.data.checks import check_data
@@ -267,22 +268,22 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         f"{NAIVE_THRESHOLD} where it has no positive or no negative): "
         + ", ".join(f"{name} {t:.3f}" for name, t in zip(table.attributes, thresholds)))
 
-    metadata = {
-        "attributes": table.attributes,
-        "label_header_fingerprint": header_fingerprint(table.attributes),
-        "image_size": config.image_size,
-        "thresholds": [float(t) for t in thresholds],
-        "untrained": untrained,
-        "backbone": config.backbone,
-        "pretrained": pretrained,
-        "precision": policy,
-        "settings": {**asdict(config), "split": list(config.split)},
-        "data_dir": str(Path(config.data).resolve()),
-        "labels_file": str(Path(config.labels).resolve()),
-        "split": run["split"],
-        "epochs_trained": len(curve.records),
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    metadata = BundleMetadata(
+        attributes=table.attributes,
+        label_header_fingerprint=header_fingerprint(table.attributes),
+        image_size=config.image_size,
+        thresholds=[float(t) for t in thresholds],
+        untrained=untrained,
+        backbone=config.backbone,
+        pretrained=pretrained,
+        precision=policy,
+        settings={**asdict(config), "split": list(config.split)},
+        data_dir=str(Path(config.data).resolve()),
+        labels_file=str(Path(config.labels).resolve()),
+        split=run["split"],
+        epochs_trained=len(curve.records),
+        trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     bundle = load_bundle(save_bundle(output, model, metadata))
     remove_checkpoint(output)
     log(f"saved model bundle to {bundle.path} ({time.time() - started:.0f} s so far)")
