@@ -169,8 +169,7 @@ def resume_interrupted(output: Path, config: TrainConfig, log) -> None:
 def shared_test_rows(truth: LabelTable, split_file: str | Path) -> LabelTable:
     """The rows of `truth` in the comparison's shared test split: the same images for every arm, also for
     an arm whose own label file leaves some of them out (dropped rows)."""
-    test = {image for image, part in read_split(split_file).items() if part == "test"}
-    return truth.subset([i for i, image in enumerate(truth.images) if image in test])
+    return truth.only(image for image, part in read_split(split_file).items() if part == "test")
 
 
 def score_arm(bundle_dir: str | Path, data_dir: str | Path, truth_labels: str | Path, split_file: str | Path) -> dict:

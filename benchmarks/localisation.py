@@ -25,14 +25,13 @@ from defect_tf.explain.heatmap_scores import score_localisation
 from defect_tf.explain.heatmaps import CAM_METHODS
 from defect_tf.models.registry import get_backbone
 
+from common import number
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "layercam": "LayerCAM"}
 
 
 def markdown_table(scores: dict) -> str:
-    def number(value):
-        return "-" if value is None else f"{value:.3f}"
-
     lines = ["| attribute | correctly detected defects | peak inside the defect | mean IoU (heatmap ≥ ½ peak) |",
              "|---|---:|---:|---:|"]
     for name, row in [*scores["per_attribute"].items(), ("**all**", scores["overall"])]:
@@ -56,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                             "(or `make demo`) first")
     bundle = load_bundle(args.model)
     table = parse_labels(root / "labels.txt")
-    wanted = set(bundle.metadata.split[args.split])
-    table = table.subset([i for i, image in enumerate(table.images) if image in wanted])
+    table = table.only(bundle.metadata.split[args.split])
     started = time.time()
     scores = score_localisation(bundle, root / "images", table, lambda image, name: mask_path(root, image, name),
                                 args.layer, args.method)

@@ -160,3 +160,11 @@ def test_fuzzed_label_files_parse_or_raise_label_error_only(tmp_path):
 def test_header_fingerprint_depends_on_names_and_order():
     assert header_fingerprint(["a", "b"]) == header_fingerprint(["a", "b"])
     assert len({header_fingerprint(["a", "b"]), header_fingerprint(["b", "a"]), header_fingerprint(["a", "c"])}) == 3
+
+
+def test_only_keeps_the_rows_of_the_named_images_in_table_order():
+    table = LabelTable(["a"], ["x.png", "y.png", "z.png"], np.array([[1], [0], [NA]], np.float32))
+    part = table.only(["z.png", "x.png", "not_listed.png"])
+    assert part.images == ["x.png", "z.png"]
+    np.testing.assert_array_equal(part.values, [[1], [NA]])
+    assert table.only([]).images == []

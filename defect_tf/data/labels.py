@@ -35,6 +35,11 @@ class LabelTable:
         rows = np.asarray(rows, dtype=int)
         return LabelTable(self.attributes, [self.images[i] for i in rows], self.values[rows])
 
+    def only(self, images) -> "LabelTable":
+        """The rows whose image is among `images` (e.g. one part of a split), in this table's order."""
+        wanted = set(images)
+        return self.subset([i for i, image in enumerate(self.images) if image in wanted])
+
 
 def known_mask(labels):
     """True where a label is known (0 or 1), False where it is NA; works on NumPy arrays and tensors."""

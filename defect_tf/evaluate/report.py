@@ -131,11 +131,11 @@ def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
     test split against another label file than the one the model was trained with."""
     if split == "all":
         return table
-    wanted = set(bundle.metadata.split[split])
-    rows = [i for i, image in enumerate(table.images) if image in wanted]
-    if not rows:
+    wanted = bundle.metadata.split[split]
+    rows = table.only(wanted)
+    if not rows.images:
         raise LabelError(f"none of the model's {len(wanted)} {split} images are in this label file")
-    return table.subset(rows)
+    return rows
 
 
 def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str]) -> list[str]:
