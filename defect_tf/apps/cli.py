@@ -44,12 +44,15 @@ def _native_stderr_held_back():
 
 
 def quiet_tensorflow_start() -> None:
-    """Import TensorFlow and look for GPUs with its start-up chatter held back."""
+    """Import TensorFlow and look for GPUs with its start-up chatter held back; keep only its Python errors
+    (its warnings, e.g. about retracing a predict function when one program runs after another in `make demo`,
+    give a user nothing to do)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _native_stderr_held_back():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")
+    tf.get_logger().setLevel("ERROR")
 
 
 class Parser(argparse.ArgumentParser):

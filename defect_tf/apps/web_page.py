@@ -1,5 +1,5 @@
 """The web page (Gradio): upload a photo, see each attribute's probability against its calibrated
-threshold, the detected ones marked, and a Grad-CAM heatmap per detected attribute.
+threshold, the detected ones marked, and a heatmap per detected attribute.
 
 The bundle is loaded once, when the page is built; every request reuses it. Uploads that are too
 large or not images get a one-line message in the page. Nothing is fetched from the internet:
@@ -110,6 +110,6 @@ def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = K
             with gr.Column():
                 message = gr.Markdown(elem_id="message")
                 table = gr.HTML(elem_id="attributes")
-                heatmaps = gr.Gallery(label="Grad-CAM heatmaps", elem_id="heatmaps", columns=2, height="auto")
+                heatmaps = gr.Gallery(label="Heatmaps", elem_id="heatmaps", columns=2, height="auto")
         upload.change(app.analyse, inputs=upload, outputs=[photo, table, heatmaps, message])
     return page

@@ -39,7 +39,7 @@ class Prediction:
 
 class Predictor:
     """A loaded bundle ready to label images: decode, one batched forward pass, calibrated thresholds,
-    and Grad-CAM overlays for what it detects (the gradient model is built on first use, once)."""
+    and heatmap overlays for what it detects (the gradient model is built on first use, once)."""
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
@@ -70,7 +70,7 @@ class Predictor:
         return self._label(name, predict_probabilities(self.bundle.model, image[None])[0])
 
     def explain(self, photo: np.ndarray, attributes: list[str]) -> dict[str, np.ndarray]:
-        """Grad-CAM overlays, at the photo's own resolution, for the named attributes (one backward pass)."""
+        """Heatmap overlays, at the photo's own resolution, for the named attributes (one backward pass)."""
         if self._cam is None:
             self._cam = GradCAM(self.bundle.model, self.bundle.metadata.backbone)
         image = resize_image(photo, self.bundle.image_size).numpy()
