@@ -25,7 +25,7 @@ from defect_tf.explain.heatmap_scores import score_localisation
 from defect_tf.explain.heatmaps import CAM_METHODS
 from defect_tf.models.registry import get_backbone
 
-from common import number
+from common import CODE_AT_START, number
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "layercam": "LayerCAM"}
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     command = (f"python benchmarks/localisation.py --model {args.model} --root {args.root} --split {args.split}"
                + (f" --layer {args.layer}" if args.layer else "") + (f" --method {args.method}" if args.method else ""))
     header = (f"Measured {date.today()} on {platform.machine()} ({platform.node() or 'this machine'}), "
+              f"code at commit {CODE_AT_START}, "
               f"model {bundle.metadata.backbone} at {bundle.image_size} px trained by `make demo`; "
               f"{len(table.images)} {args.split} images; {METHOD_NAMES[method]} on layer "
               f"`{layer}`; {seconds:.1f} s for all of them.\n\nCommand: `{command}`")
