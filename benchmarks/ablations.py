@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 from common import (
     add_comparison_options,
@@ -29,7 +27,8 @@ from common import (
     shared_settings,
     shared_split,
     test_images,
-    train_and_score,
+    train_arms,
+    work_folder,
 )
 
 DATASETS = {"multilabel": ("multilabel", "labels.txt"), "neu_xml": ("neu", "labels_xml_multilabel.txt")}
@@ -50,19 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     folder_name, labels_name = DATASETS[args.dataset]
     folder = data_folder(args.data_root, folder_name)
     labels = folder / labels_name
-    work = Path(args.work or tempfile.mkdtemp(prefix=f"ablations_{args.dataset}_"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, f"ablations_{args.dataset}_")
     base = replace(comparison_config(args, folder, shared_split(folder, labels, work, args.seed)),
                    labels=str(labels))
-    results = {}
-    for arm in args.arms:
-        gamma, weighted = ARMS[arm]
-        config = replace(base, gamma=gamma, class_weights=weighted, output=str(work / arm))
-        print(f"{args.dataset} / {arm}: gamma {gamma}, class weights {'on' if weighted else 'off'} "
-              f"(log: {work / arm}.log)", flush=True)
-        results[arm] = train_and_score(config, labels, work / f"{arm}.log")
-        print(f"  macro F1 {number(results[arm]['macro_f1'])} (at 0.5: {number(results[arm]['macro_f1_at_0.5'])}), "
-              f"mean AP {number(results[arm]['mean_ap'])}, {results[arm]['train_seconds']:.0f} s", flush=True)
+    arms = {arm: replace(base, gamma=ARMS[arm][0], class_weights=ARMS[arm][1], output=str(work / arm))
+            for arm in args.arms}
+    results = train_arms(arms, labels, work, lambda arm: f"gamma {ARMS[arm][0]}, class weights "
+                                                         f"{'on' if ARMS[arm][1] else 'off'}")
 
     rows = comparison_table(results, {"loss": lambda arm: "focal, gamma 2" if ARMS[arm][0] else "masked BCE",
                                       "class weights": lambda arm: "on" if ARMS[arm][1] else "off"},

@@ -13,6 +13,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -71,14 +72,26 @@ def shared_split(folder: Path, labels: Path, work: Path, seed: int) -> Path:
     return path
 
 
+def work_folder(work: str | None, prefix: str) -> Path:
+    """The benchmark's folder for its runs: `--work` (a rerun there continues) or a new temporary folder."""
+    folder = Path(work or tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def add_data_options(parser: argparse.ArgumentParser, backbone: str, image_size: int, batch_size: int) -> None:
+    """Where the shared data is, and the model and input size a benchmark trains."""
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
+    parser.add_argument("--backbone", default=backbone)
+    parser.add_argument("--image-size", type=int, default=image_size)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+
+
 def add_comparison_options(parser: argparse.ArgumentParser) -> None:
     """The settings every arm of one comparison shares (small and short by default: CPU time is finite)."""
-    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
-    parser.add_argument("--backbone", default="small_cnn")
+    add_data_options(parser, backbone="small_cnn", image_size=64, batch_size=16)
     parser.add_argument("--weights", default="none", choices=["none", "imagenet"],
                         help="imagenet: every arm starts from the backbone's ImageNet weights (two-phase recipe)")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--warmup-epochs", type=int, default=8)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--pooling", default=DEFAULT_POOLING, choices=sorted(POOLING))
@@ -170,6 +183,17 @@ def shared_test_rows(truth: LabelTable, split_file: str | Path) -> LabelTable:
     """The rows of `truth` in the comparison's shared test split: the same images for every arm, also for
     an arm whose own label file leaves some of them out (dropped rows)."""
     return truth.only(image for image, part in read_split(split_file).items() if part == "test")
+
+
+def train_arms(arms: dict, truth_labels: str | Path, work: Path, describe) -> dict:
+    """Train and score each arm (name -> TrainConfig) in turn, one line before and one after each."""
+    results = {}
+    for arm, config in arms.items():
+        print(f"{arm}: {describe(arm)} (log: {work / arm}.log)", flush=True)
+        result = results[arm] = train_and_score(config, truth_labels, work / f"{arm}.log")
+        print(f"  macro F1 {number(result['macro_f1'])} (at 0.5: {number(result['macro_f1_at_0.5'])}), mean AP "
+              f"{number(result['mean_ap'])}, {result['train_seconds']:.0f} s", flush=True)
+    return results
 
 
 def score_arm(bundle_dir: str | Path, data_dir: str | Path, truth_labels: str | Path, split_file: str | Path) -> dict:

@@ -16,6 +16,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from common import CODE_AT_START, number
+
 from defect_tf.apps.cli import run
 from defect_tf.bundle.store import load_bundle
 from defect_tf.data.demo import mask_path
@@ -24,8 +26,6 @@ from defect_tf.errors import DefectTFError
 from defect_tf.explain.heatmap_scores import score_localisation
 from defect_tf.explain.heatmaps import CAM_METHODS
 from defect_tf.models.registry import get_backbone
-
-from common import CODE_AT_START, number
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "layercam": "LayerCAM"}

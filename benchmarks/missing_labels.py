@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from defect_tf.data.labels import LabelTable, format_labels, parse_labels
 
 from common import (
     add_comparison_options,
@@ -34,8 +31,11 @@ from common import (
     shared_settings,
     shared_split,
     test_images,
-    train_and_score,
+    train_arms,
+    work_folder,
 )
+
+from defect_tf.data.labels import LabelTable, format_labels, parse_labels
 
 ARMS = ("full", "masked", "na_as_0", "drop_rows")
 CONTROL_ARMS = ("full_budget",)  # not asked for by default: explains a gap between masked and full
@@ -81,18 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     add_comparison_options(parser)
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, args.dataset)
-    work = Path(args.work or tempfile.mkdtemp(prefix=f"missing_labels_{args.dataset}_"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, f"missing_labels_{args.dataset}_")
     split_file = shared_split(folder, folder / "labels.txt", work, args.seed)
     base = comparison_config(args, folder, split_file)
-    results = {}
-    for arm in args.arms:
-        labels = arm_labels(arm, folder, work, args.seed)
-        config = replace(base, labels=str(labels), output=str(work / arm))
-        print(f"{args.dataset} / {arm}: training on {labels.name} (log: {work / arm}.log)", flush=True)
-        results[arm] = train_and_score(config, folder / "labels.txt", work / f"{arm}.log")
-        print(f"  macro F1 {number(results[arm]['macro_f1'])}, mean AP {number(results[arm]['mean_ap'])}, "
-              f"{results[arm]['train_seconds']:.0f} s", flush=True)
+    arms = {arm: replace(base, labels=str(arm_labels(arm, folder, work, args.seed)), output=str(work / arm))
+            for arm in args.arms}
+    results = train_arms(arms, folder / "labels.txt", work, lambda arm: f"training on {Path(arms[arm].labels).name}")
 
     publish_comparison(f"missing_labels_{args.dataset}", f"Missing labels: {args.dataset}", args,
                        f"{shared_settings(args)}; every arm scored on the same {test_images(results)} test images "

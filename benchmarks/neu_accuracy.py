@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-from defect_tf.train.config import TrainConfig
+from common import add_data_options, data_folder, number, record, run, train_and_score, work_folder
 
-from common import DEFAULT_DATA_ROOT, data_folder, number, record, run, train_and_score
+from defect_tf.train.config import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
-    parser.add_argument("--backbone", default="small_cnn")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
+    add_data_options(parser, backbone="small_cnn", image_size=128, batch_size=32)
     parser.add_argument("--warmup-epochs", type=int, default=20)
     parser.add_argument("--finetune-epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -32,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="folder for the run (default: a temporary folder)")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "neu")
-    work = Path(args.work or tempfile.mkdtemp(prefix="neu_accuracy_"))
+    work = work_folder(args.work, "neu_accuracy_")
     config = TrainConfig(data=str(folder / "images"), labels=str(folder / "labels.txt"), output=str(work),
                          backbone=args.backbone, weights="none", image_size=args.image_size,
                          batch_size=args.batch_size, warmup_epochs=args.warmup_epochs,

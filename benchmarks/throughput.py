@@ -23,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import ROOT, add_data_options, data_folder, number, record, run  # first: quiets TensorFlow's start-up
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
@@ -36,8 +39,6 @@ from defect_tf.inference.predictor import Predictor
 from defect_tf.models.classifier import build_classifier
 from defect_tf.train.config import TrainConfig
 from defect_tf.train.losses import MaskedFocalLoss
-
-from common import DEFAULT_DATA_ROOT, ROOT, data_folder, number, record, run
 
 
 class Timeline(keras.callbacks.Callback):
@@ -137,10 +138,7 @@ def figure_table(figures: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
-    parser.add_argument("--backbone", default="efficientnet_b0")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
+    add_data_options(parser, backbone="efficientnet_b0", image_size=128, batch_size=32)
     parser.add_argument("--images", type=int, default=640, help="NEU images per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is not counted")
     parser.add_argument("--repeats", type=int, default=3)

@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from defect_tf.data.labels import format_labels, parse_labels
-from defect_tf.data.splits import read_split, write_split
-from defect_tf.models.efficientnet_lite import TOP_BLOCK_LAYERS, TOP_TWO_STAGES_LAYERS
-from defect_tf.train.config import TrainConfig
 
 from common import (
     DEFAULT_DATA_ROOT,
@@ -36,7 +30,13 @@ from common import (
     shared_split,
     test_images,
     train_and_score,
+    work_folder,
 )
+
+from defect_tf.data.labels import format_labels, parse_labels
+from defect_tf.data.splits import read_split, write_split
+from defect_tf.models.efficientnet_lite import TOP_BLOCK_LAYERS, TOP_TWO_STAGES_LAYERS
+from defect_tf.train.config import TrainConfig
 
 RECIPES = {
     "efficientnet_lite0": dict(backbone="efficientnet_lite0", weights="imagenet", warmup_epochs=5, finetune_epochs=15,
@@ -102,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "neu")
     labels = folder / "labels.txt"
-    work = Path(args.work or tempfile.mkdtemp(prefix=f"transfer_{args.study}_"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, f"transfer_{args.study}_")
     split_file = shared_split(folder, labels, work, args.seed)
     base = TrainConfig(data=str(folder / "images"), labels=str(labels), image_size=args.image_size,
                        batch_size=args.batch_size, seed=args.seed, split_file=str(split_file))

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from defect_tf.data.labels import NA, parse_labels
-from defect_tf.data.splits import read_split
-
 from common import shared_split, shared_test_rows
 from missing_labels import arm_labels
 from throughput import peak_memory_mb
+
+from defect_tf.data.labels import NA, parse_labels
+from defect_tf.data.splits import read_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,9 +93,9 @@ def test_peak_memory_is_the_childs_own_not_this_process(tmp_path):
 
 
 def test_an_arm_that_fails_is_reported_in_the_table_not_fatal(tmp_path):
-    from defect_tf.train.config import TrainConfig
-
     from common import failures, train_and_score
+
+    from defect_tf.train.config import TrainConfig
 
     folder = fake_dataset(tmp_path / "data", with_split=False)  # labels name images that do not exist
     config = TrainConfig(data=str(folder / "images"), labels=str(folder / "labels.txt"), weights="none",
@@ -135,9 +135,9 @@ def test_running_a_benchmark_again_scores_finished_arms_without_training_them_ag
 
 @pytest.mark.integration
 def test_a_run_without_a_shared_split_is_scored_on_the_test_split_its_training_made(tiny_demo, tmp_path):
-    from defect_tf.data.splits import read_split
-
     from common import train_and_score
+
+    from defect_tf.data.splits import read_split
 
     config = tiny_arm(tiny_demo, tmp_path, split_file=None)  # as the accuracy benchmark trains
     result = train_and_score(config, config.labels, tmp_path / "arm.log")
@@ -148,9 +148,9 @@ def test_a_run_without_a_shared_split_is_scored_on_the_test_split_its_training_m
 @pytest.mark.integration
 def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are_refused(tiny_demo, tmp_path,
                                                                                          monkeypatch):
-    from defect_tf.train import trainer
-
     from common import train_and_score
+
+    from defect_tf.train import trainer
 
     config = tiny_arm(tiny_demo, tmp_path)
 
@@ -192,9 +192,9 @@ def test_runs_that_differ_in_backbone_weights_pooling_rotation_or_cutout_are_sav
 
 
 def test_transfer_study_arms_and_few_shot_files(tmp_path):
-    from defect_tf.train.config import TrainConfig
-
     from transfer import FEWSHOT_EPOCHS, RECIPES, study_arms
+
+    from defect_tf.train.config import TrainConfig
 
     names = [f"{c}_{i}.jpg" for c in "abc" for i in range(10)]
     (tmp_path / "labels.txt").write_text("image a b c\n" + "".join(

@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from browser import CHROMEDRIVER, CHROMIUM, chromium, running_app, upload, wait_for
+
 from defect_tf.apps.web_page import DefectApp, attribute_table
 from defect_tf.bundle.store import load_bundle
 from defect_tf.inference.predictor import Predictor
-
-from browser import CHROMEDRIVER, CHROMIUM, chromium, running_app, upload, wait_for
 
 
 @pytest.fixture(scope="module")
