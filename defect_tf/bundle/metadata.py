@@ -7,11 +7,12 @@ Every reader uses these fields instead of dictionary keys. A later format adds i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
 
 from defect_tf.errors import BundleError
 
 FORMAT = "defect_tf.bundle/1"
-MIGRATIONS: dict[str, callable] = {}  # format -> function(dict) -> dict of the next format; none yet
+MIGRATIONS: dict[str, Callable[[dict], dict]] = {}  # format -> function(dict) -> dict of the next format; none yet
 REQUIRED = ("attributes", "image_size", "thresholds")
 
 

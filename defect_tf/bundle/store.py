@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from defect_tf.bundle.metadata import FORMAT, BundleMetadata
+from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.errors import BundleError
 from defect_tf.io.files import previous_folders, replace_folder
 
@@ -64,7 +64,7 @@ def library_versions() -> dict[str, str]:
 def save_bundle(output_dir: str | Path, model: keras.Model, metadata: BundleMetadata) -> Path:
     """Write model and metadata to `<output_dir>/bundle/` atomically; returns the bundle's path."""
     inference_model = keras.Model(model.inputs, model.outputs, name=model.name)  # uncompiled: no optimizer state
-    metadata = {**metadata.to_json(), "format": FORMAT, "versions": library_versions()}
+    metadata = {**metadata.to_json(), "versions": library_versions()}
 
     def fill(staging: Path) -> None:
         inference_model.save(staging / MODEL_FILE)

