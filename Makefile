@@ -20,9 +20,10 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest
 
-# The unit tier: no training, no subprocess, no browser (under a minute); `make test` stays the full suite.
+# The unit tier: no training, no subprocess, no browser (under a minute, one worker per core); `make test` stays
+# the full suite, in one process (its trained-model fixtures are built once per process).
 test-fast: setup
-	DEFECT_TF_TIER=unit $(PYTHON) -m pytest -q -m "not slow and not integration and not browser"
+	DEFECT_TF_TIER=unit $(PYTHON) -m pytest -q -n auto -m "not slow and not integration and not browser"
 
 clean:
 	rm -rf images masks outputs/bundle outputs/.bundle.* outputs/*.png outputs/*.json outputs/split.txt

@@ -16,20 +16,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from common import (
-    add_comparison_options,
-    comparison_config,
-    comparison_table,
-    data_folder,
-    number,
-    publish_comparison,
-    run,
-    shared_settings,
-    shared_split,
-    test_images,
-    train_arms,
-    work_folder,
-)
+import common  # before defect_tf: it quiets TensorFlow's start-up
 
 DATASETS = {"multilabel": ("multilabel", "labels.txt"), "neu_xml": ("neu", "labels_xml_multilabel.txt")}
 ARMS = {  # name: (gamma, class weights)
@@ -44,27 +31,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=list(DATASETS))
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    add_comparison_options(parser)
+    common.add_comparison_options(parser)
     args = parser.parse_args(argv)
     folder_name, labels_name = DATASETS[args.dataset]
-    folder = data_folder(args.data_root, folder_name)
+    folder = common.data_folder(args.data_root, folder_name)
     labels = folder / labels_name
-    work = work_folder(args.work, f"ablations_{args.dataset}_")
-    base = replace(comparison_config(args, folder, shared_split(folder, labels, work, args.seed)),
-                   labels=str(labels))
+    work, base = common.start_comparison(args, folder, labels, f"ablations_{args.dataset}")
+    base = replace(base, labels=str(labels))
     arms = {arm: replace(base, gamma=ARMS[arm][0], class_weights=ARMS[arm][1], output=str(work / arm))
             for arm in args.arms}
-    results = train_arms(arms, labels, work, lambda arm: f"gamma {ARMS[arm][0]}, class weights "
-                                                         f"{'on' if ARMS[arm][1] else 'off'}")
+    results = common.train_arms(arms, labels, work, lambda arm: f"gamma {ARMS[arm][0]}, class weights "
+                                                                f"{'on' if ARMS[arm][1] else 'off'}")
 
-    rows = comparison_table(results, {"loss": lambda arm: "focal, gamma 2" if ARMS[arm][0] else "masked BCE",
-                                      "class weights": lambda arm: "on" if ARMS[arm][1] else "off"},
-                            {"exact match": lambda r: number(r["exact_match"])})
-    publish_comparison(f"ablations_{args.dataset}", f"Loss and calibration ablations: {args.dataset}", args,
-                       f"{folder_name}/{labels_name}; {shared_settings(args)}; test split: {test_images(results)} "
-                       f"images.", rows, results)
+    rows = common.comparison_table(results,
+                                   {"loss": lambda arm: "focal, gamma 2" if ARMS[arm][0] else "masked BCE",
+                                    "class weights": lambda arm: "on" if ARMS[arm][1] else "off"},
+                                   {"exact match": lambda r: common.number(r["exact_match"])})
+    common.publish_comparison(f"ablations_{args.dataset}", f"Loss and calibration ablations: {args.dataset}", args,
+                              f"{folder_name}/{labels_name}; {{settings}}; test split: {{test_images}} images.",
+                              rows, results)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(common.run(main))

@@ -126,6 +126,12 @@ def comparison_config(args: argparse.Namespace, folder: Path, split_file: Path) 
                        cutout=args.cutout, seed=args.seed, split_file=str(split_file))
 
 
+def start_comparison(args: argparse.Namespace, folder: Path, split_labels: Path, kind: str) -> tuple[Path, TrainConfig]:
+    """A comparison's work folder and the settings its arms share: one split of `split_labels` for every arm."""
+    work = work_folder(args.work, f"{kind}_")
+    return work, comparison_config(args, folder, shared_split(folder, split_labels, work, args.seed))
+
+
 def mean_known(values: list) -> float | None:
     """Mean over the attributes where a figure exists (AP and AUC are None without positives)."""
     known = [value for value in values if value is not None]
@@ -290,7 +296,9 @@ def shared_settings(args: argparse.Namespace) -> str:
 
 def publish_comparison(kind: str, title: str, args: argparse.Namespace, intro: str, table: list[str],
                        results: dict) -> Path:
-    """Print a comparison's intro, table and failed arms, and record it as `<kind>_<settings>`."""
+    """Print a comparison's intro, table and failed arms, and record it as `<kind>_<settings>`. The intro may say
+    `{settings}` (what every arm shared) and `{test_images}` (how many test images scored each arm)."""
+    intro = intro.format(settings=shared_settings(args), test_images=test_images(results))
     markdown = f"{intro}\n\n" + "\n".join(table) + failures(results)
     print(markdown)
     name, settings_title = comparison_name(args)

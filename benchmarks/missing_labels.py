@@ -20,20 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (
-    add_comparison_options,
-    comparison_config,
-    comparison_table,
-    data_folder,
-    number,
-    publish_comparison,
-    run,
-    shared_settings,
-    shared_split,
-    test_images,
-    train_arms,
-    work_folder,
-)
+import common  # before defect_tf: it quiets TensorFlow's start-up
 
 from defect_tf.data.labels import LabelTable, format_labels, parse_labels
 
@@ -69,30 +56,29 @@ def results_table(results: dict) -> list[str]:
 
     def top1(r: dict) -> str:  # only where most test images carry one label (NEU), not on DeepPCB
         single_label = (r["test_images"] or 0) <= 2 * (r["single_label_images"] or 0)
-        return number(r["top1_accuracy"]) if single_label else "-"
+        return common.number(r["top1_accuracy"]) if single_label else "-"
 
-    return comparison_table(results, {"trained on": described.get}, {"top-1 accuracy": top1})
+    return common.comparison_table(results, {"trained on": described.get}, {"top-1 accuracy": top1})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=["neu", "multilabel"])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + CONTROL_ARMS)
-    add_comparison_options(parser)
+    common.add_comparison_options(parser)
     args = parser.parse_args(argv)
-    folder = data_folder(args.data_root, args.dataset)
-    work = work_folder(args.work, f"missing_labels_{args.dataset}_")
-    split_file = shared_split(folder, folder / "labels.txt", work, args.seed)
-    base = comparison_config(args, folder, split_file)
+    folder = common.data_folder(args.data_root, args.dataset)
+    work, base = common.start_comparison(args, folder, folder / "labels.txt", f"missing_labels_{args.dataset}")
     arms = {arm: replace(base, labels=str(arm_labels(arm, folder, work, args.seed)), output=str(work / arm))
             for arm in args.arms}
-    results = train_arms(arms, folder / "labels.txt", work, lambda arm: f"training on {Path(arms[arm].labels).name}")
+    results = common.train_arms(arms, folder / "labels.txt", work,
+                                lambda arm: f"training on {Path(arms[arm].labels).name}")
 
-    publish_comparison(f"missing_labels_{args.dataset}", f"Missing labels: {args.dataset}", args,
-                       f"{shared_settings(args)}; every arm scored on the same {test_images(results)} test images "
-                       f"against the full labels.txt.", results_table(results), results)
+    common.publish_comparison(f"missing_labels_{args.dataset}", f"Missing labels: {args.dataset}", args,
+                              "{settings}; every arm scored on the same {test_images} test images "
+                              "against the full labels.txt.", results_table(results), results)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(common.run(main))

@@ -53,6 +53,24 @@ def tiny_demo(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def untrained_output(tiny_demo, tmp_path_factory):
+    """An output folder whose bundle was built and saved without training (unit tier): for commands whose flags
+    are under test, not their model's predictions. It names the tiny demo's data, labels and a split of it."""
+    from defect_tf.bundle.metadata import BundleMetadata
+    from defect_tf.bundle.store import save_bundle
+    from defect_tf.models.classifier import build_classifier
+
+    root, table = tiny_demo
+    output = tmp_path_factory.mktemp("untrained_outputs")
+    model = build_classifier("small_cnn", len(table.attributes), 32, None)
+    half = len(table.images) // 2
+    save_bundle(output, model, BundleMetadata(
+        table.attributes, 32, [0.5] * len(table.attributes), backbone="small_cnn", data_dir=str(root / "images"),
+        labels_file=str(root / "labels.txt"), split={"train": table.images[:half], "test": table.images[half:]}))
+    return output
+
+
+@pytest.fixture(scope="session")
 def trained_output(tiny_demo, tmp_path_factory):
     """A real (tiny) training run: 2 warm-up + 2 fine-tune epochs at 32 px from scratch."""
     from defect_tf.train.config import TrainConfig

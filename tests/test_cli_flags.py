@@ -84,7 +84,7 @@ def call(module, argv, capsys) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory, tiny_demo, trained_output):
+def places(tmp_path_factory, tiny_demo, untrained_output):
     root, _ = tiny_demo
     folder = tmp_path_factory.mktemp("places")
     (folder / "some_file.txt").write_text("not what the flag wants\n")
@@ -96,7 +96,7 @@ def places(tmp_path_factory, tiny_demo, trained_output):
     yield {"missing": str(folder / "does_not_exist"), "file": str(folder / "some_file.txt"),
            "folder": str(folder / "empty"), "data": str(root / "images"), "split_bad": str(folder / "split_bad.txt"),
            "busy_port": str(holder.getsockname()[1]), "labels": str(root / "labels.txt"),
-           "model": str(trained_output[0]), "image": str(root / "images" / "surface_0000.png"),
+           "model": str(untrained_output), "image": str(root / "images" / "surface_0000.png"),
            "output": str(folder / "out")}
     holder.close()
 
