@@ -26,8 +26,8 @@ from defect_tf.data.augmentation import ROTATIONS
 from defect_tf.data.labels import LabelTable, parse_labels
 from defect_tf.data.splits import read_split, split_from_file, stratified_split, write_split
 from defect_tf.errors import DefectTFError
-from defect_tf.evaluate.report import evaluate_bundle
-from defect_tf.models.classifier import DEFAULT_POOLING, POOLING
+from defect_tf.evaluate.evaluation import evaluate_bundle
+from defect_tf.models.heads import DEFAULT_POOLING, POOLING
 from defect_tf.train.checkpoints import CHECKPOINT_DIR, read_checkpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings, config_from_settings
 from defect_tf.train.trainer import resume_training, train

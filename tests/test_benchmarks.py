@@ -158,7 +158,7 @@ def test_an_interrupted_arm_continues_from_its_checkpoint_and_other_settings_are
         raise KeyboardInterrupt  # the machine stops the benchmark after the last epoch, before the bundle
 
     with monkeypatch.context() as patched:
-        patched.setattr(trainer, "calibrate_thresholds", stopped)
+        patched.setattr(trainer, "predict_probabilities", stopped)  # the calibration after the last epoch
         with pytest.raises(KeyboardInterrupt):
             train_and_score(config, config.labels, tmp_path / "arm.log")
     assert (tmp_path / "arm" / "checkpoint").is_dir() and not (tmp_path / "arm" / "bundle").exists()

@@ -73,7 +73,7 @@ def test_missing_or_foreign_bundles_are_clear_errors(tmp_path):
     (tmp_path / "bundle").mkdir()
     (tmp_path / "bundle" / "model.keras").write_bytes(b"x")
     (tmp_path / "bundle" / "bundle.json").write_text('{"format": "something-else"}')
-    with pytest.raises(BundleError, match="not a defect_tf.bundle/1 bundle"):
+    with pytest.raises(BundleError, match=f"not a {FORMAT} bundle"):
         load_bundle(tmp_path)
 
 
@@ -125,3 +125,23 @@ def test_metadata_is_one_typed_record_that_round_trips_and_migrates_old_formats(
     old = {"format": "defect_tf.bundle/0", "attributes": ["a"], "image_size": 32, "cuts": [0.4]}
     migrated = BundleMetadata.from_json(old, "bundle.json")
     assert (migrated.thresholds, migrated.format, migrated.untrained) == ([0.4], FORMAT, [])
+
+
+def test_a_bundle_from_before_tasks_loads_as_the_multilabel_model_it_is(tmp_path):
+    path = save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.6]))
+    saved = json.loads((path / "bundle.json").read_text())
+    del saved["task"]
+    (path / "bundle.json").write_text(json.dumps({**saved, "format": "defect_tf.bundle/1"}))
+    bundle = load_bundle(tmp_path)
+    assert bundle.task.name == "multilabel" and bundle.metadata.format == FORMAT
+    np.testing.assert_allclose(bundle.thresholds, [0.3, 0.6])
+
+
+def test_a_multiclass_bundle_has_no_thresholds_and_an_unknown_task_is_a_clear_error(tmp_path):
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [], task="multiclass"))
+    bundle = load_bundle(tmp_path)
+    assert bundle.task.name == "multiclass" and np.isnan(bundle.thresholds).all()
+    saved = json.loads((bundle.path / "bundle.json").read_text())
+    (bundle.path / "bundle.json").write_text(json.dumps({**saved, "task": "segmentation"}))
+    with pytest.raises(BundleError, match="the model's task 'segmentation' is not one this version knows"):
+        load_bundle(tmp_path)

@@ -8,8 +8,9 @@ import pytest
 
 from defect_tf.data.labels import NA, LabelTable
 from defect_tf.errors import LabelError
+from defect_tf.evaluate.evaluation import align_attributes
 from defect_tf.evaluate.metrics import classification_report
-from defect_tf.evaluate.report import align_attributes, evaluate_scores, format_report
+from defect_tf.evaluate.report import format_multilabel_report, multilabel_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,12 +23,12 @@ def run_cli(*args):
 def test_report_compares_calibrated_thresholds_with_0_5():
     labels = np.array([[1, 0], [0, 1], [1, NA], [0, 0]], np.float32)
     scores = np.array([[0.4, 0.1], [0.2, 0.9], [0.45, 0.5], [0.1, 0.6]])
-    report = evaluate_scores(labels, scores, np.array([0.3, 0.7]), ["scratch", "dent"])
+    report = multilabel_report(labels, scores, np.array([0.3, 0.7]), ["scratch", "dent"])
     assert report["calibrated"]["per_attribute"]["f1"] == [1.0, 1.0]
     expected = classification_report(labels, scores >= 0.5)
     assert report["at_0.5"]["per_attribute"]["f1"] == pytest.approx(expected["per_attribute"]["f1"])
     assert report["calibrated"]["per_attribute"]["na"] == [0, 1]
-    table = format_report(report)
+    table = format_multilabel_report(report)
     assert "scratch" in table and "macro avg" in table and "exact match over 4 images" in table
     json.dumps(report)  # everything is JSON-ready
     assert "top-1 accuracy over the 3 images with exactly one positive label (highest score = that attribute): " \
@@ -36,8 +37,8 @@ def test_report_compares_calibrated_thresholds_with_0_5():
 
 def test_a_single_attribute_report_has_no_top1_accuracy():
     labels = np.array([[1], [0], [1], [0]], np.float32)
-    report = evaluate_scores(labels, np.array([[0.9], [0.2], [0.3], [0.1]]), np.array([0.5]), ["defect"])
-    assert "top-1" not in format_report(report)  # its only attribute always has the highest score
+    report = multilabel_report(labels, np.array([[0.9], [0.2], [0.3], [0.1]]), np.array([0.5]), ["defect"])
+    assert "top-1" not in format_multilabel_report(report)  # its only attribute always has the highest score
 
 
 def test_attribute_columns_are_matched_by_name():
@@ -81,11 +82,11 @@ def test_cli_rejects_labels_with_other_attributes(trained_output, tmp_path):
 
 def test_the_report_says_what_its_figures_rest_on():
     labels = np.array([[1, NA], [0, NA], [1, NA]], np.float32)
-    report = evaluate_scores(labels, np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.9]]), np.array([0.5, 0.5]),
+    report = multilabel_report(labels, np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.9]]), np.array([0.5, 0.5]),
                              ["scratch", "dent"])
     assert report["unscored"] == ["dent"] and report["calibrated"]["macro"]["f1"] == 1.0
     assert report["calibrated"]["per_attribute"]["f1"] == [1.0, None]
-    lines = format_report(report).splitlines()
+    lines = format_multilabel_report(report).splitlines()
     assert "note: dent has no known label among these images: not scored, and left out of the averages" in lines
     assert ("warning: these figures rest on 3 image(s), fewer than 30: one image more or less right moves them a "
             "lot; label more images") in lines

@@ -99,3 +99,34 @@ def test_class_weights_are_bounded():
     assert positive[0] == pytest.approx(10.0) and negative[0] == pytest.approx(100 / 198, rel=1e-6)
     assert positive[1] == pytest.approx(10.0)  # never positive
     assert positive[2] == 1.0 and negative[2] == 1.0
+
+
+def test_categorical_loss_is_masked_cross_entropy_with_gamma_zero():
+    from defect_tf.train.losses import MaskedCategoricalFocalLoss
+
+    # softmax of (ln 3, 0, 0) is (0.6, 0.2, 0.2): the first image's class 0 costs -ln 0.6; the all-NA row nothing
+    labels, logits = [[1, 0, 0], [NA, NA, NA]], [[math.log(3), 0, 0], [5, -5, 0]]
+    assert loss_value(MaskedCategoricalFocalLoss(gamma=0.0), labels, logits) == pytest.approx(-math.log(0.6), rel=1e-6)
+    # gamma 2 scales it by (1 - 0.6)^2; class weight 3 for class 0 by 3
+    assert loss_value(MaskedCategoricalFocalLoss(gamma=2.0), labels, logits) == pytest.approx(
+        0.16 * -math.log(0.6), rel=1e-5)
+    assert loss_value(MaskedCategoricalFocalLoss(0.0, class_weights=[3, 1, 1]), labels, logits) == pytest.approx(
+        3 * -math.log(0.6), rel=1e-6)
+
+
+def test_label_smoothing_spreads_the_target_over_every_class():
+    from defect_tf.train.losses import MaskedCategoricalFocalLoss
+
+    # smoothing 0.3 over 3 classes: target (0.8, 0.1, 0.1) against probabilities (0.6, 0.2, 0.2)
+    expected = -(0.8 * math.log(0.6) + 0.2 * math.log(0.2))
+    loss = MaskedCategoricalFocalLoss(0.0, label_smoothing=0.3)
+    assert loss_value(loss, [[1, 0, 0]], [[math.log(3), 0, 0]]) == pytest.approx(expected, rel=1e-5)
+    assert keras.losses.deserialize(keras.losses.serialize(loss)).get_config() == loss.get_config()
+
+
+def test_balanced_class_weights_follow_the_class_counts():
+    from defect_tf.train.losses import class_weights_of
+
+    # 6 images over 3 classes (3, 2, 1): 6 / (3 * count) = 2/3, 1, 2
+    values = np.eye(3, dtype=np.float32)[[0, 0, 0, 1, 1, 2]]
+    np.testing.assert_allclose(class_weights_of(values), [2 / 3, 1, 2], rtol=1e-6)

@@ -40,7 +40,7 @@ def test_freezing_keeps_the_top_layers_trainable_and_batchnorm_frozen():
     assert all(not layer.trainable for layer in base.layers[:-27])
     assert all(not layer.trainable for layer in top if isinstance(layer, keras.layers.BatchNormalization))
     assert set_trainable_top(model, None, train_batchnorm=True) == len(base.layers)
-    assert model.get_layer("logits").trainable
+    assert model.get_layer("head").trainable
 
 
 def test_weights_none_and_backbones_without_imagenet_weights():
@@ -67,11 +67,32 @@ def test_local_weights_file_is_loaded(tmp_path):  # (EfficientNet's files: tests
 def test_the_head_pools_the_feature_map_as_asked(pooling, reduce):
     model = build_classifier("small_cnn", 2, 32, None, pooling=pooling)
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
-    feature_map = keras.Model(model.input, model.get_layer("pool").input)(images).numpy()
-    pooled = keras.Model(model.input, model.get_layer("pool").output)(images).numpy()
-    np.testing.assert_allclose(pooled, reduce(feature_map, axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    feature_map = backbone_of(model)(images, training=False)
+    pooled = model.get_layer("head").pooled(feature_map).numpy()
+    np.testing.assert_allclose(pooled, reduce(feature_map.numpy(), axis=(1, 2)), rtol=1e-5, atol=1e-6)
 
 
-def test_unknown_pooling_is_refused():
-    with pytest.raises(ValueError, match="pooling must be one of"):
+def test_unknown_pooling_or_head_is_refused():
+    with pytest.raises(ValueError, match="pooling must be one of avg, max, not 'median'"):
         build_classifier("small_cnn", 2, 32, None, pooling="median")
+    with pytest.raises(ValueError, match="head must be one of linear, mlp, not 'kan'"):
+        build_classifier("small_cnn", 2, 32, None, head="kan")
+
+
+def test_the_mlp_head_with_spatial_attention_computes_its_definition():
+    from defect_tf.models.heads import MLP_UNITS
+
+    model = build_classifier("small_cnn", 3, 32, None, head="mlp", attention="spatial", dropout=0.0)
+    head = model.get_layer("head")
+    features = backbone_of(model)(np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32"),
+                                  training=False).numpy()
+    # gate = sigmoid(conv7x7([channel mean, channel max])); logits = relu(mean_hw(A * gate) W1 + b1) W2 + b2
+    summary = np.concatenate([features.mean(-1, keepdims=True), features.max(-1, keepdims=True)], axis=-1)
+    gate = head.spatial.gate(summary).numpy()
+    pooled = (features * gate).mean(axis=(1, 2))
+    w1, b1 = head.hidden.get_weights()
+    w2, b2 = head.logits.get_weights()
+    assert w1.shape == (features.shape[-1], MLP_UNITS)
+    expected = np.maximum(pooled @ w1 + b1, 0) @ w2 + b2
+    np.testing.assert_allclose(head(features).numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert 0 < gate.min() and gate.max() < 1

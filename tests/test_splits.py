@@ -59,7 +59,7 @@ def test_split_file_problems_are_clear_errors(tmp_path):
         f"{tmp_path / 'split.txt'}:3: expected `image train|val|test`, found 'b.png holdout'",
         f"{tmp_path / 'split.txt'}:4: expected `image train|val|test`, found 'c.png'"]
     (tmp_path / "split.txt").write_text("image split\na.png train\n")
-    with pytest.raises(DefectTFError, match="1 labelled images are not in the split file, e.g. c.png"):
+    with pytest.raises(DefectTFError, match="leaves out 1 labelled image.s., e.g. c.png"):
         split_from_file(tmp_path / "split.txt", ["a.png", "c.png"], np.zeros((2, 1)))
     with pytest.raises(DefectTFError, match="missing.txt: split file not found"):
         split_from_file(tmp_path / "missing.txt", ["a.png"], np.zeros((1, 1)))

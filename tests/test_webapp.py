@@ -144,3 +144,21 @@ def test_the_page_serves_no_file_beside_a_sample_and_stores_nothing_of_an_oversi
             assert time.time() < deadline, "the upload was not deleted"
             time.sleep(0.5)
     assert files_under(private) == set()  # the app's private folder goes with it
+
+
+def test_a_multiclass_model_shows_its_one_class_and_its_heatmap(tmp_path):
+    from PIL import Image
+
+    from defect_tf.bundle.metadata import BundleMetadata
+    from defect_tf.bundle.store import save_bundle
+    from defect_tf.models.classifier import build_classifier
+
+    (tmp_path / "model").mkdir()
+    save_bundle(tmp_path / "model", build_classifier("small_cnn", 3, 32, None),
+                BundleMetadata(["crack", "dent", "good"], 32, [], task="multiclass", backbone="small_cnn"))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(photo)
+    _, table, gallery, message = DefectApp(Predictor(load_bundle(tmp_path / "model"))).analyse(str(photo))
+    assert table.count("DETECTED") == 1 and table.count("highest wins") == 3
+    (chosen,) = [caption.split(" ")[0] for _, caption in gallery]
+    assert message.startswith(f"Class: {chosen}.") and chosen in ("crack", "dent", "good")

@@ -1,6 +1,8 @@
-"""Score a trained bundle per attribute: python evaluate.py [--model outputs/] [--data DIR --labels FILE]
+"""Score a trained bundle: python evaluate.py [--model outputs/] [--data DIR [--labels FILE]]
 
-By default the bundle's own test split is scored against the label file it was trained with.
+By default the bundle's own test split is scored against the labels it was trained with (its label file,
+or its class folders). Multi-label and binary models get per-attribute tables, multi-class models accuracy
+and a confusion matrix.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from defect_tf.apps.cli import (
     run,
 )
 from defect_tf.bundle.store import load_bundle
-from defect_tf.data.labels import parse_labels
+from defect_tf.data.sources import load_source
 from defect_tf.data.splits import SPLITS
-from defect_tf.errors import DefectTFError
-from defect_tf.evaluate.report import METRICS_FILE, PR_CURVE_FILE, evaluate_bundle, format_report, split_table
+from defect_tf.errors import DefectTFError, LabelError
+from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle, split_table
 from defect_tf.inference.predictor import PREDICT_BATCH
+from defect_tf.tasks import task_labels
 
 
 def build_parser() -> Parser:
@@ -33,12 +36,13 @@ def build_parser() -> Parser:
     add_model_flag(parser)
     parser.add_argument("--data", metavar="DIR", type=existing_folder, help="image folder (default: the one the model was trained on)")
     parser.add_argument("--labels", metavar="FILE", type=existing_file,
-                        help="label file (default: the one the model was trained with)")
+                        help="label file (default: the one the model was trained with; without one, the class "
+                             "folders of --data)")
     parser.add_argument("--split", choices=[*SPLITS, "all"],
                         help="which images of the label file to score: one of the model's saved splits, or all "
                              "(default: test, or all when --data is given)")
     parser.add_argument("--output", metavar="DIR", type=folder_to_write,
-                        help="where metrics.json and pr_curve.png go (default: the model's output folder)")
+                        help="where metrics.json and the plots go (default: the model's output folder)")
     parser.add_argument("--batch-size", type=number_in(int, 1, 1024), default=PREDICT_BATCH)
     add_json_flag(parser)
     return parser
@@ -48,10 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bundle = load_bundle(args.model)
     data_dir = args.data or bundle.metadata.data_dir
-    labels_file = args.labels or bundle.metadata.labels_file
+    labels_file = args.labels or (None if args.data else bundle.metadata.labels_file or None)
     if not Path(data_dir).is_dir():
         raise DefectTFError(f"the model's data folder {data_dir} no longer exists; pass the images with --data DIR")
-    table = parse_labels(labels_file)
+    task, source, problems = task_labels(load_source(data_dir, labels_file), bundle.task.name)
+    if problems:
+        raise LabelError("\n".join(problems))
+    table = source.table
     split = args.split or ("all" if args.data else "test")
     table = split_table(bundle, table, split)
     output = Path(args.output) if args.output else bundle.path.parent
@@ -59,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{split} images of {labels_file}, model {bundle.path}")
-        print(format_report(report))
-        print(f"metrics saved to {output / METRICS_FILE}, precision-recall curves to {output / PR_CURVE_FILE}")
+        print(f"{split} images of {labels_file or f'the class folders of {data_dir}'}, {task.name} model {bundle.path}")
+        print(task.format_report(report))
+        plots = ", ".join(str(output / name) for name in task.report_files)
+        print(f"metrics saved to {output / METRICS_FILE}, plots to {plots}")
     return 0
 
 

@@ -1,4 +1,7 @@
-"""Detect defects in photos with a trained bundle: python inference.py photo.jpg [more.jpg ...]"""
+"""Detect defects in photos with a trained bundle: python inference.py photo.jpg [more.jpg ...]
+
+Prints what a multi-label or binary model detects (with probabilities), or a multi-class model's class.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ def build_parser() -> Parser:
     parser.add_argument("images", nargs="+", help="image files, predicted together as one batch")
     add_model_flag(parser)
     parser.add_argument("--explain", metavar="DIR", type=folder_to_write,
-                        help="write a heatmap overlay PNG per detected attribute into DIR (<image>_<attribute>.png)")
+                        help="write a heatmap overlay PNG per detected attribute (or class) into DIR "
+                             "(<image>_<attribute>.png)")
     add_json_flag(parser)
     return parser
 
@@ -38,9 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.explain:
             for record in records:
                 record["overlays"] = [str(path) for path in overlays[record["image"]]]
-        thresholds = {name: (float(t) if name not in bundle.untrained else None)
+        thresholds = {name: (float(t) if name not in bundle.untrained and bundle.task.uses_thresholds else None)
                       for name, t in zip(bundle.attributes, bundle.thresholds)}
-        print(json.dumps({"model": str(bundle.path), "thresholds": thresholds, "untrained": bundle.untrained,
+        print(json.dumps({"model": str(bundle.path), "task": bundle.task.name, "thresholds": thresholds,
+                          "untrained": bundle.untrained,
                           "predictions": records, "errors": [str(e) for e in errors]}, indent=1))
     else:
         if bundle.untrained and predictions:
@@ -51,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             if not prediction.detected:
                 print("  no defect detected")
             for name in prediction.detected:
-                print(f"  {name}: {prediction.probabilities[name]:.3f}")
+                kind = "class " if bundle.task.name == "multiclass" else ""
+                print(f"  {kind}{name}: {prediction.probabilities[name]:.3f}")
             for path in overlays.get(prediction.image, []):
                 print(f"  heatmap: {path}")
     for error in errors:

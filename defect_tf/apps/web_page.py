@@ -52,7 +52,8 @@ def attribute_table(prediction: Prediction, thresholds: dict[str, float]) -> str
     for name, probability in prediction.probabilities.items():
         found = name in prediction.detected
         style = ' style="font-weight:bold;color:#b91c1c"' if found else ""
-        threshold = f"{thresholds[name]:.3f}" if np.isfinite(thresholds[name]) else "untrained"
+        threshold = (f"{thresholds[name]:.3f}" if np.isfinite(thresholds[name]) else
+                     "highest wins" if np.isnan(thresholds[name]) else "untrained")  # NaN: a multi-class model
         rows.append(f"<tr{style}><td>{html.escape(name)}</td><td>{probability:.3f}</td>"
                     f"<td>{threshold}</td><td>{'DETECTED' if found else 'no'}</td></tr>")
     return ('<table id="attribute-table"><thead><tr><th>attribute</th><th>probability</th><th>threshold</th>'
@@ -87,7 +88,8 @@ class DefectApp:
         overlays = self.predictor.explain(photo, prediction.detected)
         gallery = [(picture, f"{attribute} ({prediction.probabilities[attribute]:.2f})")
                    for attribute, picture in overlays.items()]
-        message = (f"Detected: {', '.join(prediction.detected)}. Heatmaps show where the model looked (red = most)."
+        found = "Class" if self.predictor.bundle.task.name == "multiclass" else "Detected"
+        message = (f"{found}: {', '.join(prediction.detected)}. Heatmaps show where the model looked (red = most)."
                    if prediction.detected else "No defect detected.")
         return photo, attribute_table(prediction, self.thresholds), gallery, message
 
@@ -99,7 +101,8 @@ def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = K
     sweep = (max(1, min(60, keep_uploads_seconds // 2)), keep_uploads_seconds)  # (every N s, delete older than M s)
     with gr.Blocks(title="defect_tf", analytics_enabled=False, delete_cache=sweep) as page:
         gr.Markdown(f"# defect_tf\nModel `{bundle.path}`: {bundle.metadata.backbone}, "
-                    f"{bundle.image_size} px, attributes {', '.join(bundle.attributes)}. "
+                    f"{bundle.image_size} px, {bundle.task.name}, "
+                    f"{'classes' if bundle.task.name == 'multiclass' else 'attributes'} {', '.join(bundle.attributes)}. "
                     f"Uploads up to {app.max_upload_mb:g} MB.")
         with gr.Row():
             with gr.Column():

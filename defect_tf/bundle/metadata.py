@@ -10,9 +10,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 from defect_tf.errors import BundleError
+from defect_tf.tasks import DEFAULT_TASK, TASKS
 
-FORMAT = "defect_tf.bundle/1"
-MIGRATIONS: dict[str, Callable[[dict], dict]] = {}  # format -> function(dict) -> dict of the next format; none yet
+FORMAT = "defect_tf.bundle/2"
+# format -> function(dict) -> dict of the next format
+MIGRATIONS: dict[str, Callable[[dict], dict]] = {
+    # format 1 predates tasks: every bundle was multi-label
+    "defect_tf.bundle/1": lambda data: {**data, "task": "multilabel", "format": "defect_tf.bundle/2"},
+}
 REQUIRED = ("attributes", "image_size", "thresholds")
 
 
@@ -23,7 +28,8 @@ class BundleMetadata:
 
     attributes: list[str]
     image_size: int
-    thresholds: list[float]
+    thresholds: list[float]  # one per attribute; empty for a task that decides without them (multiclass)
+    task: str = DEFAULT_TASK
     untrained: list[str] = field(default_factory=list)  # attributes without a known training label: never detected
     backbone: str = ""
     pretrained: bool = False
@@ -53,5 +59,8 @@ class BundleMetadata:
         missing = [key for key in REQUIRED if key not in data]
         if missing:
             raise BundleError(f"{where}: incomplete bundle metadata (no {', '.join(missing)})")
+        if data.get("task", DEFAULT_TASK) not in TASKS:
+            raise BundleError(f"{where}: the model's task {data['task']!r} is not one this version knows "
+                              f"({', '.join(TASKS)}); was it made by a newer defect_tf?")
         known = {item.name for item in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})

@@ -20,6 +20,7 @@ import numpy as np
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.errors import BundleError
 from defect_tf.io.files import previous_folders, replace_folder
+from defect_tf.tasks import Task, get_task
 
 BUNDLE_DIR = "bundle"
 MODEL_FILE = "model.keras"
@@ -46,10 +47,22 @@ class Bundle:
         return list(self.metadata.untrained)
 
     @property
+    def task(self) -> Task:
+        return get_task(self.metadata.task)
+
+    @property
+    def untrained_mask(self) -> np.ndarray:
+        """True for each attribute the model was not trained on (never decided)."""
+        return np.isin(self.attributes, self.untrained)
+
+    @property
     def thresholds(self) -> np.ndarray:
-        """Decision thresholds per attribute; infinite (never detected) for an untrained attribute."""
+        """Decision thresholds per attribute; infinite (never detected) for an untrained attribute; NaN for a
+        task that decides without thresholds."""
+        if not self.task.uses_thresholds:
+            return np.full(len(self.attributes), np.nan)
         thresholds = np.asarray(self.metadata.thresholds, dtype=np.float64)
-        return np.where(np.isin(self.attributes, self.untrained), np.inf, thresholds)
+        return np.where(self.untrained_mask, np.inf, thresholds)
 
 
 def library_versions() -> dict[str, str]:
@@ -94,7 +107,7 @@ def _mismatches(metadata: BundleMetadata, model: keras.Model) -> list[str]:
     if outputs != len(metadata.attributes):
         problems.append(f"the model has {outputs} outputs but the metadata names {len(metadata.attributes)} "
                         "attributes")
-    if len(metadata.thresholds) != len(metadata.attributes):
+    if get_task(metadata.task).uses_thresholds and len(metadata.thresholds) != len(metadata.attributes):
         problems.append(f"{len(metadata.thresholds)} thresholds for {len(metadata.attributes)} attributes")
     if None not in inputs and inputs != (metadata.image_size,) * 2:
         problems.append(f"the model takes {inputs[0]}x{inputs[1]} images but the metadata says "

@@ -11,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from defect_tf.data.images import load_image, oversized, read_image
+from defect_tf.data.images import IMAGE_SUFFIXES, load_image, oversized, read_image
 from defect_tf.data.labels import LabelTable, label_counts, leaves_folder
 from defect_tf.data.pipeline import PARALLEL_CALLS, fixed_tuning
 from defect_tf.errors import ImageError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 
 
 def unreadable_images(paths: list[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from PIL import Image
 from defect_tf.errors import ImageError
 
 EXIF_ORIENTATION_TAG = 0x0112
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}  # what counts as an image file in a folder
 MAX_IMAGE_PIXELS = 100_000_000  # 100 megapixels: ~300 MB once decoded; larger files are refused, not decoded
 
 

@@ -92,14 +92,20 @@ def read_split(path: str | Path) -> dict[str, str]:
 def split_from_file(path: str | Path, images: list[str], values: np.ndarray, fractions=SPLIT_FRACTIONS,
                     seed: int = 0) -> np.ndarray:
     """Each image's part as a split file says (e.g. a data set's official split, or one shared by several runs).
+    See `split_from_parts`."""
+    return split_from_parts(read_split(path), images, values, fractions, seed, f"the split file {path}")
 
-    Every image must be listed. A file with no `val` rows (an official train / test split) gets its
-    validation images carved out of `train`, stratified, in the ratio `fractions` gives val to train.
+
+def split_from_parts(saved: dict[str, str], images: list[str], values: np.ndarray, fractions=SPLIT_FRACTIONS,
+                     seed: int = 0, where: str = "the split") -> np.ndarray:
+    """Each image's part as `saved` (image -> train / val / test) says; every image must be in it.
+
+    Without `val` images (an official train / test split), validation images are carved out of `train`,
+    stratified, in the ratio `fractions` gives val to train.
     """
-    saved = read_split(path)
     missing = [image for image in images if image not in saved]
     if missing:
-        raise DefectTFError(f"{path}: {len(missing)} labelled images are not in the split file, e.g. "
+        raise DefectTFError(f"{where} leaves out {len(missing)} labelled image(s), e.g. "
                             f"{', '.join(missing[:5])}")
     split = np.asarray([saved[image] for image in images], dtype=object)
     if not np.any(split == "val"):

@@ -112,3 +112,39 @@ def classification_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
                      "recall": float(recall[scored] @ weights[scored]), "f1": float(f1[scored] @ weights[scored])},
         "exact_match": exact_match(labels, predicted),
     }
+
+
+def class_indices(labels: np.ndarray) -> np.ndarray:
+    """Per image, the index of its one positive class, or -1 where no class is known (multi-class labels)."""
+    positive = labels == 1
+    return np.where(positive.sum(axis=1) == 1, np.argmax(positive, axis=1), -1)
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts of [true class, predicted class] over images with a known class (`truth` -1 is left out)."""
+    known = truth >= 0
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (truth[known], predicted[known]), 1)
+    return matrix
+
+
+def top_k_accuracy(truth: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Share of images with a known class whose class is among the `k` highest scores (NaN: none known)."""
+    known = truth >= 0
+    if not known.any():
+        return float("nan")
+    top = np.argsort(-scores[known], axis=1, kind="stable")[:, :k]
+    return float((top == truth[known, None]).any(axis=1).mean())
+
+
+def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """One attribute's recall (true-positive rate), false-positive rate and precision at `threshold`,
+    over its known labels: what a binary detector does on the line."""
+    known = known_mask(labels)
+    positive, detected = labels[known] == 1, scores[known] >= threshold
+    tp, fp = float((positive & detected).sum()), float((~positive & detected).sum())
+    negatives, positives = float((~positive).sum()), float(positive.sum())
+    return {"threshold": threshold,
+            "recall": tp / positives if positives else float("nan"),
+            "false_positive_rate": fp / negatives if negatives else float("nan"),
+            "precision": tp / (tp + fp) if tp + fp else float("nan")}

@@ -1,4 +1,4 @@
-"""Figures people would rather see than read: the loss curve and precision-recall curves."""
+"""Figures people would rather see than read: the loss curve, precision-recall and ROC curves, the confusion matrix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from defect_tf.data.labels import known_mask  # noqa: E402
 from defect_tf.evaluate.metrics import confusion_counts, precision_recall_f1  # noqa: E402
@@ -70,4 +70,43 @@ def plot_precision_recall(labels: np.ndarray, scores: np.ndarray, attributes: li
     axis.set_title("Precision-recall per attribute (dot: calibrated threshold)")
     axis.grid(alpha=0.3)
     axis.legend(loc="lower left")
+    _save(figure, path)
+
+
+def plot_roc(labels: np.ndarray, scores: np.ndarray, point: dict, name: str, path: str | Path) -> None:
+    """A binary detector's ROC curve over its known labels, with its operating point."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    known = known_mask(labels)
+    y, s = labels[known], scores[known]
+    if y.size and y.min() != y.max():
+        false_positive_rate, true_positive_rate, _ = roc_curve(y, s)
+        axis.plot(false_positive_rate, true_positive_rate, label=name)
+        axis.plot(point["false_positive_rate"], point["recall"], "o", label=f"threshold {point['threshold']:.3f}")
+    axis.plot([0, 1], [0, 1], ":", color="grey")
+    axis.set_xlabel("false-positive rate")
+    axis.set_ylabel("true-positive rate (recall)")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.set_title(f"ROC: {name} (dot: the operating point)")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    _save(figure, path)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, names: list[str], path: str | Path) -> None:
+    """Counts of true class (rows) against predicted class (columns), each cell shaded by its row's share."""
+    matrix = np.asarray(matrix)
+    side = 1.5 + 0.6 * len(names)
+    figure, axis = plt.subplots(figsize=(side + 1, side))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(matrix):
+        axis.text(column, row, str(count), ha="center", va="center",
+                  color="white" if shares[row, column] > 0.5 else "black")
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axis.set_yticks(range(len(names)), names)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    axis.set_title("Confusion matrix (shade: share of the true class)")
+    figure.colorbar(image, ax=axis, fraction=0.046)
     _save(figure, path)

@@ -1,33 +1,24 @@
-"""Scoring a model on labelled images: the per-attribute table, metrics.json and the PR-curve plot."""
+"""The figures a task reports, from labels and probabilities (arrays in, a JSON-ready dict and its printed table out)."""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
-from defect_tf.bundle.store import Bundle
-from defect_tf.data.checks import DataReport, unreadable_images
-from defect_tf.data.labels import LabelTable
-from defect_tf.data.pipeline import make_dataset
-from defect_tf.errors import ImageError, LabelError
 from defect_tf.evaluate.metrics import (
     average_precision,
+    class_indices,
     classification_report,
+    confusion_matrix,
+    operating_point,
     roc_auc,
     scored_attributes,
     top1_accuracy,
+    top_k_accuracy,
 )
-from defect_tf.evaluate.plots import plot_precision_recall
 from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD
-from defect_tf.inference.predictor import PREDICT_BATCH, predict_probabilities
-from defect_tf.io import output_folder
-from defect_tf.io.files import write_text
 
-METRICS_FILE = "metrics.json"
-PR_CURVE_FILE = "pr_curve.png"
 # Below these counts a figure is an anecdote, not an estimate: the report says so next to it.
 MIN_SCORED_IMAGES = 30
 MIN_POSITIVES = 5
@@ -45,8 +36,8 @@ def _jsonable(value):
     return value
 
 
-def evaluate_scores(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
-    """Everything evaluate.py reports, for known labels only: calibrated vs 0.5 thresholds, AP and ROC-AUC."""
+def multilabel_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
+    """A multi-label model's figures over known labels only: calibrated vs 0.5 thresholds, AP and ROC-AUC."""
     return _jsonable({
         "attributes": attributes,
         "images": len(labels),
@@ -61,11 +52,8 @@ def evaluate_scores(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarr
     })
 
 
-def format_report(report: dict) -> str:
+def format_multilabel_report(report: dict) -> str:
     """The printed table: one row per attribute, then the averages and exact-match accuracy."""
-    def number(value) -> str:
-        return "    -" if value is None else f"{value:5.3f}"
-
     names = report["attributes"]
     width = max(len("weighted avg"), *(len(name) for name in names))
     cal, half = report["calibrated"], report["at_0.5"]
@@ -74,24 +62,97 @@ def format_report(report: dict) -> str:
     for j, name in enumerate(names):
         c, h = cal["per_attribute"], half["per_attribute"]
         lines.append(
-            f"{name:<{width}}  {number(report['thresholds'][j])}  | {number(c['precision'][j])} {number(c['recall'][j])}"
-            f" {number(c['f1'][j])} |  {number(h['precision'][j])}  {number(h['recall'][j])} {number(h['f1'][j])} |"
-            f" {c['support'][j]:>7} {c['na'][j]:>4} | {number(report['average_precision'][j])}"
-            f"  {number(report['roc_auc'][j])}")
+            f"{name:<{width}}  {_number(report['thresholds'][j])}  | {_number(c['precision'][j])} {_number(c['recall'][j])}"
+            f" {_number(c['f1'][j])} |  {_number(h['precision'][j])}  {_number(h['recall'][j])} {_number(h['f1'][j])} |"
+            f" {c['support'][j]:>7} {c['na'][j]:>4} | {_number(report['average_precision'][j])}"
+            f"  {_number(report['roc_auc'][j])}")
     lines.append("-" * len(header))
     for average in ("macro", "micro", "weighted"):
         c, h = cal[average], half[average]
-        lines.append(f"{average + ' avg':<{width}}          | {number(c['precision'])} {number(c['recall'])}"
-                     f" {number(c['f1'])} |  {number(h['precision'])}  {number(h['recall'])} {number(h['f1'])} |")
+        lines.append(f"{average + ' avg':<{width}}          | {_number(c['precision'])} {_number(c['recall'])}"
+                     f" {_number(c['f1'])} |  {_number(h['precision'])}  {_number(h['recall'])} {_number(h['f1'])} |")
     lines.append(f"exact match over {report['images']} images (known labels only): "
-                 f"{number(cal['exact_match'])} calibrated, {number(half['exact_match'])} at 0.5")
+                 f"{_number(cal['exact_match'])} calibrated, {_number(half['exact_match'])} at 0.5")
     if report.get("single_label_images") and len(report["attributes"]) > 1:  # one attribute: always "right"
         lines.append(f"top-1 accuracy over the {report['single_label_images']} images with exactly one positive "
-                     f"label (highest score = that attribute): {number(report['top1_accuracy'])}")
+                     f"label (highest score = that attribute): {_number(report['top1_accuracy'])}")
     if report.get("seen_in_training"):
         lines.append(f"warning: {report['seen_in_training']} of these {report['images']} images were used to train or "
                      "calibrate this model (its train and val splits): these figures are optimistic, not a test")
     lines += reliability_warnings(report)
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return "    -" if value is None else f"{value:5.3f}"
+
+
+def binary_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
+    """A binary model's figures: the multi-label ones for its one attribute, and its operating point."""
+    report = multilabel_report(labels, scores, thresholds, attributes)
+    report["operating_point"] = _jsonable(operating_point(labels[:, 0], scores[:, 0], float(thresholds[0])))
+    return report
+
+
+def format_binary_report(report: dict) -> str:
+    point = report["operating_point"]
+    return (format_multilabel_report(report) + f"\noperating point at threshold {_number(point['threshold'])}: "
+            f"recall (true-positive rate) {_number(point['recall'])}, false-positive rate "
+            f"{_number(point['false_positive_rate'])}, precision {_number(point['precision'])}")
+
+
+def multiclass_report(labels: np.ndarray, scores: np.ndarray, attributes: list[str]) -> dict:
+    """A multi-class model's figures over images with a known class: accuracy, top-k, per-class precision /
+    recall / F1 (one-vs-rest, from the argmax decision), their averages, and the confusion matrix."""
+    truth = class_indices(labels)
+    predicted = np.argmax(scores, axis=1)
+    known = truth >= 0
+    decided = np.zeros_like(scores, dtype=bool)
+    decided[np.arange(len(scores)), predicted] = True
+    per_class = classification_report(labels, decided)
+    k = min(3, len(attributes) - 1)
+    return _jsonable({
+        "attributes": attributes,
+        "images": len(labels),
+        "unknown_class": int((~known).sum()),
+        "accuracy": float((predicted[known] == truth[known]).mean()) if known.any() else float("nan"),
+        "top_k": k,
+        "top_k_accuracy": top_k_accuracy(truth, scores, k),
+        "per_class": per_class["per_attribute"],
+        "macro": per_class["macro"],
+        "weighted": per_class["weighted"],
+        "confusion_matrix": confusion_matrix(truth, predicted, len(attributes)),
+        "average_precision": average_precision(labels, scores),
+        "unscored": [name for name, scored in zip(attributes, scored_attributes(labels)) if not scored],
+    })
+
+
+def format_multiclass_report(report: dict) -> str:
+    """The printed report: per-class table, averages, accuracy, and the confusion matrix (rows: true class)."""
+    names = report["attributes"]
+    width = max(len("weighted avg"), *(len(name) for name in names))
+    c = report["per_class"]
+    header = f"{'class':<{width}}  prec   rec    F1  | support |   AP"
+    lines = [header, "-" * len(header)]
+    for j, name in enumerate(names):
+        lines.append(f"{name:<{width}} {_number(c['precision'][j])} {_number(c['recall'][j])} {_number(c['f1'][j])} |"
+                     f" {c['support'][j]:>7} | {_number(report['average_precision'][j])}")
+    lines.append("-" * len(header))
+    for average in ("macro", "weighted"):
+        a = report[average]
+        lines.append(f"{average + ' avg':<{width}} {_number(a['precision'])} {_number(a['recall'])} "
+                     f"{_number(a['f1'])} |")
+    scored = report["images"] - report["unknown_class"]
+    lines.append(f"accuracy over {scored} images with a known class: {_number(report['accuracy'])}"
+                 f" (top-{report['top_k']}: {_number(report['top_k_accuracy'])})")
+    if report["unknown_class"]:
+        lines.append(f"note: {report['unknown_class']} image(s) have no known class (NA): not scored")
+    cell = max(5, *(len(name) for name in names))
+    lines.append("confusion matrix (rows: true class, columns: predicted):")
+    lines.append(" " * (width + 1) + " ".join(f"{name[:cell]:>{cell}}" for name in names))
+    for name, row in zip(names, report["confusion_matrix"]):
+        lines.append(f"{name:<{width}} " + " ".join(f"{count:>{cell}}" for count in row))
+    lines += reliability_warnings({**report, "calibrated": {"per_attribute": c}})
     return "\n".join(lines)
 
 
@@ -111,55 +172,3 @@ def reliability_warnings(report: dict) -> list[str]:
         warnings.append(f"warning: fewer than {MIN_POSITIVES} positive images back the recall and F1 of: "
                         f"{', '.join(few)}")
     return warnings
-
-
-def align_attributes(table: LabelTable, attributes: list[str]) -> LabelTable:
-    """Reorder a label table's columns to the model's attribute order; different attributes are an error."""
-    if table.attributes == attributes:
-        return table
-    if sorted(table.attributes) != sorted(attributes):
-        missing = [name for name in attributes if name not in table.attributes]
-        extra = [name for name in table.attributes if name not in attributes]
-        raise LabelError(f"the labels' attributes do not match the model's: the model has {attributes}; "
-                         f"missing from the labels: {missing or 'none'}; not known to the model: {extra or 'none'}")
-    order = [table.attributes.index(name) for name in attributes]
-    return LabelTable(list(attributes), table.images, table.values[:, order])
-
-
-def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
-    """The rows of `table` in one of the bundle's saved splits (`all`: every row), e.g. to score the
-    test split against another label file than the one the model was trained with."""
-    if split == "all":
-        return table
-    wanted = bundle.metadata.split[split]
-    rows = table.only(wanted)
-    if not rows.images:
-        raise LabelError(f"none of the model's {len(wanted)} {split} images are in this label file")
-    return rows
-
-
-def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str]) -> list[str]:
-    """Those of `images` (under `data_dir`) that the bundle was trained or calibrated on (its train and val splits)."""
-    trained_dir = Path(bundle.metadata.data_dir)
-    seen = {(trained_dir / image).resolve() for name in ("train", "val")
-            for image in bundle.metadata.split.get(name, [])}
-    return [image for image in images if (Path(data_dir) / image).resolve() in seen]
-
-
-def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,
-                    batch_size: int = PREDICT_BATCH) -> dict:
-    """Predict `table`'s images with the bundle, score them, write metrics.json and pr_curve.png."""
-    with output_folder.locked(output_dir):
-        output_dir = output_folder.claim(output_dir, (METRICS_FILE, PR_CURVE_FILE))
-        table = align_attributes(table, bundle.attributes)
-        paths = [str(Path(data_dir) / image) for image in table.images]
-        bad = unreadable_images(paths)
-        if bad:
-            raise ImageError(DataReport(bad_images=bad).describe_bad_images())
-        dataset = make_dataset(paths, table.values, bundle.image_size, batch_size)
-        scores = predict_probabilities(bundle.model, dataset)
-        report = evaluate_scores(table.values, scores, bundle.thresholds, bundle.attributes)
-        report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images))
-        write_text(output_dir / METRICS_FILE, json.dumps(report, indent=1))
-        plot_precision_recall(table.values, scores, bundle.attributes, bundle.thresholds, output_dir / PR_CURVE_FILE)
-        return report

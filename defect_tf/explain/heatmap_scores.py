@@ -56,7 +56,8 @@ def score_localisation(bundle: Bundle, data_dir: str | Path, table: LabelTable, 
     cam = GradCAM(bundle.model, bundle.metadata.backbone, layer, method)
     photos = [read_photo(str(Path(data_dir) / image)) for image in table.images]
     inputs = np.stack([resize_image(photo, bundle.image_size).numpy() for photo in photos])
-    detected = predict_probabilities(bundle.model, inputs) >= bundle.thresholds
+    probabilities = predict_probabilities(bundle.model, inputs, bundle.task)
+    detected = bundle.task.decide(probabilities, bundle.thresholds, bundle.untrained_mask)
     hits = {name: [] for name in bundle.attributes}
     ious = {name: [] for name in bundle.attributes}
     for row, image in enumerate(table.images):

@@ -36,14 +36,14 @@ class GradCAM:
         self.method = method or backbone.cam_method
         if self.method not in CAM_METHODS:
             raise ValueError(f"unknown heatmap method {self.method!r}; known: {', '.join(CAM_METHODS)}")
-        self.layer = layer or backbone.cam_layer
         base = backbone_of(model)
+        self.layer = layer or backbone.cam_layer or base.layers[-1].name  # None: the backbone's last feature map
         feature_map = base.get_layer(self.layer).output
         both = keras.Model(base.inputs, [feature_map, base.output], name="gradcam_backbone")
         inputs = keras.Input(model.input_shape[1:], name="image")
         conv_map, features = both(inputs)
         x = features
-        for layer in model.layers[model.layers.index(base) + 1:]:  # the head: pooling, dropout, logits
+        for layer in model.layers[model.layers.index(base) + 1:]:  # the head
             x = layer(x)
         self.model = keras.Model(inputs, [conv_map, x], name="gradcam")
         self.n_outputs = model.output_shape[-1]

@@ -17,14 +17,15 @@ from defect_tf.errors import DefectTFError, ImageError
 from defect_tf.explain.heatmaps import GradCAM, overlay
 from defect_tf.io import output_folder
 from defect_tf.io.files import atomic_write
+from defect_tf.tasks import Task
 
 PREDICT_BATCH = 32  # images per forward pass when predicting
 
 
-def predict_probabilities(model: keras.Model, inputs, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """Sigmoid probabilities per attribute for a batched dataset or an array of images."""
+def predict_probabilities(model: keras.Model, inputs, task: Task, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """Probabilities per attribute (as `task` turns logits into them) for a batched dataset or an array of images."""
     logits = model.predict(inputs, batch_size=None if isinstance(inputs, tf.data.Dataset) else batch_size, verbose=0)
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    return task.probabilities(logits)
 
 
 @dataclass
@@ -46,9 +47,10 @@ class Predictor:
         self._cam: GradCAM | None = None
 
     def _label(self, name: str, probabilities: np.ndarray) -> Prediction:
-        names, thresholds = self.bundle.attributes, self.bundle.thresholds
+        names = self.bundle.attributes
+        decided = self.bundle.task.decide(probabilities[None], self.bundle.thresholds, self.bundle.untrained_mask)[0]
         return Prediction(name, {attribute: float(p) for attribute, p in zip(names, probabilities)},
-                          [attribute for attribute, p, t in zip(names, probabilities, thresholds) if p >= t])
+                          [attribute for attribute, chosen in zip(names, decided) if chosen])
 
     def predict(self, paths: list[str]) -> tuple[list[Prediction], list[ImageError]]:
         """Predict every readable image in one batch; unreadable ones come back as errors, not exceptions."""
@@ -61,13 +63,13 @@ class Predictor:
                 errors.append(error)
         if not images:
             return [], errors
-        probabilities = predict_probabilities(self.bundle.model, np.stack(images))
+        probabilities = predict_probabilities(self.bundle.model, np.stack(images), self.bundle.task)
         return [self._label(path, row) for path, row in zip(readable, probabilities)], errors
 
     def predict_photo(self, photo: np.ndarray, name: str = "photo") -> Prediction:
         """Predict one decoded, upright RGB photo (any resolution)."""
         image = resize_image(photo, self.bundle.image_size).numpy()
-        return self._label(name, predict_probabilities(self.bundle.model, image[None])[0])
+        return self._label(name, predict_probabilities(self.bundle.model, image[None], self.bundle.task)[0])
 
     def explain(self, photo: np.ndarray, attributes: list[str]) -> dict[str, np.ndarray]:
         """Heatmap overlays, at the photo's own resolution, for the named attributes (one backward pass)."""

@@ -41,15 +41,16 @@ def check_no_overlap(output: str | Path, data: str | Path, flag: str = "--output
 
 
 def _legacy_names(folder: Path) -> set[str]:
-    """Entries of an output folder written before manifests existed: recognised by their bundle's format."""
-    from defect_tf.bundle.metadata import FORMAT
+    """Entries of an output folder written before manifests existed: recognised by their bundle's format (the
+    current one or one that migrates to it)."""
+    from defect_tf.bundle.metadata import FORMAT, MIGRATIONS
     from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE  # bundle imports keras: only when needed
 
     try:
         metadata = json.loads((folder / BUNDLE_DIR / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return set()
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+    if not isinstance(metadata, dict) or metadata.get("format") not in (FORMAT, *MIGRATIONS):
         return set()
     return {entry.name for entry in folder.iterdir()}
 

@@ -1,4 +1,4 @@
-"""The multi-label classifier on a named backbone: weights, assembly, and which layers train."""
+"""The classifier: a named backbone under a named head; where its weights come from, and which layers train."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 
 from defect_tf.errors import WeightsError
+from defect_tf.models.heads import DEFAULT_ATTENTION, DEFAULT_HEAD, DEFAULT_POOLING, DROPOUT, ClassifierHead
 from defect_tf.models.registry import get_backbone
 
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
@@ -30,14 +31,10 @@ def resolve_weights(backbone_name: str, weights: str) -> str | None:
     return weights
 
 
-POOLING = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}
-DEFAULT_POOLING = "avg"
-DROPOUT = 0.3  # before the output layer
-
-
 def build_classifier(backbone_name: str, n_outputs: int, image_size: int, weights_file: str | None,
-                     dropout: float = DROPOUT, pooling: str = DEFAULT_POOLING) -> keras.Model:
-    """Backbone -> global pooling -> dropout -> dense logits (float32 even under mixed precision).
+                     dropout: float = DROPOUT, pooling: str = DEFAULT_POOLING, head: str = DEFAULT_HEAD,
+                     attention: str = DEFAULT_ATTENTION) -> keras.Model:
+    """Backbone -> ClassifierHead (models/heads.py): logits, float32 even under mixed precision.
 
     `pooling` "avg" (the usual head) or "max": the strongest response anywhere, which a defect that
     covers a few pixels of a large image is not diluted away by.
@@ -48,8 +45,7 @@ def build_classifier(backbone_name: str, n_outputs: int, image_size: int, weight
     must learn them, so it runs in training mode, and its moving averages use a shorter memory
     (momentum 0.9, not 0.99) so that they keep up with weights that change fast over a few hundred steps.
     """
-    if pooling not in POOLING:
-        raise ValueError(f"pooling must be one of {sorted(POOLING)}, not {pooling!r}")
+    classifier_head = ClassifierHead(n_outputs, head, attention, pooling, dropout, name="head")
     backbone = get_backbone(backbone_name)
     base = backbone.constructor(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
     if weights_file is not None:
@@ -65,15 +61,24 @@ def build_classifier(backbone_name: str, n_outputs: int, image_size: int, weight
                 layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = base(inputs, training=False) if weights_file is not None else base(inputs)
-    pooled = POOLING[pooling](name="pool")(features)
-    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    logits = keras.layers.Dense(n_outputs, dtype="float32", name="logits")(pooled)
-    return keras.Model(inputs, logits, name=f"{backbone_name}_classifier")
+    return keras.Model(inputs, classifier_head(features), name=f"{backbone_name}_classifier")
 
 
 def backbone_of(model: keras.Model) -> keras.Model:
     """The backbone nested inside a classifier built by `build_classifier`."""
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def top_layers(model: keras.Model, spec: int | str) -> int:
+    """How many backbone layers, from the top, a phase-2 `unfreeze` setting means: a number, or the name of the
+    first layer of the top group (a registry entry's stage boundary)."""
+    layers = backbone_of(model).layers
+    if isinstance(spec, int):
+        return spec
+    names = [layer.name for layer in layers]
+    if spec not in names:
+        raise ValueError(f"the backbone has no layer {spec!r} to unfreeze from")
+    return len(layers) - names.index(spec)
 
 
 def set_trainable_top(model: keras.Model, n_layers: int | None, train_batchnorm: bool) -> int:

@@ -18,7 +18,8 @@ import keras
 
 from defect_tf.errors import WeightsError
 
-KERAS_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/"
+EFFICIENTNET_FOLDER = "keras-applications/"
 DOWNLOAD_TIMEOUT_SECONDS = 20
 OFFLINE_BACKBONE = "efficientnet_lite0"  # the backbone whose ImageNet weights need no network
 # The standard deviations Keras's EfficientNet divides by a second time when built with weights="imagenet"
@@ -46,13 +47,14 @@ class KerasDownload:
     """ImageNet weights from Keras's store: the cached file, downloaded there first if missing."""
 
     file_name: str
-    md5: str
+    file_hash: str  # MD5 or SHA-256, as Keras's applications list it
+    folder: str = EFFICIENTNET_FOLDER  # under KERAS_WEIGHTS_URL
 
     def __call__(self, backbone_name: str) -> str:
-        url = KERAS_WEIGHTS_URL + self.file_name
+        url = KERAS_WEIGHTS_URL + self.folder + self.file_name
         try:
             with _socket_timeout(DOWNLOAD_TIMEOUT_SECONDS):
-                return keras.utils.get_file(self.file_name, url, cache_subdir="models", file_hash=self.md5)
+                return keras.utils.get_file(self.file_name, url, cache_subdir="models", file_hash=self.file_hash)
         except Exception as error:  # urllib, socket and hash errors all mean "not available"
             cache = keras_cache_dir() / "models" / self.file_name
             raise WeightsError(

@@ -12,21 +12,38 @@ from typing import Callable
 
 import keras
 
-from defect_tf.models import efficientnet_lite
+from defect_tf.models import efficientnet_lite, keras_applications
 from defect_tf.models.pretrained import KerasDownload, load_keras_efficientnet_weights, load_keras_weights
 from defect_tf.models.small_cnn import small_cnn, small_cnn_hires
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """How to build one backbone, where its pieces are, and where its pretrained weights come from."""
+    """How to build one backbone, where its pieces are, and where its pretrained weights come from.
+
+    Each constructor takes images in [0, 255] and does its own preprocessing (its first layers). Freezing
+    keeps BatchNormalization frozen in fine-tuning; LayerNormalization (ConvNeXt) has no running statistics
+    and trains with the unfrozen layers around it.
+    """
 
     constructor: Callable[..., keras.Model]  # (include_top=False, weights=None, input_shape=...) -> Model
-    cam_layer: str  # the convolutional feature map the heatmaps differentiate against
+    cam_layer: str | None = None  # the feature map the heatmaps differentiate against; None: the backbone's output
     cam_method: str = "gradcam"  # how heatmaps weigh that map: "gradcam" or "layercam" (defect_tf/explain/heatmaps.py)
     imagenet: Callable[[str], str] | None = None  # (backbone name) -> local ImageNet weights file; None: none exist
     load_weights: Callable[[keras.Model, str | Path], None] = load_keras_weights
-    unfreeze: int = 0  # phase 2's default: backbone layers, from the top, trained after the warm-up
+    unfreeze: int | str = 0  # phase 2's default: backbone layers from the top, or the first layer name of that group
+
+
+RESNET = "tensorflow/keras-applications/resnet/"
+MOBILENET_V3 = "tensorflow/keras-applications/mobilenet_v3/"
+CONVNEXT = "tensorflow/keras-applications/convnext/"
+
+
+def _efficientnet(size: str, file_md5: str) -> Backbone:
+    """Keras's EfficientNet-B1...B3: ImageNet weights from Keras's store; phase 2 trains block 7 and the head."""
+    return Backbone(constructor=getattr(keras.applications, f"EfficientNet{size.upper()}"),
+                    imagenet=KerasDownload(f"efficientnet{size}_notop.h5", file_md5),
+                    load_weights=load_keras_efficientnet_weights, unfreeze="block7a_expand_conv")
 
 
 BACKBONES: dict[str, Backbone] = {
@@ -37,6 +54,9 @@ BACKBONES: dict[str, Backbone] = {
         load_weights=load_keras_efficientnet_weights,
         unfreeze=27,  # the head convolution and the last MBConv block (the write-up's recipe)
     ),
+    "efficientnet_b1": _efficientnet("b1", "74c4e6b3e1f6a1eea24c589628592432"),
+    "efficientnet_b2": _efficientnet("b2", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+    "efficientnet_b3": _efficientnet("b3", "af6d107764bb5b1abb91932881670226"),
     "efficientnet_lite0": Backbone(
         constructor=efficientnet_lite.EfficientNetLite0,
         # Stage 4's first expansion, 1/8 of the side: on the demo, Grad-CAM's peak on the last map (1/32) lies on
@@ -47,6 +67,30 @@ BACKBONES: dict[str, Backbone] = {
         load_weights=efficientnet_lite.load_lite0_weights,
         # NEU (docs/benchmarks.md): top block 0.989 top-1, top two stages 1.000 in the same time, all 1.000 in twice it
         unfreeze=efficientnet_lite.TOP_TWO_STAGES_LAYERS,
+    ),
+    "convnext_tiny": Backbone(
+        constructor=keras.applications.ConvNeXtTiny,
+        imagenet=KerasDownload("convnext_tiny_notop.h5",
+                               "d547c096cabd03329d7be5562c5e14798aa39ed24b474157cef5e85ab9e49ef1", CONVNEXT),
+        unfreeze="convnext_tiny_stage_3_block_0_depthwise_conv",  # the last stage
+    ),
+    "resnet50": Backbone(
+        constructor=keras_applications.resnet50,
+        imagenet=KerasDownload("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                               "4d473c1dd8becc155b73f8504c6f6626", RESNET),
+        unfreeze="conv5_block1_1_conv",  # stage 5
+    ),
+    "mobilenet_v3_small": Backbone(
+        constructor=keras_applications.mobilenet_v3_small,
+        imagenet=KerasDownload("weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+                               "d3e8ec802a04aa4fc771ee12a9a9b836", MOBILENET_V3),
+        unfreeze="expanded_conv_9_expand",  # the last two blocks and the head convolution
+    ),
+    "mobilenet_v3_large": Backbone(
+        constructor=keras_applications.mobilenet_v3_large,
+        imagenet=KerasDownload("weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+                               "07fb09a5933dd0c8eaafa16978110389", MOBILENET_V3),
+        unfreeze="expanded_conv_13_expand",  # the last two blocks and the head convolution
     ),
     # Stage 3's map (1/4 of the side: 16x16 at 64 px), not stage 4's (8x8): on the demo, the peak of
     # an 8x8 heatmap lands on a thin scratch or crack half as often (docs/how_it_works.md).

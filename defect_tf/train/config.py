@@ -11,9 +11,11 @@ import numpy as np
 from defect_tf.data.augmentation import ROTATIONS
 from defect_tf.data.splits import SPLIT_FRACTIONS
 from defect_tf.errors import DefectTFError
-from defect_tf.models.classifier import DEFAULT_POOLING, DROPOUT, POOLING
+from defect_tf.models.heads import ATTENTION, DEFAULT_ATTENTION, DEFAULT_HEAD, DEFAULT_POOLING, DROPOUT, HEADS, POOLING
 from defect_tf.models.registry import BACKBONES
+from defect_tf.tasks import TASKS
 from defect_tf.train.dtype_policy import POLICIES
+from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
 
 ON_BAD_IMAGE = ("error", "skip")
 
@@ -23,8 +25,9 @@ class TrainConfig:
     """Every training setting; the defaults are the command line's defaults."""
 
     data: str
-    labels: str
+    labels: str | None = None  # None: one sub-folder of `data` per class (data/sources.py)
     output: str = "outputs"
+    task: str | None = None  # None: multiclass for one class per image (class folders, class CSV), else multilabel
     backbone: str = "efficientnet_b0"
     weights: str = "imagenet"
     image_size: int = 224
@@ -35,12 +38,19 @@ class TrainConfig:
     lr: float = 1e-3
     finetune_lr: float = 1e-4
     patience: int = 5
+    optimizer: str = "adam"
+    schedule: str = "constant"  # or "cosine": linear warm-up, then cosine decay, in each phase
+    weight_decay: float = 0.004  # AdamW only (Keras's default)
+    label_smoothing: float = 0.0  # multiclass: this share of each target spread over every class
+    threshold: float | None = None  # multilabel / binary: one fixed cut instead of the calibrated ones
     gamma: float = 0.0  # masked cross-entropy: ahead of or level with focal gamma 2 in every ablation (docs/benchmarks.md)
     class_weights: bool = True
     rotation: str = "free"  # or "quarter": see augmentation.build_augmentation
     cutout: bool = True
     dropout: float = DROPOUT
     pooling: str = DEFAULT_POOLING
+    head: str = DEFAULT_HEAD
+    attention: str = DEFAULT_ATTENTION
     precision: str = "auto"
     seed: int = 0
     split: tuple[float, float, float] = SPLIT_FRACTIONS
@@ -53,22 +63,29 @@ class TrainConfig:
                     and (message := _out_of_range(field, getattr(self, field), low, high))]
         if not problems and self.warmup_epochs + self.finetune_epochs == 0:
             problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained")
-        for field, allowed in (("backbone", sorted(BACKBONES)), ("rotation", ROTATIONS), ("pooling", sorted(POOLING)),
+        for field, allowed in (("task", [None, *TASKS]), ("backbone", sorted(BACKBONES)), ("rotation", ROTATIONS),
+                               ("pooling", sorted(POOLING)), ("head", HEADS), ("attention", ATTENTION),
+                               ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                                ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE)):
             if getattr(self, field) not in allowed:
-                problems.append(f"{_flag(field)} must be one of {', '.join(allowed)}, not {getattr(self, field)!r}")
+                problems.append(f"{_flag(field)} must be one of {', '.join(filter(None, allowed))}, "
+                                f"not {getattr(self, field)!r}")
+        if self.threshold is not None and self.task == "multiclass":
+            problems.append("--threshold is for --task multilabel and binary; multiclass picks the most probable class")
+        if self.label_smoothing and self.task not in ("multiclass", None):
+            problems.append("--label-smoothing is for --task multiclass")
         fractions = np.asarray(self.split, dtype=float)
         if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0) \
                 or fractions[0] <= 0 or fractions[1] <= 0:
             problems.append(f"split fractions must be three numbers (train > 0, val > 0, test >= 0) summing to 1, "
                             f"not {self.split}")
         for field in ("data", "labels", "output"):
-            if not str(getattr(self, field)).strip():
+            if getattr(self, field) is not None and not str(getattr(self, field)).strip():
                 problems.append(f"{_flag(field)} is an empty path")
         if not Path(self.data).is_dir():
             problems.append(f"--data {self.data}: " + ("folder not found" if not Path(self.data).exists()
                                                         else "not a folder"))
-        if not Path(self.labels).is_file():
+        if self.labels is not None and not Path(self.labels).is_file():
             problems.append(f"--labels {self.labels}: " + ("file not found" if not Path(self.labels).exists()
                                                             else "not a file"))
         if self.split_file is not None and not Path(self.split_file).is_file():
@@ -84,8 +101,9 @@ class TrainConfig:
 # Inclusive bounds of each numeric setting; floats must also be finite. Dropout stops short of 1 (1.0 trains nothing).
 NUMBER_RANGES = {
     "image_size": (32, 1024), "batch_size": (1, 1024), "warmup_epochs": (0, 10_000), "finetune_epochs": (0, 10_000),
-    "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000),
-    "gamma": (0.0, 10.0), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
+    "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000), "weight_decay": (0.0, 1.0),
+    "gamma": (0.0, 10.0), "label_smoothing": (0.0, 0.5), "threshold": (0.0, 1.0), "dropout": (0.0, 0.99),
+    "seed": (0, 2**32 - 1),
 }
 
 
@@ -104,10 +122,10 @@ def _out_of_range(field: str, value, low, high) -> str | None:
 
 def checkpoint_settings(config: TrainConfig) -> dict:
     """The settings a checkpoint saves (JSON; absolute data and label paths), so `--resume` works from anywhere."""
-    return {**asdict(config), "data": str(Path(config.data).resolve()), "labels": str(Path(config.labels).resolve()),
-            "split": list(config.split)}
+    return {**asdict(config), "data": str(Path(config.data).resolve()),
+            "labels": str(Path(config.labels).resolve()) if config.labels else None, "split": list(config.split)}
 
 
 def config_from_settings(settings: dict) -> TrainConfig:
     """The TrainConfig that a checkpoint's or a bundle's saved settings (JSON: split as a list) describe."""
-    return TrainConfig(**{**settings, "split": tuple(settings["split"])})
+    return TrainConfig(**{**settings, "split": tuple(settings["split"])})  # older settings lack later fields: defaults

@@ -1,4 +1,4 @@
-"""Masked focal loss for multi-label attributes with unknown (NA) labels, and its class weights."""
+"""Masked focal losses (per-attribute sigmoid; softmax over classes) for labels with unknowns (NA), and class weights."""
 
 from __future__ import annotations
 
@@ -69,3 +69,51 @@ def attribute_class_weights(values: np.ndarray, max_weight: float = MAX_CLASS_WE
         negative = np.where(n_known > 0, n_known / (2.0 * n_negative), 1.0)
     clip = lambda w: np.clip(w, 1.0 / max_weight, max_weight).astype(np.float32)
     return clip(positive), clip(negative)
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class MaskedCategoricalFocalLoss(keras.losses.Loss):
+    """Softmax focal cross-entropy over classes, averaged over the images whose class is known.
+
+    Labels are one-hot rows; a row with no known class (all NA) adds exactly zero loss and gradient.
+    `gamma=0` gives cross-entropy; `label_smoothing` moves that share of the target evenly onto every
+    class; optional per-class weights scale each image by its true class's weight.
+    """
+
+    def __init__(self, gamma: float, label_smoothing: float = 0.0, class_weights=None,
+                 name: str = "masked_categorical_focal_loss", **kwargs):
+        kwargs.pop("reduction", None)
+        kwargs.pop("dtype", None)
+        super().__init__(name=name, reduction="sum_over_batch_size", dtype="float32", **kwargs)
+        self.gamma = float(gamma)
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        log_probabilities = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        target = ops.where(y_true > 0, 1.0, 0.0)
+        known = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
+        n_classes = ops.cast(ops.shape(y_true)[-1], "float32")
+        smoothed = target * (1.0 - self.label_smoothing) + self.label_smoothing / n_classes
+        cross_entropy = -ops.sum(smoothed * log_probabilities, axis=-1)
+        # (1 - p_true)^gamma from log p_true, finite where the softmax saturates
+        log_p_true = ops.sum(target * log_probabilities, axis=-1)
+        per_image = ops.exp(self.gamma * ops.log1p(-ops.minimum(ops.exp(log_p_true), 1.0 - 1e-7))) * cross_entropy
+        if self.class_weights is not None:
+            per_image = per_image * ops.sum(target * ops.convert_to_tensor(self.class_weights, "float32"), axis=-1)
+        return ops.sum(per_image * known) / ops.maximum(ops.sum(known), 1.0)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "gamma": self.gamma, "label_smoothing": self.label_smoothing,
+                "class_weights": self.class_weights}
+
+
+def class_weights_of(values: np.ndarray, max_weight: float = MAX_CLASS_WEIGHT) -> np.ndarray:
+    """Per class, known / (classes * count) over one-hot rows ("balanced"), clipped to [1 / max_weight, max_weight];
+    a class without an image gets weight 1."""
+    counts = (values == 1).sum(axis=0).astype(np.float64)
+    n_known = counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(counts > 0, n_known / (len(counts) * counts), 1.0)
+    return np.clip(weights, 1.0 / max_weight, max_weight).astype(np.float32)

@@ -23,36 +23,30 @@ from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import BUNDLE_DIR, load_bundle, save_bundle
 from defect_tf.data.augmentation import build_augmentation
 from defect_tf.data.checks import check_data
-from defect_tf.data.labels import LabelTable, header_fingerprint, known_mask, label_counts, parse_labels, summarize
+from defect_tf.data.labels import LabelTable, header_fingerprint, known_mask, label_counts
 from defect_tf.data.pipeline import make_dataset, steps_per_epoch
-from defect_tf.data.splits import SPLITS, split_from_file, stratified_split, write_split
+from defect_tf.data.sources import load_source
+from defect_tf.data.splits import SPLITS, split_from_file, split_from_parts, stratified_split, write_split
 from defect_tf.errors import DefectTFError, ImageError, LabelError
-from defect_tf.evaluate.report import METRICS_FILE, PR_CURVE_FILE, evaluate_bundle, format_report
-from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD, calibrate_thresholds
+from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle
 from defect_tf.inference.predictor import predict_probabilities
 from defect_tf.io import output_folder
 from defect_tf.io.files import write_text
-from defect_tf.models.classifier import build_classifier, resolve_weights, set_trainable_top
+from defect_tf.models.classifier import build_classifier, resolve_weights, set_trainable_top, top_layers
 from defect_tf.models.registry import get_backbone
+from defect_tf.tasks import TASKS, task_labels
 from defect_tf.train.callbacks import HISTORY_FILE, LOSS_CURVE_FILE, LossCurve, ResumableEarlyStopping
 from defect_tf.train.checkpoints import CHECKPOINT_DIR, Checkpoint, EpochCheckpoint, read_checkpoint, remove_checkpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings, config_from_settings
 from defect_tf.train.dtype_policy import set_precision
-from defect_tf.train.losses import MaskedFocalLoss, attribute_class_weights
+from defect_tf.train.optimizers import make_optimizer
 
 SPLIT_FILE = "split.txt"
 SKIPPED_FILE = "skipped_images.txt"
 # Everything a training run writes into its output folder (claimed there before the run writes anything).
-OUTPUTS = (BUNDLE_DIR, CHECKPOINT_DIR, SPLIT_FILE, HISTORY_FILE, LOSS_CURVE_FILE, METRICS_FILE, PR_CURVE_FILE,
-           SKIPPED_FILE)
+OUTPUTS = (BUNDLE_DIR, CHECKPOINT_DIR, SPLIT_FILE, HISTORY_FILE, LOSS_CURVE_FILE, METRICS_FILE, SKIPPED_FILE,
+           *dict.fromkeys(name for task in TASKS.values() for name in task.report_files))
 MEMORY_SHARE_FOR_IMAGES = 0.5  # decoded training images may take at most this share of the machine's memory
-
-
-def _class_weight_table(attributes, positive, negative) -> str:
-    width = max(len("attribute"), *(len(name) for name in attributes))
-    rows = [f"  {'attribute':<{width}} {'positive':>9} {'negative':>9}"]
-    rows += [f"  {name:<{width}} {p:>9.3f} {n:>9.3f}" for name, p, n in zip(attributes, positive, negative)]
-    return "\n".join(rows)
 
 
 def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
@@ -154,11 +148,20 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
             f"(to continue that run instead: train.py --resume --output {output})")
         remove_checkpoint(output)
 
-    table = parse_labels(config.labels)
+    source = load_source(config.data, config.labels)
+    task, source, label_problems = task_labels(source, config.task)
+    if label_problems:
+        raise LabelError("\n".join(label_problems))
+    if config.label_smoothing and task.name != "multiclass":
+        raise DefectTFError(f"--label-smoothing is for --task multiclass, and this run is {task.name}")
+    if config.threshold is not None and not task.uses_thresholds:
+        raise DefectTFError(f"--threshold is for --task multilabel and binary, and this run is {task.name}")
+    table, labels_from = source.table, config.labels or f"the class folders of {config.data}"
     split = None
     if resume:
-        table, split = _resumed_rows(resume, table, config.labels, log)
-    log(summarize(table))
+        table, split = _resumed_rows(resume, table, labels_from, log)
+    log(f"task: {task.name}; labels from {labels_from} ({source.layout})")
+    log(task.summarize(table))
     _check_memory(len(table.images), config.image_size)
     weights_file = resolve_weights(config.backbone, config.weights)  # before the image scan: fail fast offline
     pretrained = weights_file is not None
@@ -166,17 +169,22 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
 
     if split is not None:
-        source = f"the interrupted run's own split, from {resume.directory}"
+        split_source = f"the interrupted run's own split, from {resume.directory}"
     elif config.split_file:
         split = split_from_file(config.split_file, table.images, table.values, config.split, config.seed)
-        source = f"from {config.split_file}"
+        split_source = f"from {config.split_file}"
+    elif source.split is not None:
+        split = split_from_parts(source.split, table.images, table.values, config.split, config.seed,
+                                 f"the train/ val/ test/ folders of {config.data}")
+        split_source = "from the train/ val/ test/ folders" + ("" if "val" in source.split.values()
+                                                               else ", val carved out of train")
     else:
         split = stratified_split(table.values, config.split, config.seed)
-        source = f"seed {config.seed}"
+        split_source = f"seed {config.seed}"
     write_split(output / SPLIT_FILE, table.images, split)
     rows = {name: np.flatnonzero(split == name) for name in SPLITS}
     log("split: " + ", ".join(f"{name} {len(rows[name])}" for name in SPLITS)
-        + f" ({source}, saved to {output / SPLIT_FILE})")
+        + f" ({split_source}, saved to {output / SPLIT_FILE})")
     if len(rows["train"]) == 0 or len(rows["val"]) == 0:
         raise DefectTFError(f"{len(table.images)} images are too few to hold out a validation split; "
                             "label more images (a few dozen at the very least)")
@@ -197,35 +205,33 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
                               training=True, augment=augment, seed=config.seed)
     val_data = make_dataset(list(paths[rows["val"]]), val_labels, config.image_size, config.batch_size)
 
-    positive_weights = negative_weights = None
-    if config.class_weights:
-        positive_weights, negative_weights = attribute_class_weights(train_labels)
-        log("class weights from the training split's known labels (rare class up, clipped to [0.1, 10]):\n"
-            + _class_weight_table(table.attributes, positive_weights, negative_weights))
-    else:
-        log("class weights: off")
-    loss = MaskedFocalLoss(config.gamma, positive_weights, negative_weights)
+    loss, weighting = task.loss(train_labels, table.attributes, config.gamma, config.class_weights,
+                                config.label_smoothing)
+    log(weighting)
 
     model = build_classifier(config.backbone, len(table.attributes), config.image_size, weights_file, config.dropout,
-                             config.pooling)
+                             config.pooling, config.head, config.attention)
     curve = LossCurve(output, records=resume.records if resume else None)
     saved_config = checkpoint_settings(config)
     steps = steps_per_epoch(len(rows["train"]), config.batch_size)
     verbose = 1 if sys.stdout.isatty() else 2
     fit = dict(validation_data=val_data, steps_per_epoch=steps, shuffle=False, verbose=verbose)  # data shuffles itself
+    optimizer_text = {"adam": "Adam", "adamw": f"AdamW (weight decay {config.weight_decay:g})"}[config.optimizer] + (
+        "" if config.schedule == "constant" else ", cosine schedule after a linear warm-up, peak")
     if resume:
         log(f"resuming after epoch {resume.epoch} ({resume.phase}) from {resume.directory}")
 
     if pretrained:
         set_trainable_top(model, 0, train_batchnorm=False)
-        log(f"phase 1/2 warm-up: backbone frozen, head trains; Adam lr {config.lr}, {config.warmup_epochs} epochs "
-            f"({policy})")
+        log(f"phase 1/2 warm-up: backbone frozen, head trains; {optimizer_text} lr {config.lr}, "
+            f"{config.warmup_epochs} epochs ({policy})")
     else:
         set_trainable_top(model, None, train_batchnorm=True)
         log(f"phase 1/2 warm-up: --weights none, so the backbone is random and freezing it would be useless: "
-            f"every layer trains from scratch, BatchNorm included; Adam lr {config.lr}, {config.warmup_epochs} "
-            f"epochs ({policy})")
-    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=loss)
+            f"every layer trains from scratch, BatchNorm included; {optimizer_text} lr {config.lr}, "
+            f"{config.warmup_epochs} epochs ({policy})")
+    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.schedule, steps * config.warmup_epochs,
+                                           config.weight_decay), loss=loss)
     curve.phase = "warm-up"
     first_epoch = 0
     if resume and resume.phase == "warm-up":
@@ -238,16 +244,18 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         _stop_if_diverged(curve.records, config.lr)
 
     if pretrained:
-        unfreeze = config.unfreeze if config.unfreeze is not None else get_backbone(config.backbone).unfreeze
+        unfreeze = top_layers(model, config.unfreeze if config.unfreeze is not None
+                              else get_backbone(config.backbone).unfreeze)
         trainable = set_trainable_top(model, unfreeze, train_batchnorm=False)
         log(f"phase 2/2 fine-tune: top {unfreeze} backbone layers unfrozen ({trainable} trainable, "
             f"BatchNorm frozen, backbone in inference mode)")
     else:
         set_trainable_top(model, None, train_batchnorm=True)
         log("phase 2/2 fine-tune: every layer keeps training")
-    log(f"  Adam lr {config.finetune_lr}, up to {config.finetune_epochs} epochs, early stopping on validation loss "
-        f"(patience {config.patience}, best weights restored)")
-    model.compile(optimizer=keras.optimizers.Adam(config.finetune_lr), loss=loss)
+    log(f"  {optimizer_text} lr {config.finetune_lr}, up to {config.finetune_epochs} epochs, early stopping on "
+        f"validation loss (patience {config.patience}, best weights restored)")
+    model.compile(optimizer=make_optimizer(config.optimizer, config.finetune_lr, config.schedule,
+                                           steps * config.finetune_epochs, config.weight_decay), loss=loss)
     curve.phase = "fine-tune"
     first_epoch, stopping_state, best_weights = config.warmup_epochs, None, None
     if resume and resume.phase == "fine-tune":
@@ -263,23 +271,22 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
                              TerminateOnNaN()], **fit)
         _stop_if_diverged(curve.records, config.finetune_lr)
 
-    thresholds = calibrate_thresholds(val_labels, predict_probabilities(model, val_data))
-    log("thresholds calibrated for best F1 on the validation split (fallback "
-        f"{NAIVE_THRESHOLD} where it has no positive or no negative): "
-        + ", ".join(f"{name} {t:.3f}" for name, t in zip(table.attributes, thresholds)))
+    thresholds = task.thresholds(val_labels, predict_probabilities(model, val_data, task), config.threshold)
+    log(task.describe_thresholds(thresholds, table.attributes, config.threshold))
 
     metadata = BundleMetadata(
         attributes=table.attributes,
         label_header_fingerprint=header_fingerprint(table.attributes),
         image_size=config.image_size,
-        thresholds=[float(t) for t in thresholds],
+        thresholds=thresholds,
+        task=task.name,
         untrained=untrained,
         backbone=config.backbone,
         pretrained=pretrained,
         precision=policy,
         settings={**asdict(config), "split": list(config.split)},
         data_dir=str(Path(config.data).resolve()),
-        labels_file=str(Path(config.labels).resolve()),
+        labels_file=str(Path(config.labels).resolve()) if config.labels else "",
         split=run["split"],
         epochs_trained=len(curve.records),
         trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -292,9 +299,9 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         log("no test split (too few images): skipping the test evaluation")
         return {}
     report = evaluate_bundle(bundle, config.data, table.subset(rows["test"]), output, config.batch_size)
-    log(f"test split ({len(rows['test'])} images):\n{format_report(report)}")
-    log(f"test macro F1 (calibrated thresholds): {report['calibrated']['macro']['f1']:.3f}; "
-        f"metrics in {output / METRICS_FILE}, curves in {output / LOSS_CURVE_FILE} and {output / PR_CURVE_FILE}; "
+    log(f"test split ({len(rows['test'])} images):\n{task.format_report(report)}")
+    plots = ", ".join(str(output / name) for name in (LOSS_CURVE_FILE, *task.report_files))
+    log(f"test {task.headline(report)}; metrics in {output / METRICS_FILE}, plots in {plots}; "
         f"total {time.time() - started:.0f} s")
     return report
 

@@ -1,0 +1,71 @@
+"""Scoring a trained bundle on labelled images: predict, score with the bundle's task, write metrics.json and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from defect_tf.bundle.store import Bundle
+from defect_tf.data.checks import DataReport, unreadable_images
+from defect_tf.data.labels import LabelTable
+from defect_tf.data.pipeline import make_dataset
+from defect_tf.errors import ImageError, LabelError
+from defect_tf.inference.predictor import PREDICT_BATCH, predict_probabilities
+from defect_tf.io import output_folder
+from defect_tf.io.files import write_text
+
+METRICS_FILE = "metrics.json"
+
+
+def align_attributes(table: LabelTable, attributes: list[str]) -> LabelTable:
+    """Reorder a label table's columns to the model's attribute order; different attributes are an error."""
+    if table.attributes == attributes:
+        return table
+    if sorted(table.attributes) != sorted(attributes):
+        missing = [name for name in attributes if name not in table.attributes]
+        extra = [name for name in table.attributes if name not in attributes]
+        raise LabelError(f"the labels' attributes do not match the model's: the model has {attributes}; "
+                         f"missing from the labels: {missing or 'none'}; not known to the model: {extra or 'none'}")
+    order = [table.attributes.index(name) for name in attributes]
+    return LabelTable(list(attributes), table.images, table.values[:, order])
+
+
+def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
+    """The rows of `table` in one of the bundle's saved splits (`all`: every row), e.g. to score the
+    test split against another label file than the one the model was trained with."""
+    if split == "all":
+        return table
+    wanted = bundle.metadata.split[split]
+    rows = table.only(wanted)
+    if not rows.images:
+        raise LabelError(f"none of the model's {len(wanted)} {split} images are in this label file")
+    return rows
+
+
+def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str]) -> list[str]:
+    """Those of `images` (under `data_dir`) that the bundle was trained or calibrated on (its train and val splits)."""
+    trained_dir = Path(bundle.metadata.data_dir)
+    seen = {(trained_dir / image).resolve() for name in ("train", "val")
+            for image in bundle.metadata.split.get(name, [])}
+    return [image for image in images if (Path(data_dir) / image).resolve() in seen]
+
+
+def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,
+                    batch_size: int = PREDICT_BATCH) -> dict:
+    """Predict `table`'s images with the bundle, score them as its task does, write metrics.json and the task's plots."""
+    task = bundle.task
+    with output_folder.locked(output_dir):
+        output_dir = output_folder.claim(output_dir, (METRICS_FILE, *task.report_files))
+        table = align_attributes(table, bundle.attributes)
+        values = task.prepare(table.values)
+        paths = [str(Path(data_dir) / image) for image in table.images]
+        bad = unreadable_images(paths)
+        if bad:
+            raise ImageError(DataReport(bad_images=bad).describe_bad_images())
+        dataset = make_dataset(paths, values, bundle.image_size, batch_size)
+        probabilities = predict_probabilities(bundle.model, dataset, task)
+        report = task.report(values, probabilities, bundle.thresholds, bundle.attributes)
+        report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images))
+        write_text(output_dir / METRICS_FILE, json.dumps(report, indent=1))
+        task.plot(values, probabilities, bundle.thresholds, bundle.attributes, output_dir)
+        return report
