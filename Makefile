@@ -10,7 +10,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
-	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS=ignore $(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .  # setuptools' beta notices
 	touch $@
 
 # Generate the photos, train, evaluate, label one photo; each step prints its command (defect_tf/apps/demo.py).

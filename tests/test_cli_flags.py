@@ -36,6 +36,7 @@ BAD_VALUES = {
         "--schedule": ["step"],
         "--weight-decay": ["-0.1", "2", "nan"],
         "--gamma": ["-1", "11", "nan"],
+        "--alpha": ["-0.5", "1.5", "nan"],
         "--rotation": ["sideways"],
         "--dropout": ["1.0", "-0.1", "1.5", "nan"],
         "--pooling": ["median"],

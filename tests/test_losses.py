@@ -130,3 +130,11 @@ def test_balanced_class_weights_follow_the_class_counts():
     # 6 images over 3 classes (3, 2, 1): 6 / (3 * count) = 2/3, 1, 2
     values = np.eye(3, dtype=np.float32)[[0, 0, 0, 1, 1, 2]]
     np.testing.assert_allclose(class_weights_of(values), [2 / 3, 1, 2], rtol=1e-6)
+
+
+def test_focal_alpha_weighs_positives_against_negatives():
+    # gamma 0, logits 0: every known entry costs ln 2; alpha 0.75 weighs the positive 0.75, the negative 0.25
+    loss = MaskedFocalLoss(gamma=0.0, alpha=0.75)
+    assert loss_value(loss, [[1, 0, NA]], [[0, 0, 5]]) == pytest.approx((0.75 + 0.25) * LN2 / 2, rel=1e-6)
+    assert loss_value(loss, [[1]], [[0]]) == pytest.approx(0.75 * LN2, rel=1e-6)
+    assert keras.losses.deserialize(keras.losses.serialize(loss)).get_config() == loss.get_config()

@@ -23,3 +23,16 @@ def test_every_setting_is_a_flag_whose_default_is_the_dataclass_default():
 
 def test_the_default_split_is_the_splitters_own():
     assert TrainConfig(data="d", labels="l").split == SPLIT_FRACTIONS == (0.7, 0.15, 0.15)
+
+
+def test_settings_a_multiclass_run_cannot_use_are_refused_before_any_work(tmp_path):
+    import pytest
+
+    from defect_tf.errors import DefectTFError
+
+    for flag, value in (("alpha", 0.75), ("threshold", 0.4)):
+        config = TrainConfig(data=str(tmp_path), task="multiclass", **{flag: value})
+        with pytest.raises(DefectTFError, match=f"--{flag} is for --task multilabel and binary"):
+            config.validate()
+    with pytest.raises(DefectTFError, match="--label-smoothing is for --task multiclass"):
+        TrainConfig(data=str(tmp_path), task="binary", label_smoothing=0.1).validate()

@@ -42,11 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--check", action="store_true",
                       help="check the label file and every image, report all problems, and exit without training")
     data.add_argument("--on-bad-image", choices=["error", "skip"], default=d.on_bad_image,
-                      help="missing or unreadable images: stop before training and list them all (error), "
-                           "or train without them and list them in OUTPUT/skipped_images.txt (skip)")
+                      help="missing or unreadable images: stop and list them all (error), or train without them, "
+                           "listed in OUTPUT/skipped_images.txt (skip)")
     data.add_argument("--split-file", metavar="FILE", default=d.split_file,
-                      help="use this `image split` file (train / val / test; without val rows, val is carved "
-                           "out of train) instead of a new split, e.g. a data set's official split")
+                      help="an `image split` file (train / val / test rows; without val, val is carved out of "
+                           "train) instead of a new split")
     data.add_argument("--image-size", type=int, default=d.image_size, help="images are resized to this square")
 
     model = parser.add_argument_group("model")
@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--gamma", type=float, default=d.gamma,
                       help="focal-loss gamma: 0 is plain cross-entropy (it matched or beat 2 in every ablation); "
                            "2 down-weights easy examples")
+    loss.add_argument("--alpha", type=float, default=d.alpha,
+                      help="multilabel / binary focal alpha: positives weigh alpha, negatives 1 - alpha")
     loss.add_argument("--no-class-weights", dest="class_weights", action="store_false",
                       help="do not weight rare classes up")
     loss.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
@@ -100,8 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     decisions = parser.add_argument_group("decisions")
     decisions.add_argument("--threshold", type=float, default=d.threshold,
-                           help="multilabel / binary: call an attribute detected at this probability, instead of "
-                                "the thresholds calibrated on the validation split")
+                           help="multilabel / binary: one fixed probability cut instead of the calibrated ones")
 
     run = parser.add_argument_group("the run")
     run.add_argument("--output", metavar="DIR", default=d.output,

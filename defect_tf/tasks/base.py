@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from defect_tf.data.labels import LabelTable, summarize
+from defect_tf.train.losses import LossSettings
 
 
 class Task(ABC):
@@ -36,8 +37,8 @@ class Task(ABC):
         """Per-attribute probabilities from the model's logits."""
 
     @abstractmethod
-    def loss(self, train_values: np.ndarray, attributes: list[str], gamma: float, class_weights: bool,
-             label_smoothing: float) -> tuple[keras.losses.Loss, str]:
+    def loss(self, train_values: np.ndarray, attributes: list[str],
+             settings: LossSettings) -> tuple[keras.losses.Loss, str]:
         """The training loss, and a line for the log saying how classes are weighted."""
 
     @abstractmethod

@@ -12,7 +12,7 @@ from defect_tf.evaluate.metrics import class_indices, confusion_matrix
 from defect_tf.evaluate.plots import plot_confusion_matrix
 from defect_tf.evaluate.report import format_multiclass_report, multiclass_report
 from defect_tf.tasks.base import Task
-from defect_tf.train.losses import MAX_CLASS_WEIGHT, MaskedCategoricalFocalLoss, class_weights_of
+from defect_tf.train.losses import MAX_CLASS_WEIGHT, LossSettings, MaskedCategoricalFocalLoss, class_weights_of
 
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 MAX_LISTED = 5
@@ -60,12 +60,12 @@ class MultiClass(Task):
         exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exponentials / exponentials.sum(axis=1, keepdims=True)
 
-    def loss(self, train_values: np.ndarray, attributes: list[str], gamma: float, class_weights: bool,
-             label_smoothing: float) -> tuple[keras.losses.Loss, str]:
-        if not class_weights:
-            return MaskedCategoricalFocalLoss(gamma, label_smoothing), "class weights: off"
+    def loss(self, train_values: np.ndarray, attributes: list[str],
+             settings: LossSettings) -> tuple[keras.losses.Loss, str]:
+        if not settings.class_weights:
+            return MaskedCategoricalFocalLoss(settings.gamma, settings.label_smoothing), "class weights: off"
         weights = class_weights_of(train_values)
-        return MaskedCategoricalFocalLoss(gamma, label_smoothing, weights), (
+        return MaskedCategoricalFocalLoss(settings.gamma, settings.label_smoothing, weights), (
             f"class weights from the training split (rare class up, clipped to [{1 / MAX_CLASS_WEIGHT:g}, "
             f"{MAX_CLASS_WEIGHT:g}]): " + ", ".join(f"{name} {w:.3f}" for name, w in zip(attributes, weights)))
 

@@ -11,7 +11,7 @@ from defect_tf.evaluate.plots import plot_precision_recall
 from defect_tf.evaluate.report import format_multilabel_report, multilabel_report
 from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD, calibrate_thresholds
 from defect_tf.tasks.base import Task
-from defect_tf.train.losses import MAX_CLASS_WEIGHT, MaskedFocalLoss, attribute_class_weights
+from defect_tf.train.losses import MAX_CLASS_WEIGHT, LossSettings, MaskedFocalLoss, attribute_class_weights
 
 PR_CURVE_FILE = "pr_curve.png"
 
@@ -34,12 +34,12 @@ class MultiLabel(Task):
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         return sigmoid(logits)
 
-    def loss(self, train_values: np.ndarray, attributes: list[str], gamma: float, class_weights: bool,
-             label_smoothing: float) -> tuple[keras.losses.Loss, str]:
-        if not class_weights:
-            return MaskedFocalLoss(gamma), "class weights: off"
+    def loss(self, train_values: np.ndarray, attributes: list[str],
+             settings: LossSettings) -> tuple[keras.losses.Loss, str]:
+        if not settings.class_weights:
+            return MaskedFocalLoss(settings.gamma, alpha=settings.alpha), "class weights: off"
         positive, negative = attribute_class_weights(train_values)
-        return MaskedFocalLoss(gamma, positive, negative), (
+        return MaskedFocalLoss(settings.gamma, positive, negative, settings.alpha), (
             f"class weights from the training split's known labels (rare class up, clipped to "
             f"[{1 / MAX_CLASS_WEIGHT:g}, {MAX_CLASS_WEIGHT:g}]):\n" + _weight_table(attributes, positive, negative))
 

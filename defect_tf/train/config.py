@@ -43,6 +43,7 @@ class TrainConfig:
     weight_decay: float = 0.004  # AdamW only (Keras's default)
     label_smoothing: float = 0.0  # multiclass: this share of each target spread over every class
     threshold: float | None = None  # multilabel / binary: one fixed cut instead of the calibrated ones
+    alpha: float | None = None  # multilabel / binary focal alpha: positives weigh alpha, negatives 1 - alpha
     gamma: float = 0.0  # masked cross-entropy: ahead of or level with focal gamma 2 in every ablation (docs/benchmarks.md)
     class_weights: bool = True
     rotation: str = "free"  # or "quarter": see augmentation.build_augmentation
@@ -70,6 +71,8 @@ class TrainConfig:
             if getattr(self, field) not in allowed:
                 problems.append(f"{_flag(field)} must be one of {', '.join(filter(None, allowed))}, "
                                 f"not {getattr(self, field)!r}")
+        if self.alpha is not None and self.task == "multiclass":
+            problems.append("--alpha is for --task multilabel and binary (multiclass balances with class weights)")
         if self.threshold is not None and self.task == "multiclass":
             problems.append("--threshold is for --task multilabel and binary; multiclass picks the most probable class")
         if self.label_smoothing and self.task not in ("multiclass", None):
@@ -101,9 +104,9 @@ class TrainConfig:
 # Inclusive bounds of each numeric setting; floats must also be finite. Dropout stops short of 1 (1.0 trains nothing).
 NUMBER_RANGES = {
     "image_size": (32, 1024), "batch_size": (1, 1024), "warmup_epochs": (0, 10_000), "finetune_epochs": (0, 10_000),
-    "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000), "weight_decay": (0.0, 1.0),
-    "gamma": (0.0, 10.0), "label_smoothing": (0.0, 0.5), "threshold": (0.0, 1.0), "dropout": (0.0, 0.99),
-    "seed": (0, 2**32 - 1),
+    "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000),
+    "weight_decay": (0.0, 1.0), "gamma": (0.0, 10.0), "alpha": (0.0, 1.0), "label_smoothing": (0.0, 0.5),
+    "threshold": (0.0, 1.0), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 from keras import ops
@@ -11,19 +13,30 @@ from defect_tf.data.labels import known_mask
 MAX_CLASS_WEIGHT = 10.0
 
 
+@dataclass(frozen=True)
+class LossSettings:
+    """The loss a run asked for; each task builds its own loss from it (defaults: train/config.py)."""
+
+    gamma: float  # focal: 0 is plain cross-entropy
+    alpha: float | None  # sigmoid focal: positives weigh alpha, negatives 1 - alpha; None: no such weighting
+    class_weights: bool  # weigh rare classes up, from the training split
+    label_smoothing: float  # softmax: share of each target spread over every class
+
+
 @keras.saving.register_keras_serializable(package="defect_tf")
 class MaskedFocalLoss(keras.losses.Loss):
     """Binary focal loss on logits, averaged over the known (non-NA) label entries only.
 
     NA entries (label -1) add exactly zero loss and zero gradient, and the mean is taken over the
     known entries, so a batch with many NA is not trained with a smaller gradient. `gamma=0` gives
-    masked binary cross-entropy. Optional per-attribute weights scale positive and negative terms.
+    masked binary cross-entropy. Optional per-attribute weights scale positive and negative terms, and
+    `alpha` (Lin et al., 2017) weighs every positive term by alpha and every negative one by 1 - alpha.
     `call` returns that mean itself (a scalar, which Keras's reduction leaves as it is), because
     Keras's per-sample reduction would divide by all entries, known or not.
     Always computed in float32, also under a mixed-precision policy.
     """
 
-    def __init__(self, gamma: float, positive_weights=None, negative_weights=None,
+    def __init__(self, gamma: float, positive_weights=None, negative_weights=None, alpha: float | None = None,
                  name: str = "masked_focal_loss", **kwargs):
         kwargs.pop("reduction", None)
         kwargs.pop("dtype", None)
@@ -31,6 +44,7 @@ class MaskedFocalLoss(keras.losses.Loss):
         self.gamma = float(gamma)
         self.positive_weights = None if positive_weights is None else [float(w) for w in positive_weights]
         self.negative_weights = None if negative_weights is None else [float(w) for w in negative_weights]
+        self.alpha = None if alpha is None else float(alpha)
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "float32")
@@ -46,10 +60,12 @@ class MaskedFocalLoss(keras.losses.Loss):
         if self.positive_weights is not None:
             per_entry = per_entry * (target * ops.convert_to_tensor(self.positive_weights, "float32")
                                      + (1.0 - target) * ops.convert_to_tensor(self.negative_weights, "float32"))
+        if self.alpha is not None:
+            per_entry = per_entry * (target * self.alpha + (1.0 - target) * (1.0 - self.alpha))
         return ops.sum(per_entry * known) / ops.maximum(ops.sum(known), 1.0)
 
     def get_config(self) -> dict:
-        return {"name": self.name, "gamma": self.gamma,
+        return {"name": self.name, "gamma": self.gamma, "alpha": self.alpha,
                 "positive_weights": self.positive_weights, "negative_weights": self.negative_weights}
 
 

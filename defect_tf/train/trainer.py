@@ -39,6 +39,7 @@ from defect_tf.train.callbacks import HISTORY_FILE, LOSS_CURVE_FILE, LossCurve, 
 from defect_tf.train.checkpoints import CHECKPOINT_DIR, Checkpoint, EpochCheckpoint, read_checkpoint, remove_checkpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings, config_from_settings
 from defect_tf.train.dtype_policy import set_precision
+from defect_tf.train.losses import LossSettings
 from defect_tf.train.optimizers import make_optimizer
 
 SPLIT_FILE = "split.txt"
@@ -154,6 +155,9 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         raise LabelError("\n".join(label_problems))
     if config.label_smoothing and task.name != "multiclass":
         raise DefectTFError(f"--label-smoothing is for --task multiclass, and this run is {task.name}")
+    if config.alpha is not None and task.name == "multiclass":
+        raise DefectTFError("--alpha weighs a sigmoid's positives against its negatives: it is for --task "
+                            "multilabel and binary, and this run is multiclass (class weights balance classes)")
     if config.threshold is not None and not task.uses_thresholds:
         raise DefectTFError(f"--threshold is for --task multilabel and binary, and this run is {task.name}")
     table, labels_from = source.table, config.labels or f"the class folders of {config.data}"
@@ -205,8 +209,8 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
                               training=True, augment=augment, seed=config.seed)
     val_data = make_dataset(list(paths[rows["val"]]), val_labels, config.image_size, config.batch_size)
 
-    loss, weighting = task.loss(train_labels, table.attributes, config.gamma, config.class_weights,
-                                config.label_smoothing)
+    loss, weighting = task.loss(train_labels, table.attributes,
+                                LossSettings(config.gamma, config.alpha, config.class_weights, config.label_smoothing))
     log(weighting)
 
     model = build_classifier(config.backbone, len(table.attributes), config.image_size, weights_file, config.dropout,
