@@ -102,3 +102,14 @@ def test_check_reports_a_class_folder_layout_and_a_fixed_threshold_is_kept(tmp_p
     assert train_cli.main(["--data", str(root), "--task", "binary", "--threshold", "0.4", "--output", str(output),
                            *QUICK[:-4], "--warmup-epochs", "1", "--finetune-epochs", "0"]) == 0
     assert load_bundle(output).metadata.thresholds == [0.4]
+
+
+def test_a_setting_the_layouts_task_cannot_use_stops_before_training(tmp_path, capsys):
+    from defect_tf.apps.cli import run
+
+    root = make_folders(tmp_path / "photos", {"good": "plain", "dent": "vertical"}, 4)
+    status = run(lambda: train_cli.main(["--data", str(root), "--alpha", "0.75", "--output", str(tmp_path / "out"),
+                                         *QUICK]))
+    assert status == 2
+    assert "--alpha is for --task multilabel and binary, and this run is multiclass" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "bundle").exists()

@@ -32,7 +32,11 @@ def test_settings_a_multiclass_run_cannot_use_are_refused_before_any_work(tmp_pa
 
     for flag, value in (("alpha", 0.75), ("threshold", 0.4)):
         config = TrainConfig(data=str(tmp_path), task="multiclass", **{flag: value})
-        with pytest.raises(DefectTFError, match=f"--{flag} is for --task multilabel and binary"):
+        with pytest.raises(DefectTFError, match=f"--{flag} is for --task multilabel and binary, and this run is "
+                                                "multiclass"):
             config.validate()
-    with pytest.raises(DefectTFError, match="--label-smoothing is for --task multiclass"):
+    with pytest.raises(DefectTFError, match="--label-smoothing is for --task multiclass, and this run is binary"):
         TrainConfig(data=str(tmp_path), task="binary", label_smoothing=0.1).validate()
+    # left to the data, the task is known only once the labels are read: the same rule, then
+    assert TrainConfig(data=str(tmp_path), alpha=0.75).task_problems("multilabel") == []
+    assert TrainConfig(data=str(tmp_path), alpha=0.75).task_problems("multiclass")[0].startswith("--alpha is for")

@@ -13,7 +13,7 @@ from defect_tf.data.splits import SPLIT_FRACTIONS
 from defect_tf.errors import DefectTFError
 from defect_tf.models.heads import ATTENTION, DEFAULT_ATTENTION, DEFAULT_HEAD, DEFAULT_POOLING, DROPOUT, HEADS, POOLING
 from defect_tf.models.registry import BACKBONES
-from defect_tf.tasks import TASKS
+from defect_tf.tasks import TASKS, get_task
 from defect_tf.train.dtype_policy import POLICIES
 from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
 
@@ -71,12 +71,8 @@ class TrainConfig:
             if getattr(self, field) not in allowed:
                 problems.append(f"{_flag(field)} must be one of {', '.join(filter(None, allowed))}, "
                                 f"not {getattr(self, field)!r}")
-        if self.alpha is not None and self.task == "multiclass":
-            problems.append("--alpha is for --task multilabel and binary (multiclass balances with class weights)")
-        if self.threshold is not None and self.task == "multiclass":
-            problems.append("--threshold is for --task multilabel and binary; multiclass picks the most probable class")
-        if self.label_smoothing and self.task not in ("multiclass", None):
-            problems.append("--label-smoothing is for --task multiclass")
+        if self.task in TASKS:
+            problems += self.task_problems(self.task)
         fractions = np.asarray(self.split, dtype=float)
         if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0) \
                 or fractions[0] <= 0 or fractions[1] <= 0:
@@ -99,6 +95,21 @@ class TrainConfig:
             problems.append(f"--output {self.output} is a file, not a folder")
         if problems:
             raise DefectTFError("; ".join(problems))
+
+
+    def task_problems(self, task: str) -> list[str]:
+        """The settings `task` cannot use; checked again once the data has decided a task left open."""
+        sigmoid = get_task(task).uses_thresholds  # multilabel, binary: a sigmoid per attribute
+        problems = []
+        if self.alpha is not None and not sigmoid:
+            problems.append(f"--alpha is for --task multilabel and binary, and this run is {task} (class weights "
+                            "balance its classes)")
+        if self.threshold is not None and not sigmoid:
+            problems.append(f"--threshold is for --task multilabel and binary, and this run is {task} (the most "
+                            "probable class decides)")
+        if self.label_smoothing and sigmoid:
+            problems.append(f"--label-smoothing is for --task multiclass, and this run is {task}")
+        return problems
 
 
 # Inclusive bounds of each numeric setting; floats must also be finite. Dropout stops short of 1 (1.0 trains nothing).

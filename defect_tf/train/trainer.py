@@ -153,13 +153,8 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     task, source, label_problems = task_labels(source, config.task)
     if label_problems:
         raise LabelError("\n".join(label_problems))
-    if config.label_smoothing and task.name != "multiclass":
-        raise DefectTFError(f"--label-smoothing is for --task multiclass, and this run is {task.name}")
-    if config.alpha is not None and task.name == "multiclass":
-        raise DefectTFError("--alpha weighs a sigmoid's positives against its negatives: it is for --task "
-                            "multilabel and binary, and this run is multiclass (class weights balance classes)")
-    if config.threshold is not None and not task.uses_thresholds:
-        raise DefectTFError(f"--threshold is for --task multilabel and binary, and this run is {task.name}")
+    if config.task_problems(task.name):  # the layout chose the task: the settings meet it only now
+        raise DefectTFError("; ".join(config.task_problems(task.name)))
     table, labels_from = source.table, config.labels or f"the class folders of {config.data}"
     split = None
     if resume:
