@@ -57,6 +57,15 @@ def test_a_class_csv_is_one_hot_with_empty_or_na_classes_unknown(tmp_path):
         load_source(tmp_path, tmp_path / "clash.csv")
 
 
+def test_a_class_csv_with_many_problems_lists_the_first_twenty_and_counts_the_rest(tmp_path):
+    rows = "".join(f"{i}.png,dent\n{i}.png,scratch\n" for i in range(25))
+    (tmp_path / "clash.csv").write_text("path,class\n" + rows)
+    with pytest.raises(LabelError) as error:
+        load_source(tmp_path, tmp_path / "clash.csv")
+    lines = str(error.value).splitlines()
+    assert len(lines) == 21 and "0.png is listed again" in lines[0] and lines[-1] == "... and 5 more problems"
+
+
 def test_a_label_file_stays_multilabel_by_default(tmp_path):
     (tmp_path / "labels.txt").write_text("image scratch dent\na.png 1 1\nb.png 0 NA\n")
     source = load_source(tmp_path, tmp_path / "labels.txt")

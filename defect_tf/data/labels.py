@@ -72,11 +72,16 @@ def parse_labels(path: str | Path) -> LabelTable:
     """Read a label file; every malformed line is reported at once as a LabelError naming file and line."""
     table, problems = read_labels(path)
     if problems:
-        shown = problems[:_MAX_REPORTED_PROBLEMS]
-        if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more problems")
-        raise LabelError("\n".join(shown))
+        raise label_error(problems)
     return table
+
+
+def label_error(problems: list[str]) -> LabelError:
+    """One error listing the first problems (a long list would bury the first, which is often the cause)."""
+    shown = problems[:_MAX_REPORTED_PROBLEMS]
+    if len(problems) > len(shown):
+        shown.append(f"... and {len(problems) - len(shown)} more problems")
+    return LabelError("\n".join(shown))
 
 
 def read_labels(path: str | Path) -> tuple[LabelTable, list[str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from defect_tf.data.images import IMAGE_SUFFIXES
-from defect_tf.data.labels import LabelTable, normalise_image_path, read_labels
+from defect_tf.data.labels import LabelTable, label_error, normalise_image_path, read_labels
 from defect_tf.data.splits import SPLITS
 from defect_tf.errors import LabelError
 
@@ -50,9 +50,7 @@ def load_source(data: str | Path, labels: str | Path | None) -> LabelSource:
     """`read_source`, stopping with every problem at once (as `parse_labels` does)."""
     source = read_source(data, labels)
     if source.problems:
-        shown = source.problems[:20] + ([f"... and {len(source.problems) - 20} more problems"]
-                                        if len(source.problems) > 20 else [])
-        raise LabelError("\n".join(shown))
+        raise label_error(source.problems)
     return source
 
 

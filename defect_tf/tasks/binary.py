@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from defect_tf.data.labels import LabelTable
+from defect_tf.evaluate.metrics import operating_point
 from defect_tf.evaluate.plots import plot_roc
 from defect_tf.evaluate.report import binary_report, format_binary_report
 from defect_tf.tasks.multilabel import MultiLabel
@@ -40,5 +41,5 @@ class Binary(MultiLabel):
     def plot(self, values: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray, attributes: list[str],
              output: Path) -> None:
         super().plot(values, probabilities, thresholds, attributes, output)
-        report = binary_report(values, probabilities, thresholds, attributes)
-        plot_roc(values[:, 0], probabilities[:, 0], report["operating_point"], attributes[0], output / ROC_CURVE_FILE)
+        point = operating_point(values[:, 0], probabilities[:, 0], float(thresholds[0]))
+        plot_roc(values[:, 0], probabilities[:, 0], point, attributes[0], output / ROC_CURVE_FILE)
