@@ -1,6 +1,7 @@
 """Throughput side by side in one run: does the input pipeline keep the model busy?
 
     python benchmarks/throughput.py [--data-root ../shared/data] [--backbone efficientnet_b0] [--image-size 128]
+                                    [--augment heavy]
 
 Same model, batch and image size throughout, on NEU's JPEG files:
 (a) the input pipeline alone (first epoch: read + decode + cache; then cached epochs),
@@ -32,7 +33,7 @@ import tensorflow as tf
 
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import load_bundle, save_bundle
-from defect_tf.data.augmentation import build_augmentation
+from defect_tf.data.augmentation import PRESETS, build_augmentation
 from defect_tf.data.labels import parse_labels
 from defect_tf.data.pipeline import fixed_tuning, make_dataset, steps_per_epoch
 from defect_tf.inference.predictor import Predictor
@@ -131,6 +132,7 @@ def figure_table(figures: dict) -> str:
         f"{median['inference_cli_peak_memory_mb']:.0f} | |",
     ]
     return (f"`{settings['backbone']}` (random weights), {settings['image_size']} px, batch {settings['batch_size']}, "
+            f"`{settings.get('augment', 'standard')}` augmentation, "
             f"{figures['images_per_epoch']} NEU images per epoch, {settings['epochs']} epochs per fit (first not "
             f"counted); medians of {settings['repeats']} repeats, and the worst repeat where a stall would hide "
             "behind the median.\n\n" + "\n".join(rows))
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=640, help="NEU images per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is not counted")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--augment", choices=PRESETS, default=TrainConfig.augment, help="the augmentation preset")
     parser.add_argument("--xla", choices=["off", "compare"], default="compare",
                         help="compare: also time (b) with jit_compile=True")
     args = parser.parse_args(argv)
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     for repeat in range(args.repeats):
         keras.utils.set_random_seed(repeat)
         pipeline = make_dataset(paths, table.values, size, batch, training=True,
-                                augment=build_augmentation(seed=repeat), seed=repeat)
+                                augment=build_augmentation(preset=args.augment, seed=repeat), seed=repeat)
         iterator = iter(pipeline)
         for key in ("pipeline_first", "pipeline_cached"):
             start = time.perf_counter()
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         runs["step_alone"].append(fit_rate(model, in_memory, steps, images_per_epoch, args.epochs)[0])
         for suffix, wrap in (("", lambda dataset: dataset), ("_autotune", with_autotune)):
             fresh = wrap(make_dataset(paths, table.values, size, batch, training=True,
-                                      augment=build_augmentation(seed=repeat), seed=repeat))
+                                      augment=build_augmentation(preset=args.augment, seed=repeat), seed=repeat))
             rate, teardown = fit_rate(model, fresh, steps, images_per_epoch, args.epochs)
             runs["end_to_end" + suffix].append(rate)
             runs["teardown_seconds" + suffix].append(teardown)
@@ -218,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                "inference_cli_peak_memory_mb": peak_child_mb, "runs": runs}
     markdown = figure_table(figures)
     print(markdown)
-    record(f"throughput_{args.backbone}_{size}", f"Throughput: {args.backbone}, {size} px", markdown, figures)
+    preset = "" if args.augment == "standard" else f"_{args.augment}"
+    record(f"throughput_{args.backbone}_{size}{preset}", f"Throughput: {args.backbone}, {size} px"
+           + ("" if args.augment == "standard" else f", {args.augment} augmentation"), markdown, figures)
     print(f"(c)/(b) = {number(figures['ratio_end_to_end_to_step'])}")
     return 0
 

@@ -35,6 +35,9 @@ BAD_VALUES = {
         "--optimizer": ["sgd"],
         "--schedule": ["step"],
         "--weight-decay": ["-0.1", "2", "nan"],
+        "--sampler": ["weighted"],
+        "--augment": ["extreme"],
+        "--mixup": ["-0.2", "11", "nan"],
         "--gamma": ["-1", "11", "nan"],
         "--alpha": ["-0.5", "1.5", "nan"],
         "--rotation": ["sideways"],
@@ -67,7 +70,7 @@ BAD_VALUES = {
         "--samples": ["{missing}"],
     },
 }
-FLAGS_WITHOUT_VALUES = {"--help", "--resume", "--check", "--no-class-weights", "--no-cutout", "--json"}
+FLAGS_WITHOUT_VALUES = {"--help", "--resume", "--check", "--no-class-weights", "--no-cutout", "--ema", "--json"}
 
 
 def value_flags(module) -> set[str]:

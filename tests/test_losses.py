@@ -138,3 +138,23 @@ def test_focal_alpha_weighs_positives_against_negatives():
     assert loss_value(loss, [[1, 0, NA]], [[0, 0, 5]]) == pytest.approx((0.75 + 0.25) * LN2 / 2, rel=1e-6)
     assert loss_value(loss, [[1]], [[0]]) == pytest.approx(0.75 * LN2, rel=1e-6)
     assert keras.losses.deserialize(keras.losses.serialize(loss)).get_config() == loss.get_config()
+
+
+def test_a_soft_target_weighs_the_positive_and_negative_terms():
+    # MixUp's targets: t = 0.3 against p = sigmoid(ln 3) = 0.75 costs -(0.3 ln 0.75 + 0.7 ln 0.25) with gamma 0
+    expected = -(0.3 * math.log(0.75) + 0.7 * math.log(0.25))
+    assert loss_value(MaskedFocalLoss(0.0), [[0.3, NA]], [[math.log(3), 4]]) == pytest.approx(expected, rel=1e-6)
+    # gamma 2: the positive term scaled by (1 - 0.75)^2, the negative one by 0.75^2
+    expected = -(0.3 * 0.0625 * math.log(0.75) + 0.7 * 0.5625 * math.log(0.25))
+    assert loss_value(MaskedFocalLoss(2.0), [[0.3]], [[math.log(3)]]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_blend_of_two_classes_is_a_soft_softmax_target():
+    from defect_tf.train.losses import MaskedCategoricalFocalLoss
+
+    # target (0.25, 0.75, 0) against probabilities (0.6, 0.2, 0.2); gamma 2 scales by (1 - (0.25 * 0.6 + 0.75 * 0.2))^2
+    cross_entropy = -(0.25 * math.log(0.6) + 0.75 * math.log(0.2))
+    labels, logits = [[0.25, 0.75, 0], [NA, NA, NA]], [[math.log(3), 0, 0], [1, 2, 3]]
+    assert loss_value(MaskedCategoricalFocalLoss(0.0), labels, logits) == pytest.approx(cross_entropy, rel=1e-6)
+    assert loss_value(MaskedCategoricalFocalLoss(2.0), labels, logits) == pytest.approx(0.7 ** 2 * cross_entropy,
+                                                                                        rel=1e-5)

@@ -113,3 +113,16 @@ def test_a_setting_the_layouts_task_cannot_use_stops_before_training(tmp_path, c
     assert status == 2
     assert "--alpha is for --task multilabel and binary, and this run is multiclass" in capsys.readouterr().err
     assert not (tmp_path / "out" / "bundle").exists()
+
+
+def test_ema_mixup_heavy_augmentation_and_the_balanced_sampler_train_a_model_that_still_learns(tmp_path, capsys):
+    root = make_folders(tmp_path / "photos", {"horizontal": "horizontal", "vertical": "vertical", "plain": "plain"},
+                        20)
+    output = tmp_path / "outputs"
+    assert train_cli.main(["--data", str(root), "--output", str(output), *QUICK, "--ema", "--mixup", "0.2",
+                           "--sampler", "balanced", "--augment", "heavy"]) == 0
+    out = capsys.readouterr().out
+    assert "EMA of the weights (momentum 0.833) validated and kept" in out
+    assert "--sampler balanced: batches draw each of 3 groups equally often" in out and "class weights: off" in out
+    assert "MixUp: each training batch blends image pairs and their labels, weight ~ Beta(0.2, 0.2)" in out
+    assert json.loads((output / "metrics.json").read_text())["accuracy"] >= 0.8

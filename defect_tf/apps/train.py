@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from defect_tf.apps.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, run
-from defect_tf.data.augmentation import ROTATIONS
+from defect_tf.data.augmentation import HEAVY_SHARE, MIXUP_ALPHA, PRESETS, ROTATIONS
 from defect_tf.data.checks import check_data
+from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.sources import read_source
 from defect_tf.models.heads import ATTENTION, HEADS, POOLING
 from defect_tf.models.registry import BACKBONES
@@ -37,31 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--labels", metavar="FILE",
                       help="label file (`image attr1 attr2 ...`, rows of 1/0/NA) or `image,class` CSV")
     data.add_argument("--task", default=d.task, choices=list(TASKS),
-                      help="multilabel: any number of attributes per image; multiclass: one class each; binary: "
-                           "defect or not (default: multiclass for class folders or a class CSV, else multilabel)")
+                      help="multilabel: attributes per image; multiclass: one class each; binary: defect or not "
+                           "(default: multiclass for class folders or a class CSV)")
     data.add_argument("--check", action="store_true",
                       help="check the label file and every image, report all problems, and exit without training")
     data.add_argument("--on-bad-image", choices=["error", "skip"], default=d.on_bad_image,
-                      help="missing or unreadable images: stop and list them all (error), or train without them, "
-                           "listed in OUTPUT/skipped_images.txt (skip)")
+                      help="missing or unreadable images: stop, listing all (error), or leave them out, listed in "
+                           "OUTPUT/skipped_images.txt (skip)")
     data.add_argument("--split-file", metavar="FILE", default=d.split_file,
-                      help="an `image split` file (train / val / test rows; without val, val is carved out of "
-                           "train) instead of a new split")
+                      help="`image split` rows (train / val / test; val carved out of train if absent) instead "
+                           "of a new split")
     data.add_argument("--image-size", type=int, default=d.image_size, help="images are resized to this square")
 
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=d.backbone, choices=sorted(BACKBONES),
-                       help="small_cnn and small_cnn_hires train from scratch only; efficientnet_lite0's ImageNet "
-                            "weights need no network")
+                       help="small_cnn*: from scratch only; efficientnet_lite0: ImageNet weights with no network")
     model.add_argument("--weights", metavar="imagenet|none|FILE", default=d.weights,
                        help="imagenet, none (train from scratch) or a path to a backbone weights file")
     model.add_argument("--head", default=d.head, choices=HEADS,
-                       help="linear: pooled features -> logits; mlp: pooled features -> Dense 512 + ReLU -> logits")
+                       help="linear: pooled features -> logits; mlp: adds Dense 512 + ReLU before the logits")
     model.add_argument("--attention", default=d.attention, choices=ATTENTION,
                        help="spatial: gate the feature map with a learnt 7x7 map of where to look, before pooling")
     model.add_argument("--pooling", default=d.pooling, choices=sorted(POOLING),
-                       help="global pooling of the backbone's features; max keeps a defect of a few pixels "
-                            "from being averaged away")
+                       help="max keeps a defect of a few pixels from being averaged away")
     model.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the output layer")
 
     training = parser.add_argument_group("training (two phases)")
@@ -69,26 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                           help="phase 2 maximum epochs (early stopping may end it sooner)")
     training.add_argument("--unfreeze", type=int, default=d.unfreeze,
-                          help="backbone layers (from the top) trained in phase 2 with pretrained weights "
-                               "(default: the backbone's top stage)")
-    training.add_argument("--lr", type=float, default=d.lr, help="phase 1 learning rate (the peak, with a schedule)")
+                          help="pretrained backbone layers (from the top) trained in phase 2 (default: its top "
+                               "stage)")
+    training.add_argument("--lr", type=float, default=d.lr, help="phase 1 learning rate (a schedule's peak)")
     training.add_argument("--finetune-lr", type=float, default=d.finetune_lr, help="phase 2 learning rate")
     training.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="adamw: Adam with decoupled "
                           "weight decay")
     training.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
                           help="cosine: per phase, a linear warm-up over a tenth, then a cosine to 0")
     training.add_argument("--weight-decay", type=float, default=d.weight_decay, help="for AdamW")
+    training.add_argument("--ema", action="store_true",
+                          help="validate, early-stop on and save a moving average of the weights")
+    training.add_argument("--sampler", default=d.sampler, choices=SAMPLERS,
+                          help="balanced: batches draw each class equally often, instead of class weights")
     training.add_argument("--patience", type=int, default=d.patience,
                           help="early stopping: epochs without a better validation loss")
     training.add_argument("--batch-size", type=int, default=d.batch_size, help="images per training step")
     training.add_argument("--precision", default=d.precision, choices=POLICIES,
-                          help="auto: mixed_float16 when a GPU is visible, float32 otherwise")
-    training.add_argument("--seed", type=int, default=d.seed, help="fixes the split, shuffling and augmentation")
+                          help="auto: mixed_float16 with a GPU, else float32")
+    training.add_argument("--seed", type=int, default=d.seed, help="fixes split, shuffling and augmentation")
 
     loss = parser.add_argument_group("loss and augmentation")
     loss.add_argument("--gamma", type=float, default=d.gamma,
-                      help="focal-loss gamma: 0 is plain cross-entropy (it matched or beat 2 in every ablation); "
-                           "2 down-weights easy examples")
+                      help="focal-loss gamma: 0 is cross-entropy (it matched or beat 2 in every ablation)")
     loss.add_argument("--alpha", type=float, default=d.alpha,
                       help="multilabel / binary focal alpha: positives weigh alpha, negatives 1 - alpha")
     loss.add_argument("--no-class-weights", dest="class_weights", action="store_false",
@@ -96,9 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
                       help="multiclass: move this share of each target evenly onto every class")
     loss.add_argument("--rotation", default=d.rotation, choices=ROTATIONS,
-                      help="augmentation: free: any angle up to ±72°; quarter: exact quarter turns only, "
-                           "no interpolation (square images with sharp edges, e.g. scanned boards)")
+                      help="free: any angle up to ±72°; quarter: exact quarter turns, no interpolation (e.g. "
+                           "scanned boards)")
     loss.add_argument("--no-cutout", dest="cutout", action="store_false", help="no Cutout augmentation")
+    loss.add_argument("--augment", default=d.augment, choices=PRESETS,
+                      help=f"heavy: adds elastic, CLAHE, colour jitter, blur, noise (each on {HEAVY_SHARE:.0%} of images)")
+    loss.add_argument("--mixup", type=float, default=d.mixup, metavar="ALPHA",
+                      help=f"blend image pairs and their labels, weight ~ Beta(ALPHA, ALPHA) (e.g. {MIXUP_ALPHA})")
 
     decisions = parser.add_argument_group("decisions")
     decisions.add_argument("--threshold", type=float, default=d.threshold,

@@ -1,8 +1,10 @@
 """Training-time augmentation as Keras layers, run inside the tf.data graph on whole batches.
 
-Two layers instead of Keras's RandomFlip + RandomRotation + RandomErasing, with the same kinds of
-transforms at half their CPU cost (measured: 35 vs 71 ms per batch of 32 at 128 px). On a CPU the
-augmentation competes with the training step for the same cores, so its cost is training speed.
+`standard`: two layers instead of Keras's RandomFlip + RandomRotation + RandomErasing, with the same kinds
+of transforms at half their CPU cost (docs/how_it_works.md). `heavy` adds, each to a share of the images,
+the Albumentations-style transforms of the sibling systems: elastic distortion, CLAHE, colour jitter,
+Gaussian or motion blur and Gaussian noise. On a CPU the augmentation competes with the training step for
+the same cores, so its cost is training speed (benchmarks/throughput.py --augment heavy).
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 CUTOUT_AREA = (0.01, 0.06)  # fraction of the image one erased patch covers; large patches would hide defects
 CUTOUT_ASPECT = (0.3, 1 / 0.3)  # patch height / width, as in Random Erasing (Zhong et al., 2020)
 ROTATIONS = ("free", "quarter")  # any angle up to ±0.2 turn, or exact quarter turns (no resampling)
+PRESETS = ("standard", "heavy")  # standard: flips, rotation, Cutout; heavy: also the photometric and elastic layers
+HEAVY_SHARE = 0.3  # of the images each heavy-preset layer changes, so most images still show each look unaltered
+MIXUP_ALPHA = 0.2  # Beta(alpha, alpha) mixing weights: most pairs stay close to one of the two images (Zhang et al.)
 
 
 def _per_image(values):
@@ -114,14 +120,224 @@ class RandomCutout(RandomImageLayer):
                 "value_range": self.value_range}
 
 
-def build_augmentation(rotation: str = "free", cutout: bool = True, seed: int | None = None) -> keras.Sequential:
+def _grey(images):
+    """Luminance (ITU-R BT.601) of RGB images, keeping a channel axis of 1."""
+    return ops.sum(images * ops.convert_to_tensor([0.299, 0.587, 0.114], images.dtype), axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class RandomColorJitter(RandomImageLayer):
+    """With `probability`, scale each image's brightness, contrast and saturation by independent uniform
+    factors in 1 ± `strength` (values stay in 0..255). Identity when not training."""
+
+    def __init__(self, probability: float = HEAVY_SHARE, strength: float = 0.2, seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.probability, self.strength = float(probability), float(strength)
+
+    def augment(self, images):
+        batch = ops.shape(images)[0]
+        applied = self.uniform(batch) < self.probability
+
+        def factor():
+            return _per_image(ops.where(applied, self.uniform(batch, 1 - self.strength, 1 + self.strength), 1.0))
+
+        images = images * factor()
+        mean = ops.mean(_grey(images), axis=(1, 2, 3), keepdims=True)
+        images = mean + (images - mean) * factor()
+        grey = _grey(images)
+        return ops.clip(grey + (images - grey) * factor(), 0.0, 255.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "probability": self.probability, "strength": self.strength}
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class RandomGaussianNoise(RandomImageLayer):
+    """With `probability`, add Gaussian noise of a uniform standard deviation up to `max_std` grey levels."""
+
+    def __init__(self, probability: float = HEAVY_SHARE, max_std: float = 10.0, seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.probability, self.max_std = float(probability), float(max_std)
+
+    def augment(self, images):
+        batch = ops.shape(images)[0]
+        std = ops.where(self.uniform(batch) < self.probability, self.uniform(batch, 0.0, self.max_std), 0.0)
+        noise = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        return ops.clip(images + _per_image(std) * noise, 0.0, 255.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "probability": self.probability, "max_std": self.max_std}
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class RandomBlur(RandomImageLayer):
+    """With `probability`, blur an image: half of them with a Gaussian (sigma up to `max_sigma` px), half with
+    a motion blur (a line `size` px long at any angle). Each image gets its own kernel, in one depthwise
+    convolution over the batch; borders reflect."""
+
+    def __init__(self, probability: float = HEAVY_SHARE, max_sigma: float = 1.5, size: int = 7,
+                 seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.probability, self.max_sigma, self.size = float(probability), float(max_sigma), int(size)
+
+    def kernels(self, batch):
+        """One normalised `size` x `size` kernel per image: Gaussian, motion line, or the identity."""
+        half = self.size // 2
+        offsets = ops.arange(-half, half + 1, dtype="float32")
+        dy, dx = offsets[None, :, None], offsets[None, None, :]
+        sigma = _per_image(self.uniform(batch, 0.5, self.max_sigma))[..., 0]
+        gaussian = ops.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2))
+        angle = _per_image(self.uniform(batch, 0.0, math.pi))[..., 0]
+        length = _per_image(self.uniform(batch, 2.0, float(half)))[..., 0]
+        along = dx * ops.cos(angle) + dy * ops.sin(angle)
+        across = -dx * ops.sin(angle) + dy * ops.cos(angle)
+        motion = ops.maximum(0.0, 1.0 - ops.abs(across)) * ops.cast(ops.abs(along) <= length, "float32")
+        identity = ops.cast((dx == 0) & (dy == 0), "float32") * ops.ones_like(sigma)
+        applied, gaussian_kind = self.uniform(batch) < self.probability, self.uniform(batch) < 0.5
+        kernel = ops.where(_per_image(gaussian_kind)[..., 0], gaussian, motion)
+        kernel = ops.where(_per_image(applied)[..., 0], kernel, identity)
+        return kernel / ops.sum(kernel, axis=(1, 2), keepdims=True)
+
+    def augment(self, images):
+        batch, channels = tf.shape(images)[0], images.shape[-1]
+        height, width, half = images.shape[1], images.shape[2], self.size // 2
+        kernel = tf.transpose(self.kernels(batch), (1, 2, 0))  # size, size, batch
+        kernel = tf.reshape(tf.repeat(kernel[..., None], channels, axis=-1), (self.size, self.size, -1, 1))
+        stacked = tf.reshape(tf.transpose(images, (1, 2, 0, 3)), (1, height, width, -1))  # images as channels
+        stacked = tf.pad(stacked, [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
+        blurred = tf.nn.depthwise_conv2d(stacked, kernel, strides=[1, 1, 1, 1], padding="VALID")
+        return tf.transpose(tf.reshape(blurred, (height, width, batch, channels)), (2, 0, 1, 3))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "probability": self.probability, "max_sigma": self.max_sigma,
+                "size": self.size}
+
+
+def _bilinear_lookup(table, rows, columns, index):
+    """Rows of `table` at `index(row, column)` for fractional rows and columns, interpolated between the four
+    neighbours (`index` gets them as whole numbers and clamps them); a table of vectors (e.g. pixels' channels)
+    gives vectors."""
+    top, left = tf.floor(rows), tf.floor(columns)
+    down, right = rows - top, columns - left
+    if len(table.shape) > 1:
+        down, right = down[..., None], right[..., None]
+    top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
+    corner = lambda r, c: tf.gather(table, index(r, c))
+    return ((1 - down) * ((1 - right) * corner(top, left) + right * corner(top, left + 1))
+            + down * ((1 - right) * corner(top + 1, left) + right * corner(top + 1, left + 1)))
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class RandomElastic(RandomImageLayer):
+    """With `probability`, distort an image smoothly: a random displacement of up to `max_shift` of its size on
+    a coarse `grid` x `grid` lattice, interpolated to every pixel, then the image resampled (bilinear)."""
+
+    def __init__(self, probability: float = HEAVY_SHARE, max_shift: float = 0.03, grid: int = 4,
+                 seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.probability, self.max_shift, self.grid = float(probability), float(max_shift), int(grid)
+
+    def augment(self, images):
+        batch, (height, width, channels) = tf.shape(images)[0], images.shape[1:]
+        coarse = keras.random.uniform((batch, self.grid, self.grid, 2), -1.0, 1.0, seed=self.seed_generator)
+        coarse = coarse * _per_image(ops.cast(self.uniform(batch) < self.probability, "float32"))
+        shift = tf.image.resize(coarse, (height, width), method="bilinear") * self.max_shift * max(height, width)
+        rows = tf.clip_by_value(tf.range(height, dtype=tf.float32)[None, :, None] + shift[..., 0], 0, height - 1)
+        columns = tf.clip_by_value(tf.range(width, dtype=tf.float32)[None, None, :] + shift[..., 1], 0, width - 1)
+        base = tf.range(batch)[:, None, None] * height * width
+
+        def index(r, c):
+            return base + tf.minimum(r, height - 1) * width + tf.minimum(c, width - 1)
+
+        flat = tf.reshape(images, (-1, channels))
+        return _bilinear_lookup(flat, rows, columns, index)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "probability": self.probability, "max_shift": self.max_shift,
+                "grid": self.grid}
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class RandomCLAHE(RandomImageLayer):
+    """With `probability`, contrast-limited adaptive histogram equalisation (CLAHE) of an image's luminance, by
+    OpenCV's algorithm: a histogram per tile of a `tiles` x `tiles` grid, clipped at `clip_limit` times the
+    mean bin and the excess spread evenly, each tile's equalising map interpolated bilinearly between tile
+    centres (tests compare it with cv2.createCLAHE). The change in luminance is added to every channel, so
+    colours keep their hue."""
+
+    def __init__(self, probability: float = HEAVY_SHARE, clip_limit: float = 2.0, tiles: int = 4,
+                 seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.probability, self.clip_limit, self.tiles = float(probability), float(clip_limit), int(tiles)
+
+    def augment(self, images):
+        batch, (height, width) = tf.shape(images)[0], images.shape[1:3]
+        tiles, levels = self.tiles, 256
+        grey = _grey(images)[..., 0]
+        level = tf.cast(tf.clip_by_value(tf.round(grey), 0, levels - 1), tf.int32)
+        tile_row = (tf.range(height) * tiles // height)[None, :, None]
+        tile_column = (tf.range(width) * tiles // width)[None, None, :]
+        image = tf.range(batch)[:, None, None]
+        bins = ((image * tiles + tile_row) * tiles + tile_column) * levels + level
+        histogram = tf.math.unsorted_segment_sum(tf.ones_like(grey), bins, batch * tiles * tiles * levels)
+        histogram = tf.reshape(histogram, (batch, tiles, tiles, levels))
+        pixels = tf.reduce_sum(histogram, axis=-1, keepdims=True)
+        limit = tf.maximum(tf.floor(self.clip_limit * pixels / levels), 1.0)
+        excess = tf.reduce_sum(tf.nn.relu(histogram - limit), axis=-1, keepdims=True)
+        histogram = tf.minimum(histogram, limit) + excess / levels
+        lookup = tf.reshape(tf.cumsum(histogram, axis=-1) * (levels - 1) / pixels, (-1,))
+        # each pixel between the centres of its four nearest tiles (clamped at the borders), placed as OpenCV does
+        rows = tf.clip_by_value(tf.range(height, dtype=tf.float32) * tiles / height - 0.5, 0, tiles - 1)
+        columns = tf.clip_by_value(tf.range(width, dtype=tf.float32) * tiles / width - 0.5, 0, tiles - 1)
+
+        def index(r, c):
+            return ((image * tiles + tf.minimum(r, tiles - 1)) * tiles + tf.minimum(c, tiles - 1)) * levels + level
+
+        equalised = _bilinear_lookup(lookup, rows[None, :, None], columns[None, None, :], index)
+        change = tf.where(_per_image(self.uniform(batch) < self.probability)[..., 0], equalised - grey, 0.0)
+        return tf.clip_by_value(images + change[..., None], 0.0, 255.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "probability": self.probability, "clip_limit": self.clip_limit,
+                "tiles": self.tiles}
+
+
+def build_augmentation(rotation: str = "free", cutout: bool = True, preset: str = "standard",
+                       seed: int | None = None) -> keras.Sequential:
     """Random flips (both axes) and rotation, by up to ±0.2 turn (±72°, `free`) or by quarter turns
     (`quarter`: lossless, for square images whose sharp edges interpolation would blur, e.g. scanned
-    boards), then, optionally, Cutout on half of the images. A seed makes the sequence of augmented
-    batches repeat."""
+    boards); with the `heavy` preset, then elastic distortion, CLAHE, colour jitter, blur and noise, each on
+    HEAVY_SHARE of the images; then, optionally, Cutout on half of the images. A seed makes the sequence
+    of augmented batches repeat."""
     if rotation not in ROTATIONS:
         raise ValueError(f"rotation must be one of {ROTATIONS}, not {rotation!r}")
-    layers = [RandomFlipRotation(0.2, quarter_turns=rotation == "quarter", seed=seed)]
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, not {preset!r}")
+    seeds = iter(range(7)) if seed is None else iter(range(seed, seed + 7))
+    next_seed = (lambda: None) if seed is None else (lambda: next(seeds))
+    layers = [RandomFlipRotation(0.2, quarter_turns=rotation == "quarter", seed=next_seed())]
+    if preset == "heavy":
+        layers += [RandomElastic(seed=next_seed()), RandomCLAHE(seed=next_seed()), RandomColorJitter(seed=next_seed()),
+                   RandomBlur(seed=next_seed()), RandomGaussianNoise(seed=next_seed())]
     if cutout:
-        layers.append(RandomCutout(0.5, seed=None if seed is None else seed + 1))
+        layers.append(RandomCutout(0.5, seed=next_seed()))
     return keras.Sequential(layers, name="augmentation")
+
+
+class MixUp:
+    """MixUp (Zhang et al., 2018) on a training batch: each image is blended with its partner in the reversed batch,
+    weight lambda ~ Beta(alpha, alpha), and so are the labels. A label entry stays known only where both images'
+    entries are known (NA, -1, where either is NA); the losses train on the resulting soft targets."""
+
+    def __init__(self, alpha: float = MIXUP_ALPHA, seed: int | None = None):
+        self.alpha = float(alpha)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def __call__(self, images, labels):
+        batch = ops.shape(images)[0]
+        weight = keras.random.beta((batch,), self.alpha, self.alpha, seed=self.seed_generator)
+        partner_images, partner_labels = ops.flip(images, axis=0), ops.flip(labels, axis=0)
+        mixed_images = _per_image(weight) * images + _per_image(1.0 - weight) * partner_images
+        known = (labels >= 0) & (partner_labels >= 0)
+        mixed_labels = weight[:, None] * labels + (1.0 - weight[:, None]) * partner_labels
+        return mixed_images, ops.where(known, mixed_labels, -1.0)

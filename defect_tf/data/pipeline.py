@@ -27,31 +27,48 @@ def fixed_tuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_size: int, *,
-                 training: bool = False, augment=None, seed: int = 0) -> tf.data.Dataset:
+                 training: bool = False, augment=None, mixup=None, groups: np.ndarray | None = None,
+                 seed: int = 0) -> tf.data.Dataset:
     """Batches of (images, labels). Training batches are reshuffled every epoch and augmented in-graph.
 
     Decoded images are cached in memory as uint8 (a quarter of float32's size), so files are read
     and decoded once; shuffling and augmentation happen after the cache and so differ every epoch.
     The training dataset repeats forever (pass `steps_per_epoch(...)` to `fit`), so Keras keeps one
     iterator per `fit`; with `fixed_tuning` no iterator's end waits on the autotuner.
+    `groups` (training only, see sampling.py): draw each group equally often instead of each image once;
+    `mixup` (e.g. augmentation.MixUp): blend each augmented batch's images and labels.
     """
     def decode(path, orientation, label):
         return tf.cast(tf.round(load_image(path, image_size, orientation)), tf.uint8), label
 
-    dataset = tf.data.Dataset.from_tensor_slices((paths, exif_orientations(paths), labels.astype(np.float32)))
-    dataset = dataset.map(decode, num_parallel_calls=PARALLEL_CALLS)
-    dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
-    if training:
-        dataset = dataset.repeat()
+    def images_of(rows: np.ndarray) -> tf.data.Dataset:
+        chosen = [paths[i] for i in rows]
+        dataset = tf.data.Dataset.from_tensor_slices((chosen, exif_orientations(chosen),
+                                                      labels[rows].astype(np.float32)))
+        return dataset.map(decode, num_parallel_calls=PARALLEL_CALLS).cache()
+
+    if training and groups is not None:
+        members = [np.flatnonzero(groups == group) for group in np.unique(groups)]
+        streams = [images_of(rows).shuffle(len(rows), seed=seed + i, reshuffle_each_iteration=True).repeat()
+                   for i, rows in enumerate(members)]
+        dataset = tf.data.Dataset.sample_from_datasets(streams, seed=seed).batch(batch_size)
+    else:
+        dataset = images_of(np.arange(len(paths)))
+        if training:
+            dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+        if training:
+            dataset = dataset.repeat()
 
     def to_model_input(images, label):
         images = tf.cast(images, tf.float32)
         # One batch at a time (no parallel calls): the augmentation layers draw from one random state,
         # so parallel calls would hand the draws to batches in thread order and a seed would not repeat.
-        return (augment(images, training=True) if training and augment is not None else images), label
+        if training and augment is not None:
+            images = augment(images, training=True)
+        if training and mixup is not None:
+            images, label = mixup(images, label)
+        return images, label
 
     return fixed_tuning(dataset.map(to_model_input).prefetch(PREFETCH_BATCHES))
 

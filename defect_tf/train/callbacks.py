@@ -1,4 +1,5 @@
-"""Training callbacks: the loss curve and history, kept across both phases and rewritten every epoch."""
+"""Training callbacks: the loss curve and history (kept across both phases, rewritten every epoch), early
+stopping that resumes, and the EMA weights swap."""
 
 from __future__ import annotations
 
@@ -61,3 +62,17 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def patience_used_up(self) -> bool:
         return bool(self.resume_from) and self.resume_from["wait"] >= self.patience
+
+
+class EMAWeights(keras.callbacks.SwapEMAWeights):
+    """With an optimiser's `use_ema`: validation, and every callback after this one at an epoch's end, see the
+    moving average of the weights, so early stopping keeps the best *average* and a checkpoint saves it.
+
+    A checkpoint taken at an epoch's end therefore holds the average in the model and the raw weights in the
+    optimiser's average slots; a resumed run passes `average_in_model=True`, and the next epoch swaps them back.
+    Place it first among the callbacks.
+    """
+
+    def __init__(self, average_in_model: bool = False):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = average_in_model

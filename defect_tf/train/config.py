@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defect_tf.data.augmentation import ROTATIONS
+from defect_tf.data.augmentation import PRESETS, ROTATIONS
+from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.splits import SPLIT_FRACTIONS
 from defect_tf.errors import DefectTFError
 from defect_tf.models.heads import ATTENTION, DEFAULT_ATTENTION, DEFAULT_HEAD, DEFAULT_POOLING, DROPOUT, HEADS, POOLING
@@ -41,6 +42,7 @@ class TrainConfig:
     optimizer: str = "adam"
     schedule: str = "constant"  # or "cosine": linear warm-up, then cosine decay, in each phase
     weight_decay: float = 0.004  # AdamW only (Keras's default)
+    ema: bool = False  # validate, stop early on and save the moving average of the weights (optimizers.ema_momentum)
     label_smoothing: float = 0.0  # multiclass: this share of each target spread over every class
     threshold: float | None = None  # multilabel / binary: one fixed cut instead of the calibrated ones
     alpha: float | None = None  # multilabel / binary focal alpha: positives weigh alpha, negatives 1 - alpha
@@ -48,6 +50,9 @@ class TrainConfig:
     class_weights: bool = True
     rotation: str = "free"  # or "quarter": see augmentation.build_augmentation
     cutout: bool = True
+    augment: str = "standard"  # or "heavy": see augmentation.build_augmentation
+    mixup: float = 0.0  # MixUp's Beta alpha (augmentation.MIXUP_ALPHA is the usual); 0: off
+    sampler: str = "shuffle"  # or "balanced": each class drawn equally often, instead of class weights (sampling.py)
     dropout: float = DROPOUT
     pooling: str = DEFAULT_POOLING
     head: str = DEFAULT_HEAD
@@ -65,8 +70,9 @@ class TrainConfig:
         if not problems and self.warmup_epochs + self.finetune_epochs == 0:
             problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained")
         for field, allowed in (("task", [None, *TASKS]), ("backbone", sorted(BACKBONES)), ("rotation", ROTATIONS),
+                               ("augment", PRESETS),
                                ("pooling", sorted(POOLING)), ("head", HEADS), ("attention", ATTENTION),
-                               ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                               ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampler", SAMPLERS),
                                ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE)):
             if getattr(self, field) not in allowed:
                 problems.append(f"{_flag(field)} must be one of {', '.join(filter(None, allowed))}, "
@@ -116,7 +122,7 @@ class TrainConfig:
 NUMBER_RANGES = {
     "image_size": (32, 1024), "batch_size": (1, 1024), "warmup_epochs": (0, 10_000), "finetune_epochs": (0, 10_000),
     "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000),
-    "weight_decay": (0.0, 1.0), "gamma": (0.0, 10.0), "alpha": (0.0, 1.0), "label_smoothing": (0.0, 0.5),
+    "weight_decay": (0.0, 1.0), "gamma": (0.0, 10.0), "alpha": (0.0, 1.0), "label_smoothing": (0.0, 0.5), "mixup": (0.0, 10.0),
     "threshold": (0.0, 1.0), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
 }
 

@@ -50,18 +50,20 @@ class MaskedFocalLoss(keras.losses.Loss):
         y_true = ops.cast(y_true, "float32")
         logits = ops.cast(y_pred, "float32")
         known = ops.cast(known_mask(y_true), "float32")
-        target = ops.where(known > 0, y_true, 0.0)
-        # In log space, from the logits: p_correct = sigmoid(z_correct) with z_correct = +-logit, so the loss
-        # -(1 - p_correct)^gamma * log(p_correct) stays finite, and so does its gradient where the sigmoid
-        # saturates (1 - p_correct == 0 in float32 would give 0 * inf = NaN for gamma < 1, plain BCE included).
-        z_correct = (2.0 * target - 1.0) * logits
-        cross_entropy = -ops.log_sigmoid(z_correct)
-        per_entry = ops.exp(self.gamma * ops.log_sigmoid(-z_correct)) * cross_entropy
+        target = ops.where(known > 0, y_true, 0.0)  # 0 / 1, or a soft target in between (MixUp)
+        # In log space, from the logits: p = sigmoid(z), so each term -(1 - p_correct)^gamma * log(p_correct) stays
+        # finite, and so does its gradient, where the sigmoid saturates (1 - p_correct == 0 in float32 would give
+        # 0 * inf = NaN for gamma < 1, plain BCE included). A soft target t weighs the positive term by t and the
+        # negative one by 1 - t; for t = 0 or 1 this is the usual focal loss.
+        positive_term = -ops.exp(self.gamma * ops.log_sigmoid(-logits)) * ops.log_sigmoid(logits)
+        negative_term = -ops.exp(self.gamma * ops.log_sigmoid(logits)) * ops.log_sigmoid(-logits)
+        positive_weight, negative_weight = target, 1.0 - target
         if self.positive_weights is not None:
-            per_entry = per_entry * (target * ops.convert_to_tensor(self.positive_weights, "float32")
-                                     + (1.0 - target) * ops.convert_to_tensor(self.negative_weights, "float32"))
+            positive_weight = positive_weight * ops.convert_to_tensor(self.positive_weights, "float32")
+            negative_weight = negative_weight * ops.convert_to_tensor(self.negative_weights, "float32")
         if self.alpha is not None:
-            per_entry = per_entry * (target * self.alpha + (1.0 - target) * (1.0 - self.alpha))
+            positive_weight, negative_weight = positive_weight * self.alpha, negative_weight * (1.0 - self.alpha)
+        per_entry = positive_weight * positive_term + negative_weight * negative_term
         return ops.sum(per_entry * known) / ops.maximum(ops.sum(known), 1.0)
 
     def get_config(self) -> dict:
@@ -91,7 +93,8 @@ def attribute_class_weights(values: np.ndarray, max_weight: float = MAX_CLASS_WE
 class MaskedCategoricalFocalLoss(keras.losses.Loss):
     """Softmax focal cross-entropy over classes, averaged over the images whose class is known.
 
-    Labels are one-hot rows; a row with no known class (all NA) adds exactly zero loss and gradient.
+    Labels are one-hot rows (or blends of two, from MixUp); a row with no known class (all NA) adds exactly zero
+    loss and gradient.
     `gamma=0` gives cross-entropy; `label_smoothing` moves that share of the target evenly onto every
     class; optional per-class weights scale each image by its true class's weight.
     """
@@ -108,14 +111,14 @@ class MaskedCategoricalFocalLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "float32")
         log_probabilities = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        target = ops.where(y_true > 0, 1.0, 0.0)
+        target = ops.maximum(y_true, 0.0)  # one-hot, or a blend of two classes (MixUp); an unknown row is all 0
         known = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
         n_classes = ops.cast(ops.shape(y_true)[-1], "float32")
         smoothed = target * (1.0 - self.label_smoothing) + self.label_smoothing / n_classes
         cross_entropy = -ops.sum(smoothed * log_probabilities, axis=-1)
-        # (1 - p_true)^gamma from log p_true, finite where the softmax saturates
-        log_p_true = ops.sum(target * log_probabilities, axis=-1)
-        per_image = ops.exp(self.gamma * ops.log1p(-ops.minimum(ops.exp(log_p_true), 1.0 - 1e-7))) * cross_entropy
+        # (1 - p_true)^gamma, p_true the probability given to the target (its expectation for a blend)
+        p_true = ops.sum(target * ops.exp(log_probabilities), axis=-1)
+        per_image = ops.exp(self.gamma * ops.log1p(-ops.minimum(p_true, 1.0 - 1e-7))) * cross_entropy
         if self.class_weights is not None:
             per_image = per_image * ops.sum(target * ops.convert_to_tensor(self.class_weights, "float32"), axis=-1)
         return ops.sum(per_image * known) / ops.maximum(ops.sum(known), 1.0)

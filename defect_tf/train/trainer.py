@@ -21,10 +21,11 @@ from keras.callbacks import TerminateOnNaN
 
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import BUNDLE_DIR, load_bundle, save_bundle
-from defect_tf.data.augmentation import build_augmentation
+from defect_tf.data.augmentation import MixUp, build_augmentation
 from defect_tf.data.checks import check_data
 from defect_tf.data.labels import LabelTable, header_fingerprint, known_mask, label_counts
 from defect_tf.data.pipeline import make_dataset, steps_per_epoch
+from defect_tf.data.sampling import balance_groups, describe_groups
 from defect_tf.data.sources import load_source
 from defect_tf.data.splits import SPLITS, split_from_file, split_from_parts, stratified_split, write_split
 from defect_tf.errors import DefectTFError, ImageError, LabelError
@@ -35,12 +36,12 @@ from defect_tf.io.files import write_text
 from defect_tf.models.classifier import build_classifier, resolve_weights, set_trainable_top, top_layers
 from defect_tf.models.registry import get_backbone
 from defect_tf.tasks import TASKS, task_labels
-from defect_tf.train.callbacks import HISTORY_FILE, LOSS_CURVE_FILE, LossCurve, ResumableEarlyStopping
+from defect_tf.train.callbacks import HISTORY_FILE, LOSS_CURVE_FILE, EMAWeights, LossCurve, ResumableEarlyStopping
 from defect_tf.train.checkpoints import CHECKPOINT_DIR, Checkpoint, EpochCheckpoint, read_checkpoint, remove_checkpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings, config_from_settings
 from defect_tf.train.dtype_policy import set_precision
 from defect_tf.train.losses import LossSettings
-from defect_tf.train.optimizers import make_optimizer
+from defect_tf.train.optimizers import ema_momentum, make_optimizer
 
 SPLIT_FILE = "split.txt"
 SKIPPED_FILE = "skipped_images.txt"
@@ -199,13 +200,21 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
            "labels": {image: row for image, row in zip(table.images, table.values.tolist())},
            "split": {name: [table.images[i] for i in rows[name]] for name in SPLITS}}
 
-    augment = build_augmentation(config.rotation, config.cutout, seed=config.seed)
+    augment = build_augmentation(config.rotation, config.cutout, config.augment, seed=config.seed)
+    mixup = MixUp(config.mixup, seed=config.seed + 2) if config.mixup else None
+    groups = balance_groups(train_labels) if config.sampler == "balanced" else None
     train_data = make_dataset(list(paths[rows["train"]]), train_labels, config.image_size, config.batch_size,
-                              training=True, augment=augment, seed=config.seed)
+                              training=True, augment=augment, mixup=mixup, groups=groups, seed=config.seed)
     val_data = make_dataset(list(paths[rows["val"]]), val_labels, config.image_size, config.batch_size)
+    if groups is not None:
+        log(describe_groups(groups, table.attributes))
+    if mixup:
+        log(f"MixUp: each training batch blends image pairs and their labels, weight ~ Beta({config.mixup:g}, "
+            f"{config.mixup:g})")
 
+    class_weights = config.class_weights and groups is None  # the balanced sampler balances instead
     loss, weighting = task.loss(train_labels, table.attributes,
-                                LossSettings(config.gamma, config.alpha, config.class_weights, config.label_smoothing))
+                                LossSettings(config.gamma, config.alpha, class_weights, config.label_smoothing))
     log(weighting)
 
     model = build_classifier(config.backbone, len(table.attributes), config.image_size, weights_file, config.dropout,
@@ -216,7 +225,14 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     verbose = 1 if sys.stdout.isatty() else 2
     fit = dict(validation_data=val_data, steps_per_epoch=steps, shuffle=False, verbose=verbose)  # data shuffles itself
     optimizer_text = {"adam": "Adam", "adamw": f"AdamW (weight decay {config.weight_decay:g})"}[config.optimizer] + (
+        f", EMA of the weights (momentum {ema_momentum(steps):.3f}) validated and kept" if config.ema else "") + (
         "" if config.schedule == "constant" else ", cosine schedule after a linear warm-up, peak")
+
+    averaging_momentum = ema_momentum(steps) if config.ema else None
+
+    def averaging(phase: str) -> list:
+        """With --ema, the callback that puts the average in the model at each epoch's end (first in the list)."""
+        return [EMAWeights(average_in_model=bool(resume) and resume.phase == phase)] if config.ema else []
     if resume:
         log(f"resuming after epoch {resume.epoch} ({resume.phase}) from {resume.directory}")
 
@@ -230,7 +246,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
             f"every layer trains from scratch, BatchNorm included; {optimizer_text} lr {config.lr}, "
             f"{config.warmup_epochs} epochs ({policy})")
     model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.schedule, steps * config.warmup_epochs,
-                                           config.weight_decay), loss=loss)
+                                           config.weight_decay, averaging_momentum), loss=loss)
     curve.phase = "warm-up"
     first_epoch = 0
     if resume and resume.phase == "warm-up":
@@ -238,7 +254,8 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         first_epoch = resume.epoch
     if not resume or resume.phase == "warm-up":
         model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs,
-                  callbacks=[curve, EpochCheckpoint(output, saved_config, run, curve), TerminateOnNaN()],
+                  callbacks=[*averaging("warm-up"), curve, EpochCheckpoint(output, saved_config, run, curve),
+                             TerminateOnNaN()],
                   **fit)
         _stop_if_diverged(curve.records, config.lr)
 
@@ -254,7 +271,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     log(f"  {optimizer_text} lr {config.finetune_lr}, up to {config.finetune_epochs} epochs, early stopping on "
         f"validation loss (patience {config.patience}, best weights restored)")
     model.compile(optimizer=make_optimizer(config.optimizer, config.finetune_lr, config.schedule,
-                                           steps * config.finetune_epochs, config.weight_decay), loss=loss)
+                                           steps * config.finetune_epochs, config.weight_decay, averaging_momentum), loss=loss)
     curve.phase = "fine-tune"
     first_epoch, stopping_state, best_weights = config.warmup_epochs, None, None
     if resume and resume.phase == "fine-tune":
@@ -266,7 +283,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         model.set_weights(best_weights)  # the run was stopped early just before it was killed
     else:
         model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs + config.finetune_epochs,
-                  callbacks=[curve, stop, EpochCheckpoint(output, saved_config, run, curve, stop),
+                  callbacks=[*averaging("fine-tune"), curve, stop, EpochCheckpoint(output, saved_config, run, curve, stop),
                              TerminateOnNaN()], **fit)
         _stop_if_diverged(curve.records, config.finetune_lr)
 

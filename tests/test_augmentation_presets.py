@@ -1,0 +1,116 @@
+"""The heavy preset's layers: each does what its name says, leaves an image alone when it is not drawn, and
+serialises; the whole preset is seeded like the standard one."""
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from defect_tf.data.augmentation import (
+    RandomBlur,
+    RandomCLAHE,
+    RandomColorJitter,
+    RandomElastic,
+    RandomGaussianNoise,
+    build_augmentation,
+)
+
+HEAVY_LAYERS = [RandomColorJitter, RandomGaussianNoise, RandomBlur, RandomElastic, RandomCLAHE]
+
+
+def photos(batch=4, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(20, 235, (batch, size, size, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("layer", HEAVY_LAYERS)
+def test_an_image_not_drawn_is_left_exactly_as_it_was_and_outside_training_nothing_changes(layer):
+    images = photos()
+    np.testing.assert_allclose(layer(0.0, seed=1)(images, training=True).numpy(), images, atol=1e-3)
+    np.testing.assert_array_equal(layer(1.0, seed=1)(images, training=False), images)
+    changed = layer(1.0, seed=1)(images, training=True).numpy()
+    assert changed.shape == images.shape and not np.allclose(changed, images, atol=0.5)
+    assert changed.min() >= 0.0 and changed.max() <= 255.0
+    original = layer(0.4, seed=3)
+    assert layer.from_config(original.get_config()).get_config() == original.get_config()
+
+
+def test_colour_jitter_on_a_grey_image_is_a_brightness_change_of_at_most_a_fifth():
+    grey = np.full((8, 16, 16, 3), 100.0, np.float32)  # contrast and saturation have nothing to act on
+    jittered = RandomColorJitter(1.0, strength=0.2, seed=0)(grey, training=True).numpy()
+    per_image = jittered[:, 0, 0, 0]
+    np.testing.assert_allclose(jittered, per_image[:, None, None, None] * np.ones_like(grey), rtol=1e-5)
+    assert np.all((80 - 1e-3 <= per_image) & (per_image <= 120 + 1e-3)) and len(set(per_image.round(3))) == 8
+
+
+def test_noise_has_a_standard_deviation_of_at_most_max_std_grey_levels():
+    flat = np.full((16, 32, 32, 3), 128.0, np.float32)
+    noise = RandomGaussianNoise(1.0, max_std=10.0, seed=0)(flat, training=True).numpy() - 128.0
+    spread = noise.reshape(16, -1).std(axis=1)
+    assert spread.max() <= 10.5 and spread.min() < spread.max() and abs(noise.mean()) < 0.2
+
+
+def test_each_image_is_blurred_with_its_own_normalised_kernel():
+    layer = RandomBlur(1.0, size=7, seed=2)
+    kernels = layer.kernels(6).numpy()
+    np.testing.assert_allclose(kernels.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(kernels, kernels[:, ::-1, ::-1], atol=1e-6)  # Gaussians and lines: point-symmetric
+    # a single bright pixel spreads into exactly its image's kernel (one depthwise pass over the batch)
+    dots = np.zeros((6, 15, 15, 3), np.float32)
+    dots[:, 7, 7, :] = 255.0
+    layer = RandomBlur(1.0, size=7, seed=2)
+    expected = layer.kernels(6).numpy() * 255.0
+    layer = RandomBlur(1.0, size=7, seed=2)
+    blurred = layer(dots, training=True).numpy()
+    for image in range(6):
+        np.testing.assert_allclose(blurred[image, 4:11, 4:11, 0], expected[image], atol=1e-3)
+    assert len({round(float(k.max()), 4) for k in expected}) == 6
+
+
+def test_elastic_moves_pixels_by_at_most_its_share_of_the_image_and_keeps_a_flat_image_flat():
+    columns = np.tile(np.arange(64, dtype=np.float32), (4, 64, 1))[..., None].repeat(3, axis=-1)  # value = column
+    moved = RandomElastic(1.0, max_shift=0.03, seed=0)(columns, training=True).numpy()
+    shift = np.abs(moved - columns)
+    assert shift.max() <= 0.03 * 64 + 1e-3 and shift.mean() > 0.1
+    flat = np.full((2, 32, 32, 3), 77.0, np.float32)
+    np.testing.assert_allclose(RandomElastic(1.0, seed=0)(flat, training=True).numpy(), flat, rtol=1e-5)
+
+
+def test_clahe_equalises_each_tile_by_hand_computed_values():
+    # half the pixels at 50, half at 200, in every tile: unclipped, the map sends 50 to 255 / 2 and 200 to 255
+    image = np.full((1, 32, 32, 3), 50.0, np.float32)
+    image[:, :, 1::2] = 200.0
+    equalised = RandomCLAHE(1.0, clip_limit=1000.0, tiles=2, seed=0)(image, training=True).numpy()
+    np.testing.assert_allclose(equalised[0, :, 0::2], 127.5, atol=1e-3)
+    np.testing.assert_allclose(equalised[0, :, 1::2], 255.0, atol=1e-3)
+    # clipped at 2 per grey level (2 x 256 pixels / 256 levels): 252 excess pixels spread over 256 levels, so
+    # 50 maps to (51 x 252/256 + 2) x 255/256 and 200 to (201 x 252/256 + 4) x 255/256
+    clipped = RandomCLAHE(1.0, clip_limit=2.0, tiles=2, seed=0)(image, training=True).numpy()
+    np.testing.assert_allclose(clipped[0, :, 0::2], (51 * 252 / 256 + 2) * 255 / 256, atol=1e-3)
+    np.testing.assert_allclose(clipped[0, :, 1::2], (201 * 252 / 256 + 4) * 255 / 256, atol=1e-3)
+
+
+def test_clahe_agrees_with_opencv_within_a_grey_level():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:256, 0:256]
+    grey = np.clip(60 + 0.4 * x + 30 * np.sin(y / 9) + rng.normal(0, 8, (256, 256)), 0, 255).astype(np.uint8)
+    reference = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(grey).astype(np.float32)
+    ours = RandomCLAHE(1.0, clip_limit=2.0, tiles=4, seed=0)(
+        np.repeat(grey[None, ..., None], 3, axis=-1).astype(np.float32), training=True).numpy()[0, ..., 0]
+    assert np.abs(ours - reference).mean() < 1.0 and np.abs(ours - reference).max() < 3.0
+    assert np.abs(grey - reference).mean() > 20  # CLAHE changed this image a lot: agreeing means something
+
+
+def test_the_heavy_preset_is_seeded_serialisable_and_refuses_an_unknown_name():
+    images = photos(8, 32)
+    one = build_augmentation(preset="heavy", seed=4)(images, training=True).numpy()
+    again = build_augmentation(preset="heavy", seed=4)(images, training=True).numpy()
+    np.testing.assert_array_equal(one, again)
+    layers = build_augmentation(preset="heavy", seed=4).layers
+    assert [type(layer).__name__ for layer in layers] == [
+        "RandomFlipRotation", "RandomElastic", "RandomCLAHE", "RandomColorJitter", "RandomBlur",
+        "RandomGaussianNoise", "RandomCutout"]
+    restored = keras.Sequential.from_config(build_augmentation(preset="heavy", seed=4).get_config())
+    np.testing.assert_array_equal(restored(images, training=True), one)  # the same layers with the same seeds
+    with pytest.raises(ValueError, match="preset must be one of"):
+        build_augmentation(preset="extreme")
