@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from defect_tf.apps.cli import run  # noqa: F401  (re-exported for the scripts)
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE, load_bundle
@@ -26,7 +28,7 @@ from defect_tf.data.augmentation import ROTATIONS
 from defect_tf.data.labels import LabelTable, parse_labels
 from defect_tf.data.splits import read_split, split_from_file, stratified_split, write_split
 from defect_tf.errors import DefectTFError
-from defect_tf.evaluate.evaluation import evaluate_bundle
+from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle
 from defect_tf.models.heads import DEFAULT_POOLING, POOLING
 from defect_tf.train.checkpoints import CHECKPOINT_DIR, read_checkpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings, config_from_settings
@@ -70,6 +72,19 @@ def shared_split(folder: Path, labels: Path, work: Path, seed: int) -> Path:
     path = work / "split.txt"
     write_split(path, table.images, split)
     return path
+
+
+def fewshot_parts(table: LabelTable, split: dict[str, str], per_class: int, seed: int) -> dict[str, str]:
+    """Image -> part for a few-shot arm: `per_class` images of each class drawn from the split's train + val part
+    (one in five of them, at least one per class, for validation), and every test image."""
+    rng = np.random.default_rng(seed)
+    parts = {image: "test" for image in table.images if split[image] == "test"}
+    for column in range(len(table.attributes)):
+        members = [i for i, image in enumerate(table.images)
+                   if table.values[i, column] == 1 and split[image] in ("train", "val")]
+        for order, index in enumerate(sorted(rng.choice(members, per_class, replace=False))):
+            parts[table.images[index]] = "val" if order < max(1, per_class // 5) else "train"
+    return parts
 
 
 def work_folder(work: str | None, prefix: str) -> Path:
@@ -149,8 +164,9 @@ def trained_with(output: Path, config: TrainConfig) -> bool:
         BundleMetadata.from_json(json.loads(saved.read_text(encoding="utf-8")), str(saved)).settings) == config
 
 
-def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Path) -> dict:
+def train_and_score(config: TrainConfig, truth_labels: str | Path | None, log_file: Path) -> dict:
     """Train one arm (log to a file), then score its test split against `truth_labels`; returns figures.
+    Without `truth_labels`, the figures are the run's own test report (metrics.json, as its task wrote it).
 
     A stopped benchmark loses no finished epoch: run the same command with the same `--work` again, and an
     arm already trained with the same settings is only scored, an interrupted one continues from its last
@@ -173,6 +189,9 @@ def train_and_score(config: TrainConfig, truth_labels: str | Path, log_file: Pat
                                                          "train_seconds": round(time.time() - started, 1)}
     history = json.loads((output / "history.json").read_text(encoding="utf-8"))
     seconds = sum(record["seconds"] for record in history)
+    if truth_labels is None:
+        report = json.loads((output / METRICS_FILE).read_text(encoding="utf-8"))
+        return {"report": report, "epochs": len(history), "train_seconds": round(seconds, 1)}
     split_file = config.split_file or output / "split.txt"  # without a shared split, the one training made
     return score_arm(output, config.data, truth_labels, split_file) | {"train_seconds": round(seconds, 1)}
 

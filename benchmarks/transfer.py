@@ -18,12 +18,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from common import (
     DEFAULT_DATA_ROOT,
     comparison_table,
     data_folder,
+    fewshot_parts,
     number,
     record,
     run,
@@ -51,21 +50,12 @@ UNFREEZE_ARMS = {"warm-up only": None, "top block": TOP_BLOCK_LAYERS, "top two s
 
 def fewshot_files(table, split: dict[str, str], per_class: int, work: Path, seed: int) -> tuple[Path, Path]:
     """A label file and a split file holding `per_class` images of each class (train + val) and the test images."""
-    rng = np.random.default_rng(seed)
-    pool = [i for i, image in enumerate(table.images) if split[image] in ("train", "val")]
-    chosen, parts = [], {}
-    for column in range(len(table.attributes)):
-        members = [i for i in pool if table.values[i, column] == 1]
-        picked = sorted(rng.choice(members, per_class, replace=False))
-        validation = max(1, per_class // 5)
-        for order, index in enumerate(picked):
-            parts[table.images[index]] = "val" if order < validation else "train"
-        chosen += picked
-    test = [i for i, image in enumerate(table.images) if split[image] == "test"]
-    subset = table.subset(sorted(chosen) + test)
+    parts = fewshot_parts(table, split, per_class, seed)
+    chosen = [i for i, image in enumerate(table.images) if parts.get(image) in ("train", "val")]
+    subset = table.subset(chosen + [i for i, image in enumerate(table.images) if parts.get(image) == "test"])
     labels, split_file = work / f"labels_{per_class}.txt", work / f"split_{per_class}.txt"
     labels.write_text(format_labels(subset), encoding="utf-8")
-    write_split(split_file, subset.images, [parts.get(image, "test") for image in subset.images])
+    write_split(split_file, subset.images, [parts[image] for image in subset.images])
     return labels, split_file
 
 

@@ -220,3 +220,32 @@ def test_transfer_study_arms_and_few_shot_files(tmp_path):
     assert {name: (arm.finetune_epochs, arm.unfreeze) for name, arm in unfreeze.items()} == {
         "warm-up only": (0, None), "top block": (15, 11), "top two stages": (15, 46), "all": (15, 10_000)}
     assert {arm.backbone for arm in study_arms("accuracy", base, list(RECIPES), [], tmp_path).values()} == set(RECIPES)
+
+
+def test_the_recipes_benchmark_builds_class_folders_of_links_and_a_few_shot_split(tmp_path):
+    from recipes import arm_data
+
+    names = [f"{c}_{i}.jpg" for c in "abc" for i in range(10)]
+    neu = tmp_path / "neu"
+    (neu / "images").mkdir(parents=True)
+    for name in names:
+        (neu / "images" / name).write_bytes(name.encode())
+    (neu / "labels.txt").write_text("image a b c\n" + "".join(
+        f"{name} {int(name[0] == 'a')} {int(name[0] == 'b')} {int(name[0] == 'c')}\n" for name in names))
+    (neu / "split.txt").write_text("image split\n" + "".join(
+        f"{name} {'test' if int(name[2]) >= 8 else 'train'}\n" for name in names))
+
+    (tmp_path / "work").mkdir()
+    folder, split_file = arm_data(neu, 5, tmp_path / "work", seed=0)
+    split = read_split(split_file)
+    assert sorted(image for image, part in split.items() if part == "test") == sorted(
+        f"{n[0]}/{n}" for n in names if int(n[2]) >= 8)
+    for letter in "abc":  # 5 of each class from the train part: one validates, four train
+        assert sorted(part for image, part in split.items() if image[0] == letter and part != "test") == [
+            "train"] * 4 + ["val"]
+    linked = sorted(str(path.relative_to(folder)) for path in folder.rglob("*.jpg"))
+    assert linked == sorted(split) and (folder / "a" / "a_9.jpg").read_bytes() == b"a_9.jpg"
+    assert all(path.is_symlink() for path in folder.rglob("*.jpg"))  # NEU itself is never copied
+
+    everything, split_file = arm_data(neu, None, tmp_path / "work", seed=0)
+    assert len(read_split(split_file)) == 30 and len(list(everything.rglob("*.jpg"))) == 30
