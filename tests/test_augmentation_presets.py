@@ -31,6 +31,11 @@ def test_an_image_not_drawn_is_left_exactly_as_it_was_and_outside_training_nothi
     changed = layer(1.0, seed=1)(images, training=True).numpy()
     assert changed.shape == images.shape and not np.allclose(changed, images, atol=0.5)
     assert changed.min() >= 0.0 and changed.max() <= 255.0
+    # with probability 1/2 some images change and the others stay exactly as they were
+    batch = photos(16)
+    half = layer(0.5, seed=5)(batch, training=True).numpy()
+    untouched = [np.array_equal(half[i], batch[i]) for i in range(16)]
+    assert 0 < sum(untouched) < 16
     original = layer(0.4, seed=3)
     assert layer.from_config(original.get_config()).get_config() == original.get_config()
 
@@ -43,6 +48,25 @@ def test_colour_jitter_on_a_grey_image_is_a_brightness_change_of_at_most_a_fifth
     assert np.all((80 - 1e-3 <= per_image) & (per_image <= 120 + 1e-3)) and len(set(per_image.round(3))) == 8
 
 
+def test_colour_jitter_is_brightness_then_contrast_then_saturation_in_one_pass():
+    import tensorflow as tf
+
+    class Fixed(RandomColorJitter):
+        factors = iter([1.1, 0.8, 1.3])  # brightness, contrast, saturation
+
+        def uniform(self, batch, low=0.0, high=1.0):
+            return tf.fill([batch], next(self.factors))
+
+    images = photos(2, 16)
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    brighter = images * 1.1
+    mean = (brighter @ weights).mean(axis=(1, 2))[:, None, None, None]
+    contrasted = mean + (brighter - mean) * 0.8
+    grey = (contrasted @ weights)[..., None]
+    expected = np.clip(grey + (contrasted - grey) * 1.3, 0, 255)
+    np.testing.assert_allclose(Fixed(1.0).transform(images).numpy(), expected, atol=1e-3)
+
+
 def test_noise_has_a_standard_deviation_of_at_most_max_std_grey_levels():
     flat = np.full((16, 32, 32, 3), 128.0, np.float32)
     noise = RandomGaussianNoise(1.0, max_std=10.0, seed=0)(flat, training=True).numpy() - 128.0
@@ -51,20 +75,17 @@ def test_noise_has_a_standard_deviation_of_at_most_max_std_grey_levels():
 
 
 def test_each_image_is_blurred_with_its_own_normalised_kernel():
-    layer = RandomBlur(1.0, size=7, seed=2)
-    kernels = layer.kernels(6).numpy()
+    kernels = RandomBlur(size=7, seed=2).kernels(6).numpy()
     np.testing.assert_allclose(kernels.sum(axis=(1, 2)), 1.0, rtol=1e-5)
     np.testing.assert_allclose(kernels, kernels[:, ::-1, ::-1], atol=1e-6)  # Gaussians and lines: point-symmetric
+    assert len({round(float(k.max()), 4) for k in kernels}) == 6
     # a single bright pixel spreads into exactly its image's kernel (one depthwise pass over the batch)
     dots = np.zeros((6, 15, 15, 3), np.float32)
     dots[:, 7, 7, :] = 255.0
-    layer = RandomBlur(1.0, size=7, seed=2)
-    expected = layer.kernels(6).numpy() * 255.0
-    layer = RandomBlur(1.0, size=7, seed=2)
-    blurred = layer(dots, training=True).numpy()
+    blurred = RandomBlur(size=7, seed=2).transform(dots).numpy()  # draws the same kernels first
     for image in range(6):
-        np.testing.assert_allclose(blurred[image, 4:11, 4:11, 0], expected[image], atol=1e-3)
-    assert len({round(float(k.max()), 4) for k in expected}) == 6
+        for channel in range(3):
+            np.testing.assert_allclose(blurred[image, 4:11, 4:11, channel], kernels[image] * 255.0, atol=1e-3)
 
 
 def test_elastic_moves_pixels_by_at_most_its_share_of_the_image_and_keeps_a_flat_image_flat():

@@ -1,15 +1,18 @@
 """The contract every registered backbone keeps (as keras-hub's `run_backbone_test`): it builds at two image
 sizes, trains a step, saves and reloads as a bundle with the same predictions, gives heatmaps of its feature
-map's shape, emits float32 logits under mixed precision, and names a top group that exists. A new registry
+map's shape, is served by the web page, emits float32 logits under mixed precision, and names a top group that exists. A new registry
 entry is covered here with nothing else to write."""
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
+from defect_tf.apps.web_page import DefectApp
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import load_bundle, save_bundle
 from defect_tf.explain.heatmaps import GradCAM
+from defect_tf.inference.predictor import Predictor
 from defect_tf.models.classifier import backbone_of, build_classifier, set_trainable_top, top_layers
 from defect_tf.models.registry import BACKBONES
 from defect_tf.train.losses import MaskedFocalLoss
@@ -38,7 +41,8 @@ def test_backbone_contract(name, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
     # saved and reloaded in safe mode: the same logits
-    save_bundle(tmp_path, model, BundleMetadata(["a", "b", "c"], 64, [0.5] * OUTPUTS, backbone=name))
+    # (thresholds 0: every attribute counts as detected, so the web page below draws every heatmap)
+    save_bundle(tmp_path, model, BundleMetadata(["a", "b", "c"], 64, [0.0] * OUTPUTS, backbone=name))
     bundle = load_bundle(tmp_path)
     probe = images(2, 64, seed=1)
     np.testing.assert_allclose(bundle.model(probe, training=False), model(probe, training=False), rtol=1e-4, atol=1e-4)
@@ -47,6 +51,14 @@ def test_backbone_contract(name, tmp_path):
     cam = GradCAM(bundle.model, name)
     expected = tuple(backbone_of(bundle.model).get_layer(cam.layer).output.shape[1:3])
     assert cam.heatmaps(probe[0]).shape == (OUTPUTS, *expected)
+
+    # the web page serves it: a photo gives its probabilities and a heatmap overlay per detected attribute
+    photo = tmp_path / "photo.png"
+    Image.fromarray(images(1, 80, seed=2)[0].astype("uint8")).save(photo)
+    shown, table, gallery, message = DefectApp(Predictor(load_bundle(tmp_path))).analyse(str(photo))
+    assert shown.shape == (80, 80, 3) and table.count("DETECTED") == OUTPUTS and message.startswith("Detected: a, b, c")
+    assert [caption.split(" ")[0] for _, caption in gallery] == ["a", "b", "c"]
+    assert all(overlay.shape == (80, 80, 3) for overlay, _ in gallery)
 
     # the registry's phase-2 group exists and leaves layers to train
     spec = BACKBONES[name]

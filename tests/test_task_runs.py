@@ -126,3 +126,31 @@ def test_ema_mixup_heavy_augmentation_and_the_balanced_sampler_train_a_model_tha
     assert "--sampler balanced: batches draw each of 3 groups equally often" in out and "class weights: off" in out
     assert "MixUp: each training batch blends image pairs and their labels, weight ~ Beta(0.2, 0.2)" in out
     assert json.loads((output / "metrics.json").read_text())["accuracy"] >= 0.8
+
+
+@pytest.mark.parametrize("backbone, flags", [("convnext_tiny", []), ("resnet50", ["--head", "mlp", "--attention",
+                                                                                   "spatial"]),
+                                             ("mobilenet_v3_small", [])])
+def test_the_sibling_backbones_train_save_reload_explain_and_serve_from_the_command_line(backbone, flags, tmp_path,
+                                                                                          capsys):
+    from defect_tf.apps.web_page import DefectApp
+    from defect_tf.inference.predictor import Predictor
+
+    root = make_folders(tmp_path / "photos", {"good": "plain", "dent": "vertical", "scratch": "horizontal"}, 6)
+    output = tmp_path / "outputs"
+    # --weights none: Keras's ImageNet weights for these can't be downloaded on this project's machines
+    assert train_cli.main(["--data", str(root), "--output", str(output), "--backbone", backbone, "--weights", "none",
+                           "--image-size", "32", "--batch-size", "8", "--warmup-epochs", "1", "--finetune-epochs", "0",
+                           *flags]) == 0
+    bundle = load_bundle(output)
+    assert (bundle.metadata.backbone, bundle.task.name) == (backbone, "multiclass")
+    head = bundle.model.get_layer("head").get_config()
+    assert (head["head"], head["attention"]) == (("mlp", "spatial") if flags else ("linear", "none"))
+    capsys.readouterr()
+    photo = root / "dent" / "00.png"
+    assert predict_cli.main([str(photo), "--model", str(output), "--explain", str(tmp_path / "heat")]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  class ")]
+    assert line.split()[1].rstrip(":") in ("dent", "good", "scratch")
+    assert len(list((tmp_path / "heat").glob("*.png"))) == 1
+    shown, table, gallery, message = DefectApp(Predictor(bundle)).analyse(str(photo))
+    assert message.startswith("Class: ") and len(gallery) == 1 and table.count("DETECTED") == 1

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "scanned boards)")
     loss.add_argument("--no-cutout", dest="cutout", action="store_false", help="no Cutout augmentation")
     loss.add_argument("--augment", default=d.augment, choices=PRESETS,
-                      help=f"heavy: adds elastic, CLAHE, colour jitter, blur, noise (each on {HEAVY_SHARE:.0%} of images)")
+                      help=f"heavy: adds elastic, CLAHE, colour jitter, blur, noise (each on {HEAVY_SHARE:.0%} "
+                           "of images)")
     loss.add_argument("--mixup", type=float, default=d.mixup, metavar="ALPHA",
                       help=f"blend image pairs and their labels, weight ~ Beta(ALPHA, ALPHA) (e.g. {MIXUP_ALPHA})")
 

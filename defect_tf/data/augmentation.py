@@ -125,80 +125,92 @@ def _grey(images):
     return ops.sum(images * ops.convert_to_tensor([0.299, 0.587, 0.114], images.dtype), axis=-1, keepdims=True)
 
 
-@keras.saving.register_keras_serializable(package="defect_tf")
-class RandomColorJitter(RandomImageLayer):
-    """With `probability`, scale each image's brightness, contrast and saturation by independent uniform
-    factors in 1 ± `strength` (values stay in 0..255). Identity when not training."""
+class SomeImagesLayer(RandomImageLayer):
+    """Base of the heavy preset's layers: each image is drawn with `probability`, and `transform` runs on the
+    drawn images only (gathered, transformed, scattered back), so a layer costs in proportion to the images it
+    changes and the others pass through untouched. Subclasses define `transform(images)`."""
 
-    def __init__(self, probability: float = HEAVY_SHARE, strength: float = 0.2, seed: int | None = None, **kwargs):
+    def __init__(self, probability: float = HEAVY_SHARE, seed: int | None = None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.probability, self.strength = float(probability), float(strength)
+        self.probability = float(probability)
 
     def augment(self, images):
-        batch = ops.shape(images)[0]
-        applied = self.uniform(batch) < self.probability
-
-        def factor():
-            return _per_image(ops.where(applied, self.uniform(batch, 1 - self.strength, 1 + self.strength), 1.0))
-
-        images = images * factor()
-        mean = ops.mean(_grey(images), axis=(1, 2, 3), keepdims=True)
-        images = mean + (images - mean) * factor()
-        grey = _grey(images)
-        return ops.clip(grey + (images - grey) * factor(), 0.0, 255.0)
+        drawn = tf.where(self.uniform(tf.shape(images)[0]) < self.probability)  # (n, 1) indices
+        return tf.cond(tf.shape(drawn)[0] > 0,
+                       lambda: tf.tensor_scatter_nd_update(images, drawn, self.transform(tf.gather_nd(images, drawn))),
+                       lambda: images)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "probability": self.probability, "strength": self.strength}
+        return {**super().get_config(), "probability": self.probability}
 
 
 @keras.saving.register_keras_serializable(package="defect_tf")
-class RandomGaussianNoise(RandomImageLayer):
-    """With `probability`, add Gaussian noise of a uniform standard deviation up to `max_std` grey levels."""
+class RandomColorJitter(SomeImagesLayer):
+    """Scale an image's brightness, contrast and saturation by independent uniform factors in 1 ± `strength`
+    (values stay in 0..255)."""
+
+    def __init__(self, probability: float = HEAVY_SHARE, strength: float = 0.2, seed: int | None = None, **kwargs):
+        super().__init__(probability, seed=seed, **kwargs)
+        self.strength = float(strength)
+
+    def transform(self, images):
+        batch = ops.shape(images)[0]
+        brightness, contrast, saturation = (_per_image(self.uniform(batch, 1 - self.strength, 1 + self.strength))
+                                            for _ in range(3))
+        # brightness x b, then contrast c about the mean grey m, then saturation s about each pixel's grey g,
+        # folded into one pass: c b (s x + (1 - s) g) + (1 - c) m, where m = b mean(g) (the weights of g sum to 1)
+        grey = _grey(images)
+        mean = brightness * ops.mean(grey, axis=(1, 2, 3), keepdims=True)
+        scale = contrast * brightness
+        return ops.clip(scale * (saturation * images + (1 - saturation) * grey) + (1 - contrast) * mean, 0.0, 255.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "strength": self.strength}
+
+
+@keras.saving.register_keras_serializable(package="defect_tf")
+class RandomGaussianNoise(SomeImagesLayer):
+    """Add Gaussian noise of a uniform standard deviation up to `max_std` grey levels."""
 
     def __init__(self, probability: float = HEAVY_SHARE, max_std: float = 10.0, seed: int | None = None, **kwargs):
-        super().__init__(seed=seed, **kwargs)
-        self.probability, self.max_std = float(probability), float(max_std)
+        super().__init__(probability, seed=seed, **kwargs)
+        self.max_std = float(max_std)
 
-    def augment(self, images):
-        batch = ops.shape(images)[0]
-        std = ops.where(self.uniform(batch) < self.probability, self.uniform(batch, 0.0, self.max_std), 0.0)
+    def transform(self, images):
+        std = self.uniform(ops.shape(images)[0], 0.0, self.max_std)
         noise = keras.random.normal(ops.shape(images), seed=self.seed_generator)
         return ops.clip(images + _per_image(std) * noise, 0.0, 255.0)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "probability": self.probability, "max_std": self.max_std}
+        return {**super().get_config(), "max_std": self.max_std}
 
 
 @keras.saving.register_keras_serializable(package="defect_tf")
-class RandomBlur(RandomImageLayer):
-    """With `probability`, blur an image: half of them with a Gaussian (sigma up to `max_sigma` px), half with
-    a motion blur (a line `size` px long at any angle). Each image gets its own kernel, in one depthwise
-    convolution over the batch; borders reflect."""
+class RandomBlur(SomeImagesLayer):
+    """Blur an image: half of them with a Gaussian (sigma 0.5 to `max_sigma` px), half with a motion blur (a line
+    of up to `size` px at any angle). Each image gets its own kernel, in one depthwise convolution over the
+    batch; borders reflect."""
 
     def __init__(self, probability: float = HEAVY_SHARE, max_sigma: float = 1.5, size: int = 7,
                  seed: int | None = None, **kwargs):
-        super().__init__(seed=seed, **kwargs)
-        self.probability, self.max_sigma, self.size = float(probability), float(max_sigma), int(size)
+        super().__init__(probability, seed=seed, **kwargs)
+        self.max_sigma, self.size = float(max_sigma), int(size)
 
     def kernels(self, batch):
-        """One normalised `size` x `size` kernel per image: Gaussian, motion line, or the identity."""
+        """One normalised `size` x `size` kernel per image: a Gaussian or a motion line."""
         half = self.size // 2
         offsets = ops.arange(-half, half + 1, dtype="float32")
         dy, dx = offsets[None, :, None], offsets[None, None, :]
-        sigma = _per_image(self.uniform(batch, 0.5, self.max_sigma))[..., 0]
+        draw = lambda low, high: self.uniform(batch, low, high)[:, None, None]
+        sigma, angle, length = draw(0.5, self.max_sigma), draw(0.0, math.pi), draw(2.0, float(half))
         gaussian = ops.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2))
-        angle = _per_image(self.uniform(batch, 0.0, math.pi))[..., 0]
-        length = _per_image(self.uniform(batch, 2.0, float(half)))[..., 0]
         along = dx * ops.cos(angle) + dy * ops.sin(angle)
         across = -dx * ops.sin(angle) + dy * ops.cos(angle)
         motion = ops.maximum(0.0, 1.0 - ops.abs(across)) * ops.cast(ops.abs(along) <= length, "float32")
-        identity = ops.cast((dx == 0) & (dy == 0), "float32") * ops.ones_like(sigma)
-        applied, gaussian_kind = self.uniform(batch) < self.probability, self.uniform(batch) < 0.5
-        kernel = ops.where(_per_image(gaussian_kind)[..., 0], gaussian, motion)
-        kernel = ops.where(_per_image(applied)[..., 0], kernel, identity)
+        kernel = ops.where(draw(0.0, 1.0) < 0.5, gaussian, motion)
         return kernel / ops.sum(kernel, axis=(1, 2), keepdims=True)
 
-    def augment(self, images):
+    def transform(self, images):
         batch, channels = tf.shape(images)[0], images.shape[-1]
         height, width, half = images.shape[1], images.shape[2], self.size // 2
         kernel = tf.transpose(self.kernels(batch), (1, 2, 0))  # size, size, batch
@@ -209,8 +221,7 @@ class RandomBlur(RandomImageLayer):
         return tf.transpose(tf.reshape(blurred, (height, width, batch, channels)), (2, 0, 1, 3))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "probability": self.probability, "max_sigma": self.max_sigma,
-                "size": self.size}
+        return {**super().get_config(), "max_sigma": self.max_sigma, "size": self.size}
 
 
 def _bilinear_lookup(table, rows, columns, index):
@@ -228,19 +239,18 @@ def _bilinear_lookup(table, rows, columns, index):
 
 
 @keras.saving.register_keras_serializable(package="defect_tf")
-class RandomElastic(RandomImageLayer):
-    """With `probability`, distort an image smoothly: a random displacement of up to `max_shift` of its size on
-    a coarse `grid` x `grid` lattice, interpolated to every pixel, then the image resampled (bilinear)."""
+class RandomElastic(SomeImagesLayer):
+    """Distort an image smoothly: a random displacement of up to `max_shift` of its size on a coarse `grid` x
+    `grid` lattice, interpolated (bilinear) to every pixel, then the image resampled (bilinear)."""
 
     def __init__(self, probability: float = HEAVY_SHARE, max_shift: float = 0.03, grid: int = 4,
                  seed: int | None = None, **kwargs):
-        super().__init__(seed=seed, **kwargs)
-        self.probability, self.max_shift, self.grid = float(probability), float(max_shift), int(grid)
+        super().__init__(probability, seed=seed, **kwargs)
+        self.max_shift, self.grid = float(max_shift), int(grid)
 
-    def augment(self, images):
+    def transform(self, images):
         batch, (height, width, channels) = tf.shape(images)[0], images.shape[1:]
         coarse = keras.random.uniform((batch, self.grid, self.grid, 2), -1.0, 1.0, seed=self.seed_generator)
-        coarse = coarse * _per_image(ops.cast(self.uniform(batch) < self.probability, "float32"))
         shift = tf.image.resize(coarse, (height, width), method="bilinear") * self.max_shift * max(height, width)
         rows = tf.clip_by_value(tf.range(height, dtype=tf.float32)[None, :, None] + shift[..., 0], 0, height - 1)
         columns = tf.clip_by_value(tf.range(width, dtype=tf.float32)[None, None, :] + shift[..., 1], 0, width - 1)
@@ -249,28 +259,25 @@ class RandomElastic(RandomImageLayer):
         def index(r, c):
             return base + tf.minimum(r, height - 1) * width + tf.minimum(c, width - 1)
 
-        flat = tf.reshape(images, (-1, channels))
-        return _bilinear_lookup(flat, rows, columns, index)
+        return _bilinear_lookup(tf.reshape(images, (-1, channels)), rows, columns, index)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "probability": self.probability, "max_shift": self.max_shift,
-                "grid": self.grid}
+        return {**super().get_config(), "max_shift": self.max_shift, "grid": self.grid}
 
 
 @keras.saving.register_keras_serializable(package="defect_tf")
-class RandomCLAHE(RandomImageLayer):
-    """With `probability`, contrast-limited adaptive histogram equalisation (CLAHE) of an image's luminance, by
-    OpenCV's algorithm: a histogram per tile of a `tiles` x `tiles` grid, clipped at `clip_limit` times the
-    mean bin and the excess spread evenly, each tile's equalising map interpolated bilinearly between tile
-    centres (tests compare it with cv2.createCLAHE). The change in luminance is added to every channel, so
-    colours keep their hue."""
+class RandomCLAHE(SomeImagesLayer):
+    """Contrast-limited adaptive histogram equalisation (CLAHE) of an image's luminance, by OpenCV's algorithm:
+    a histogram per tile of a `tiles` x `tiles` grid, clipped at `clip_limit` times the mean bin and the excess
+    spread evenly, each tile's equalising map interpolated bilinearly between tile centres (tests compare it
+    with cv2.createCLAHE). The change in luminance is added to every channel, so colours keep their hue."""
 
     def __init__(self, probability: float = HEAVY_SHARE, clip_limit: float = 2.0, tiles: int = 4,
                  seed: int | None = None, **kwargs):
-        super().__init__(seed=seed, **kwargs)
-        self.probability, self.clip_limit, self.tiles = float(probability), float(clip_limit), int(tiles)
+        super().__init__(probability, seed=seed, **kwargs)
+        self.clip_limit, self.tiles = float(clip_limit), int(tiles)
 
-    def augment(self, images):
+    def transform(self, images):
         batch, (height, width) = tf.shape(images)[0], images.shape[1:3]
         tiles, levels = self.tiles, 256
         grey = _grey(images)[..., 0]
@@ -294,12 +301,10 @@ class RandomCLAHE(RandomImageLayer):
             return ((image * tiles + tf.minimum(r, tiles - 1)) * tiles + tf.minimum(c, tiles - 1)) * levels + level
 
         equalised = _bilinear_lookup(lookup, rows[None, :, None], columns[None, None, :], index)
-        change = tf.where(_per_image(self.uniform(batch) < self.probability)[..., 0], equalised - grey, 0.0)
-        return tf.clip_by_value(images + change[..., None], 0.0, 255.0)
+        return tf.clip_by_value(images + (equalised - grey)[..., None], 0.0, 255.0)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "probability": self.probability, "clip_limit": self.clip_limit,
-                "tiles": self.tiles}
+        return {**super().get_config(), "clip_limit": self.clip_limit, "tiles": self.tiles}
 
 
 def build_augmentation(rotation: str = "free", cutout: bool = True, preset: str = "standard",

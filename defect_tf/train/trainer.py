@@ -227,12 +227,12 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     optimizer_text = {"adam": "Adam", "adamw": f"AdamW (weight decay {config.weight_decay:g})"}[config.optimizer] + (
         f", EMA of the weights (momentum {ema_momentum(steps):.3f}) validated and kept" if config.ema else "") + (
         "" if config.schedule == "constant" else ", cosine schedule after a linear warm-up, peak")
-
     averaging_momentum = ema_momentum(steps) if config.ema else None
 
     def averaging(phase: str) -> list:
         """With --ema, the callback that puts the average in the model at each epoch's end (first in the list)."""
         return [EMAWeights(average_in_model=bool(resume) and resume.phase == phase)] if config.ema else []
+
     if resume:
         log(f"resuming after epoch {resume.epoch} ({resume.phase}) from {resume.directory}")
 
@@ -271,7 +271,8 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     log(f"  {optimizer_text} lr {config.finetune_lr}, up to {config.finetune_epochs} epochs, early stopping on "
         f"validation loss (patience {config.patience}, best weights restored)")
     model.compile(optimizer=make_optimizer(config.optimizer, config.finetune_lr, config.schedule,
-                                           steps * config.finetune_epochs, config.weight_decay, averaging_momentum), loss=loss)
+                                           steps * config.finetune_epochs, config.weight_decay, averaging_momentum),
+                  loss=loss)
     curve.phase = "fine-tune"
     first_epoch, stopping_state, best_weights = config.warmup_epochs, None, None
     if resume and resume.phase == "fine-tune":
@@ -283,8 +284,8 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         model.set_weights(best_weights)  # the run was stopped early just before it was killed
     else:
         model.fit(train_data, initial_epoch=first_epoch, epochs=config.warmup_epochs + config.finetune_epochs,
-                  callbacks=[*averaging("fine-tune"), curve, stop, EpochCheckpoint(output, saved_config, run, curve, stop),
-                             TerminateOnNaN()], **fit)
+                  callbacks=[*averaging("fine-tune"), curve, stop,
+                             EpochCheckpoint(output, saved_config, run, curve, stop), TerminateOnNaN()], **fit)
         _stop_if_diverged(curve.records, config.finetune_lr)
 
     thresholds = task.thresholds(val_labels, predict_probabilities(model, val_data, task), config.threshold)
