@@ -21,17 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (
-    DEFAULT_DATA_ROOT,
-    data_folder,
-    fewshot_parts,
-    number,
-    record,
-    run,
-    shared_split,
-    train_and_score,
-    work_folder,
-)
+import common
 
 from defect_tf.data.labels import LabelTable, parse_labels
 from defect_tf.data.splits import read_split, write_split
@@ -77,8 +67,8 @@ def arm_data(folder: Path, per_class: int | None, work: Path, seed: int) -> tupl
     """The class-folder copy of NEU (all of it, or `per_class` train + val images of each class and every test
     image) and its split file, in class-folder paths."""
     table = parse_labels(folder / "labels.txt")
-    split = read_split(shared_split(folder, folder / "labels.txt", work, seed))
-    parts = fewshot_parts(table, split, per_class, seed) if per_class else split
+    split = read_split(common.shared_split(folder, folder / "labels.txt", work, seed))
+    parts = common.fewshot_parts(table, split, per_class, seed) if per_class else split
     rows = [i for i, image in enumerate(table.images) if image in parts]
     by_class = work / ("neu_by_class" if not per_class else f"neu_{per_class}_per_class")
     places = class_folders(table, folder / "images", rows, by_class)
@@ -89,7 +79,7 @@ def arm_data(folder: Path, per_class: int | None, work: Path, seed: int) -> tupl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
+    parser.add_argument("--data-root", default=str(common.DEFAULT_DATA_ROOT))
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=[*ARMS, *FROM_SCRATCH])
     parser.add_argument("--per-class", type=int, help="train + val images per class (default: every image)")
     parser.add_argument("--backbone", default="efficientnet_lite0")
@@ -98,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", help="folder for the runs (default: a temporary folder)")
     args = parser.parse_args(argv)
-    folder = data_folder(args.data_root, "neu")
-    work = work_folder(args.work, "recipes_")
+    folder = common.data_folder(args.data_root, "neu")
+    work = common.work_folder(args.work, "recipes_")
     data, split_file = arm_data(folder, args.per_class, work, args.seed)
     warmup, finetune = FEWSHOT_EPOCHS if args.per_class else FULL_EPOCHS
     base = TrainConfig(data=str(data), backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
@@ -112,19 +102,21 @@ def main(argv: list[str] | None = None) -> int:
         flags = {**ARMS, **FROM_SCRATCH}[arm]
         config = replace(base, **flags, output=str(work / slug))
         print(f"{arm}: {flags or 'the defaults'} (log: {work / slug}.log)", flush=True)
-        result = train_and_score(config, None, work / f"{slug}.log")
+        result = common.train_and_score(config, None, work / f"{slug}.log")
         report = result.get("report") or {}
         results[arm] = {"accuracy": report.get("accuracy"), "macro_f1": (report.get("macro") or {}).get("f1"),
                         "test_images": report.get("images"), "epochs": result["epochs"],
                         "train_seconds": result["train_seconds"], "failed": result.get("failed")}
-        print(f"  accuracy {number(results[arm]['accuracy'])}, macro F1 {number(results[arm]['macro_f1'])}, "
+        figures = results[arm]
+        print(f"  accuracy {common.number(figures['accuracy'])}, macro F1 {common.number(figures['macro_f1'])}, "
               f"{result['train_seconds']:.0f} s", flush=True)
 
     rows = ["| arm | flags | accuracy | macro F1 | epochs | train time |", "|---|---|---:|---:|---:|---:|"]
     for arm, r in results.items():
         flags = " ".join(f"`--{key.replace('_', '-')} {value}`" if value is not True else f"`--{key}`"
                          for key, value in {**ARMS, **FROM_SCRATCH}[arm].items()) or "(none)"
-        rows.append(f"| {arm} | {flags} | {number(r['accuracy'])} | {number(r['macro_f1'])} | {r['epochs']} | "
+        rows.append(f"| {arm} | {flags} | {common.number(r['accuracy'])} | {common.number(r['macro_f1'])} | "
+                    f"{r['epochs']} | "
                     f"{r['train_seconds']:.0f} s |")
     images = next((r["test_images"] for r in results.values() if r["test_images"]), "-")
     amount = f"{args.per_class} labelled images per class (train + val)" if args.per_class else "every labelled image"
@@ -136,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n\n{arm}: {r['failed']}" for arm, r in results.items() if r.get("failed"))
     print(markdown)
     amount_name = f"{args.per_class}_per_class" if args.per_class else "all"
-    record(f"recipes_neu_{args.backbone}_{args.image_size}px_{amount_name}_seed{args.seed}",
+    common.record(f"recipes_neu_{args.backbone}_{args.image_size}px_{amount_name}_seed{args.seed}",
            f"Recipes on NEU by class: {args.backbone}, {args.image_size} px, "
            f"{f'{args.per_class} per class' if args.per_class else 'every image'}, seed {args.seed}",
            markdown, {"settings": vars(args), "arms": results})
@@ -144,4 +136,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(common.run(main))

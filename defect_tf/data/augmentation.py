@@ -9,6 +9,7 @@ the same cores, so its cost is training speed (benchmarks/throughput.py --augmen
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import keras
@@ -318,8 +319,8 @@ def build_augmentation(rotation: str = "free", cutout: bool = True, preset: str 
         raise ValueError(f"rotation must be one of {ROTATIONS}, not {rotation!r}")
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, not {preset!r}")
-    seeds = iter(range(7)) if seed is None else iter(range(seed, seed + 7))
-    next_seed = (lambda: None) if seed is None else (lambda: next(seeds))
+    seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
+    next_seed = lambda: next(seeds)  # noqa: E731  (each layer its own stream: seed, seed + 1, ...)
     layers = [RandomFlipRotation(0.2, quarter_turns=rotation == "quarter", seed=next_seed())]
     if preset == "heavy":
         layers += [RandomElastic(seed=next_seed()), RandomCLAHE(seed=next_seed()), RandomColorJitter(seed=next_seed()),
