@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from defect_tf.data.augmentation import (
+    PRESETS,
     RandomBlur,
     RandomCLAHE,
     RandomColorJitter,
     RandomElastic,
     RandomGaussianNoise,
     build_augmentation,
+    build_training_transforms,
 )
 
 HEAVY_LAYERS = [RandomColorJitter, RandomGaussianNoise, RandomBlur, RandomElastic, RandomCLAHE]
@@ -135,3 +137,12 @@ def test_the_heavy_preset_is_seeded_serialisable_and_refuses_an_unknown_name():
     np.testing.assert_array_equal(restored(images, training=True), one)  # the same layers with the same seeds
     with pytest.raises(ValueError, match="preset must be one of"):
         build_augmentation(preset="extreme")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_random_stream_of_a_run_has_its_own_seed_mixup_included(preset):
+    # MixUp once took seed + 2, which under the heavy preset is CLAHE's seed: both drew the same numbers
+    augment, mixup = build_training_transforms(preset=preset, mixup=0.2, seed=7)
+    seeds = [layer.seed for layer in augment.layers] + [mixup.seed]
+    assert seeds == list(range(7, 7 + len(seeds)))
+    assert build_training_transforms(preset=preset, seed=7)[1] is None  # no MixUp without an alpha

@@ -337,6 +337,7 @@ class MixUp:
 
     def __init__(self, alpha: float = MIXUP_ALPHA, seed: int | None = None):
         self.alpha = float(alpha)
+        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def __call__(self, images, labels):
@@ -347,3 +348,13 @@ class MixUp:
         known = (labels >= 0) & (partner_labels >= 0)
         mixed_labels = weight[:, None] * labels + (1.0 - weight[:, None]) * partner_labels
         return mixed_images, ops.where(known, mixed_labels, -1.0)
+
+
+def build_training_transforms(rotation: str = "free", cutout: bool = True, preset: str = "standard",
+                              mixup: float | None = None,
+                              seed: int | None = None) -> tuple[keras.Sequential, MixUp | None]:
+    """The augmentation layers and, with a MixUp alpha, the batch MixUp; MixUp's seed follows the layers' seeds
+    (seed, seed + 1, ...) so no two random streams of a run draw the same numbers."""
+    augment = build_augmentation(rotation, cutout, preset, seed=seed)
+    mixup_seed = seed + len(augment.layers) if seed is not None else None
+    return augment, MixUp(mixup, seed=mixup_seed) if mixup else None

@@ -21,7 +21,7 @@ from keras.callbacks import TerminateOnNaN
 
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import BUNDLE_DIR, load_bundle, save_bundle
-from defect_tf.data.augmentation import MixUp, build_augmentation
+from defect_tf.data.augmentation import build_training_transforms
 from defect_tf.data.checks import check_data
 from defect_tf.data.labels import LabelTable, header_fingerprint, known_mask, label_counts
 from defect_tf.data.pipeline import make_dataset, steps_per_epoch
@@ -200,8 +200,8 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
            "labels": {image: row for image, row in zip(table.images, table.values.tolist())},
            "split": {name: [table.images[i] for i in rows[name]] for name in SPLITS}}
 
-    augment = build_augmentation(config.rotation, config.cutout, config.augment, seed=config.seed)
-    mixup = MixUp(config.mixup, seed=config.seed + 2) if config.mixup else None
+    augment, mixup = build_training_transforms(config.rotation, config.cutout, config.augment, config.mixup,
+                                               seed=config.seed)
     groups = balance_groups(train_labels) if config.sampler == "balanced" else None
     train_data = make_dataset(list(paths[rows["train"]]), train_labels, config.image_size, config.batch_size,
                               training=True, augment=augment, mixup=mixup, groups=groups, seed=config.seed)
