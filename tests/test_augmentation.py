@@ -92,3 +92,14 @@ def test_a_seed_repeats_the_augmentation_and_layers_reload_from_their_config():
     for layer in (RandomFlipRotation(0.1, seed=2), RandomFlipRotation(quarter_turns=True), RandomCutout(0.3, area=(0.02, 0.04), seed=2)):
         clone = keras.layers.deserialize(keras.layers.serialize(layer))
         assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+
+
+def test_cutout_noise_takes_every_grey_level_about_equally_often():
+    images = np.full((64, 64, 64, 1), -1.0, np.float32)
+    out = RandomCutout(probability=1.0, area=(0.2, 0.25), seed=1)(images, training=True).numpy()
+    erased = out[out != -1.0]
+    assert np.array_equal(erased, np.round(erased))  # whole grey levels, as in a photo
+    counts = np.bincount(erased.astype(int), minlength=256)
+    assert len(counts) == 256 and counts.min() > 0
+    expected = len(erased) / 256  # ~230 per level; 5 standard deviations of a binomial count either side
+    assert np.abs(counts - expected).max() < 5 * np.sqrt(expected)

@@ -44,6 +44,14 @@ class RandomImageLayer(keras.layers.Layer):
         """One uniform draw per image of the batch."""
         return keras.random.uniform((batch,), low, high, seed=self.seed_generator)
 
+    def random_levels(self, shape):
+        """Uniform whole numbers 0..255 of `shape` (float32), four from each 32-bit draw: a quarter of the
+        random-number work of float draws, which is what a pixel-sized noise field costs."""
+        count = tf.reduce_prod(shape)
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)  # as keras.random
+        words = tf.random.stateless_uniform(((count + 3) // 4,), seed, minval=None, maxval=None, dtype=tf.uint32)
+        return tf.cast(tf.reshape(tf.reshape(tf.bitcast(words, tf.uint8), (-1,))[:count], shape), tf.float32)
+
     def get_config(self) -> dict:
         return {**super().get_config(), "seed": self.seed}
 
@@ -89,8 +97,8 @@ class RandomFlipRotation(RandomImageLayer):
 @keras.saving.register_keras_serializable(package="defect_tf")
 class RandomCutout(RandomImageLayer):
     """With `probability`, erase one rectangle per image (a uniform share `area` of the image, aspect
-    ratio in `aspect`, anywhere inside it) and fill it with uniform noise over `value_range`.
-    Identity when not training."""
+    ratio in `aspect`, anywhere inside it) and fill it with uniform noise over `value_range` (256 evenly spaced
+    levels: every grey level for the default 0..255). Identity when not training."""
 
     def __init__(self, probability: float = 0.5, area=CUTOUT_AREA, aspect=CUTOUT_ASPECT, value_range=(0.0, 255.0),
                  seed: int | None = None, **kwargs):
@@ -113,8 +121,10 @@ class RandomCutout(RandomImageLayer):
         columns = ops.arange(width, dtype="float32")[None, None, :, None]
         inside = ((rows >= _per_image(top)) & (rows < _per_image(top + patch_height))
                   & (columns >= _per_image(left)) & (columns < _per_image(left + patch_width)) & _per_image(applied))
-        noise = keras.random.uniform(ops.shape(images), *self.value_range, seed=self.seed_generator)
-        return ops.where(inside, ops.cast(noise, images.dtype), images)
+        low, high = self.value_range
+        noise = low + (high - low) / 255.0 * self.random_levels(tf.shape(images))
+        # a blend, not ops.where: on CPU, Select with a broadcast mask costs as much as drawing the noise
+        return images + ops.cast(inside, images.dtype) * (ops.cast(noise, images.dtype) - images)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "probability": self.probability, "area": self.area, "aspect": self.aspect,
