@@ -104,6 +104,7 @@ def figure_table(figures: dict) -> str:
     stall would hide behind the median."""
     settings, median, runs = figures["settings"], figures, figures["runs"]
     step = median["step_alone"]
+    paired = [end / alone for end, alone in zip(runs["end_to_end"], runs["step_alone"])]
     rate = lambda key: f"{median[key]:.1f} (worst {min(runs[key]):.1f})"
     wait = lambda key: f"{median[key]:.1f} (worst {max(runs[key]):.1f})"
     rows = [
@@ -115,6 +116,8 @@ def figure_table(figures: dict) -> str:
         f"| (b) training step alone, one batch in memory, images/s | {median['step_alone']:.1f} | 1.00 |",
         f"| (c) end-to-end training, cached epochs until `fit` returns, images/s | {rate('end_to_end')} | "
         f"**{median['end_to_end'] / step:.3f}** |",
+        "| (c)/(b) within each repeat (measured back to back: a change in the machine's speed between repeats "
+        f"cancels) | {', '.join(f'{ratio:.3f}' for ratio in paired)} | median **{statistics.median(paired):.3f}** |",
         f"| (c) wait for the input iterator's teardown when `fit` ends, s | {wait('teardown_seconds')} | |",
         f"| (c) the same with tf.data's autotuner on (TensorFlow's default), images/s | {rate('end_to_end_autotune')} "
         f"| {median['end_to_end_autotune'] / step:.3f} (worst {min(runs['end_to_end_autotune']) / step:.3f}) |",
