@@ -128,10 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         f"\n\n{arm}: {r['failed']}" for arm, r in results.items() if r.get("failed"))
     print(markdown)
     amount_name = f"{args.per_class}_per_class" if args.per_class else "all"
-    common.record(f"recipes_neu_{args.backbone}_{args.image_size}px_{amount_name}_seed{args.seed}",
-           f"Recipes on NEU by class: {args.backbone}, {args.image_size} px, "
-           f"{f'{args.per_class} per class' if args.per_class else 'every image'}, seed {args.seed}",
-           markdown, {"settings": vars(args), "arms": results})
+    scratch_only = all(arm in FROM_SCRATCH for arm in args.arms)  # its own section: the recipes' table stays
+    common.record(f"recipes_neu_{args.backbone}_{args.image_size}px_{amount_name}_seed{args.seed}"
+                  + ("_from_scratch" if scratch_only else ""),
+                  f"Recipes on NEU by class: {args.backbone}, {args.image_size} px, "
+                  f"{f'{args.per_class} per class' if args.per_class else 'every image'}, seed {args.seed}"
+                  + (", sibling backbones from scratch" if scratch_only else ""),
+                  markdown, {"settings": vars(args), "arms": results})
     return 0
 
 
