@@ -81,6 +81,32 @@ def test_exif_orientation_is_honoured_like_pillow_does(tmp_path, orientation):
     np.testing.assert_allclose(ours[1::4, 1::4], upright[1::4, 1::4].astype(np.float32), atol=40)
 
 
+@pytest.mark.parametrize("orientation, method", [(2, "FLIP_LEFT_RIGHT"), (3, "ROTATE_180"), (4, "FLIP_TOP_BOTTOM"),
+                                                 (5, "TRANSPOSE"), (6, "ROTATE_270"), (7, "TRANSVERSE"),
+                                                 (8, "ROTATE_90")])
+def test_each_exif_orientation_moves_every_pixel_exactly_as_pillow_does(orientation, method):
+    from PIL import Image
+
+    from defect_tf.data.images import apply_orientation
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(pixels).transpose(getattr(Image.Transpose, method)))
+    np.testing.assert_array_equal(apply_orientation(tf.constant(pixels), orientation).numpy(), expected)
+
+
+def test_turning_images_upright_uses_no_transpose_op():
+    # In a tf.data graph on this project's CPUs any Transpose op made TensorFlow print "E0000 ... oneDNN supports
+    # DT_UINT8 only on platforms with AVX-512" on every training run, though nothing was wrong.
+    from defect_tf.data.images import apply_orientation
+
+    graph = tf.function(apply_orientation).get_concrete_function(
+        tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32)).graph.as_graph_def()
+    ops = {node.op for node in graph.node} | {node.op for function in graph.library.function
+                                              for node in function.node_def}
+    assert "Case" in ops or "StatelessCase" in ops  # the branches were looked into
+    assert not {"Transpose", "ConjugateTranspose"} & ops
+
+
 def test_no_pipeline_runs_tf_data_autotuning(tiny_demo):
     # The autotuner's thread made every finished iterator wait 1-30 s on 2 cores (see fixed_tuning).
     root, table = tiny_demo

@@ -48,18 +48,28 @@ def exif_orientations(paths: list[str]) -> np.ndarray:
     return orientations
 
 
+def _transpose(image: tf.Tensor) -> tf.Tensor:
+    """Swap an image's rows and columns with a gather, not a Transpose op: in a tf.data graph on this kind of CPU
+    any Transpose makes TensorFlow's oneDNN pass print an error line ("oneDNN supports DT_UINT8 only on
+    platforms with AVX-512") on every training run, although nothing is wrong."""
+    height, width, channels = tf.shape(image)[0], tf.shape(image)[1], tf.shape(image)[2]
+    order = tf.reshape(tf.range(height)[None, :] * width + tf.range(width)[:, None], (-1,))
+    return tf.reshape(tf.gather(tf.reshape(image, (height * width, channels)), order), (width, height, channels))
+
+
 def apply_orientation(image: tf.Tensor, orientation) -> tf.Tensor:
     """Turn a decoded image upright as its EXIF orientation says (the transforms of PIL's exif_transpose)."""
+    mirror, upside_down = tf.image.flip_left_right, tf.image.flip_up_down
     return tf.switch_case(tf.cast(orientation, tf.int32), [
         lambda: image,  # 0: not a valid value, treated as 1
         lambda: image,  # 1: upright
-        lambda: tf.image.flip_left_right(image),
-        lambda: tf.image.rot90(image, 2),
-        lambda: tf.image.flip_up_down(image),
-        lambda: tf.image.transpose(image),
-        lambda: tf.image.rot90(image, 3),  # 6: turn 90° clockwise
-        lambda: tf.image.rot90(tf.image.transpose(image), 2),
-        lambda: tf.image.rot90(image, 1),  # 8: turn 90° counter-clockwise
+        lambda: mirror(image),
+        lambda: upside_down(mirror(image)),  # 3: half a turn
+        lambda: upside_down(image),
+        lambda: _transpose(image),
+        lambda: mirror(_transpose(image)),  # 6: turn 90° clockwise
+        lambda: upside_down(mirror(_transpose(image))),
+        lambda: upside_down(_transpose(image)),  # 8: turn 90° counter-clockwise
     ])
 
 
