@@ -148,7 +148,7 @@ def figure_table(figures: dict) -> str:
         f"{median['pipeline_cached'] / step:.2f} |",
         f"| (b) training step alone, one batch in memory, images/s | {median['step_alone']:.1f} | 1.00 |",
         f"| (c) end-to-end training, cached epochs until `fit` returns, images/s | {rate('end_to_end')} | "
-        f"**{median['end_to_end'] / step:.3f}** |",
+        f"{median['end_to_end'] / step:.3f} |",
         "| (c)/(b) within each repeat (the two fits back to back) | "
         f"{', '.join(f'{ratio:.3f}' for ratio in paired)} | median {statistics.median(paired):.3f} |",
         f"| (c)/(b) interleaved: {len(figures['interleaved_ratios'])} rounds of {settings['chunk']} steps of each, "
