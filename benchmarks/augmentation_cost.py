@@ -49,14 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32))
 
     costs = {}
-    for layer in build_augmentation(preset="heavy", seed=0).layers:
-        costs[type(layer).__name__] = milliseconds(lambda x, layer=layer: layer(x, training=True), images, args.calls)
-        print(f"{type(layer).__name__}: {costs[type(layer).__name__]:.1f} ms", flush=True)
-    for preset in PRESETS:
-        augment = build_augmentation(preset=preset, seed=0)
-        costs[f"{preset} preset"] = milliseconds(lambda x, augment=augment: augment(x, training=True), images,
-                                                 args.calls)
-        print(f"{preset} preset: {costs[f'{preset} preset']:.1f} ms", flush=True)
+    timed = [(type(layer).__name__, layer) for layer in build_augmentation(preset="heavy", seed=0).layers]
+    timed += [(f"{preset} preset", build_augmentation(preset=preset, seed=0)) for preset in PRESETS]
+    for name, transform in timed:
+        costs[name] = milliseconds(lambda x, transform=transform: transform(x, training=True), images, args.calls)
+        print(f"{name}: {costs[name]:.1f} ms", flush=True)
 
     rows = ["| layer or preset | ms per batch |", "|---|---:|"]
     rows += [f"| {name} | {ms:.1f} |" for name, ms in costs.items()]

@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         flags = " ".join(f"`--{key.replace('_', '-')} {value}`" if value is not True else f"`--{key}`"
                          for key, value in {**ARMS, **FROM_SCRATCH}[arm].items()) or "(none)"
         rows.append(f"| {arm} | {flags} | {common.number(r['accuracy'])} | {common.number(r['macro_f1'])} | "
-                    f"{r['epochs']} | "
-                    f"{r['train_seconds']:.0f} s |")
+                    f"{r['epochs']} | {r['train_seconds']:.0f} s |")
     images = next((r["test_images"] for r in results.values() if r["test_images"]), "-")
     amount = f"{args.per_class} labelled images per class (train + val)" if args.per_class else "every labelled image"
     intro = (f"NEU as one folder per class (multi-class), {amount}; `{args.backbone}` from its ImageNet weights "

@@ -199,13 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.backbone} at {size} px, batch {batch}, {n} NEU images ({steps} steps per epoch), "
           f"{args.repeats} repeats", flush=True)
 
+    def training_pipeline(seed: int) -> tf.data.Dataset:
+        """The product's training pipeline over the chosen images, augmented with the chosen preset."""
+        return make_dataset(paths, table.values, size, batch, training=True,
+                            augment=build_augmentation(preset=args.augment, seed=seed), seed=seed)
+
     runs = {key: [] for key in ("pipeline_first", "pipeline_cached", "step_alone", "end_to_end", "teardown_seconds",
                                 "end_to_end_autotune", "teardown_seconds_autotune", "step_alone_xla")}
     for repeat in range(args.repeats):
         keras.utils.set_random_seed(repeat)
-        pipeline = make_dataset(paths, table.values, size, batch, training=True,
-                                augment=build_augmentation(preset=args.augment, seed=repeat), seed=repeat)
-        iterator = iter(pipeline)
+        iterator = iter(training_pipeline(repeat))
         for key in ("pipeline_first", "pipeline_cached"):
             start = time.perf_counter()
             for _ in range(steps):
@@ -218,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         in_memory = fixed_tuning(tf.data.Dataset.from_tensors((x, y)).repeat())  # no autotuner stall here either
         runs["step_alone"].append(fit_rate(model, in_memory, steps, images_per_epoch, args.epochs)[0])
         for suffix, wrap in (("", lambda dataset: dataset), ("_autotune", with_autotune)):
-            fresh = wrap(make_dataset(paths, table.values, size, batch, training=True,
-                                      augment=build_augmentation(preset=args.augment, seed=repeat), seed=repeat))
+            fresh = wrap(training_pipeline(repeat))
             rate, teardown = fit_rate(model, fresh, steps, images_per_epoch, args.epochs)
             runs["end_to_end" + suffix].append(rate)
             runs["teardown_seconds" + suffix].append(teardown)
@@ -230,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     if values), flush=True)
 
     # (c) again, interleaved: the bar's figure, robust to the machine's drift
-    interleaved = interleaved_ratios(model, (x, y), make_dataset(
-        paths, table.values, size, batch, training=True, augment=build_augmentation(preset=args.augment, seed=0)),
-        args.chunk, args.rounds)
+    interleaved = interleaved_ratios(model, (x, y), training_pipeline(0), args.chunk, args.rounds)
     print("interleaved (c)/(b): " + ", ".join(f"{ratio:.3f}" for ratio in interleaved), flush=True)
 
     # (d) inference, through the product's own code paths, with the last model as a bundle
