@@ -103,3 +103,18 @@ def test_cutout_noise_takes_every_grey_level_about_equally_often():
     assert len(counts) == 256 and counts.min() > 0
     expected = len(erased) / 256  # ~230 per level; 5 standard deviations of a binomial count either side
     assert np.abs(counts - expected).max() < 5 * np.sqrt(expected)
+
+
+@pytest.mark.parametrize("quarter_turns", [False, True])
+def test_the_resampling_is_tensorflows_affine_transform_with_reflected_borders(quarter_turns):
+    # our own gather-based resampling (XLA compiles it, not TensorFlow's ImageProjectiveTransform) moves every
+    # pixel as TensorFlow's kernel does, non-square images and borders included
+    images = np.random.default_rng(0).uniform(0, 255, (8, 24, 40, 3)).astype(np.float32)
+    ours = RandomFlipRotation(0.2, quarter_turns=quarter_turns, seed=3)(images, training=True).numpy()
+    a0, a1, b0, b1 = np.moveaxis(RandomFlipRotation(0.2, quarter_turns=quarter_turns, seed=3).random_matrices(8), 1, 0)
+    cx, cy, zeros = (40 - 1) / 2, (24 - 1) / 2, np.zeros(8)
+    transform = np.stack([a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, zeros, zeros], axis=1)
+    interpolation = "nearest" if quarter_turns else "bilinear"
+    reference = keras.ops.image.affine_transform(images, transform.astype(np.float32), interpolation=interpolation,
+                                                 fill_mode="reflect").numpy()
+    np.testing.assert_allclose(ours, reference, atol=1e-2)

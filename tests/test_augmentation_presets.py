@@ -5,19 +5,22 @@ import cv2
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from defect_tf.data.augmentation import (
+    HEAVY_SHARE,
     PRESETS,
     RandomBlur,
     RandomCLAHE,
     RandomColorJitter,
-    RandomElastic,
+    RandomFlipRotation,
     RandomGaussianNoise,
+    _normal_quantiles,
     build_augmentation,
     build_training_transforms,
 )
 
-HEAVY_LAYERS = [RandomColorJitter, RandomGaussianNoise, RandomBlur, RandomElastic, RandomCLAHE]
+HEAVY_LAYERS = [RandomColorJitter, RandomGaussianNoise, RandomBlur, RandomCLAHE]
 
 
 def photos(batch=4, size=32, seed=0):
@@ -51,8 +54,6 @@ def test_colour_jitter_on_a_grey_image_is_a_brightness_change_of_at_most_a_fifth
 
 
 def test_colour_jitter_is_brightness_then_contrast_then_saturation_in_one_pass():
-    import tensorflow as tf
-
     class Fixed(RandomColorJitter):
         factors = iter([1.1, 0.8, 1.3])  # brightness, contrast, saturation
 
@@ -67,6 +68,15 @@ def test_colour_jitter_is_brightness_then_contrast_then_saturation_in_one_pass()
     grey = (contrasted @ weights)[..., None]
     expected = np.clip(grey + (contrasted - grey) * 1.3, 0, 255)
     np.testing.assert_allclose(Fixed(1.0).transform(images).numpy(), expected, atol=1e-3)
+
+
+def test_the_noise_levels_are_a_standard_normal_in_equally_likely_steps():
+    quantiles = _normal_quantiles()
+    assert quantiles.shape == (2 ** 16,) and np.all(np.diff(quantiles) > 0)
+    assert abs(quantiles.mean()) < 1e-6 and abs(quantiles.std() - 1.0) < 1e-6
+    assert abs(np.mean(np.abs(quantiles) < 1.0) - 0.6827) < 1e-3  # the share within one standard deviation
+    assert abs(np.mean(np.abs(quantiles) < 2.0) - 0.9545) < 1e-3
+    assert 4.2 < quantiles.max() < 4.4
 
 
 def test_noise_has_a_standard_deviation_of_at_most_max_std_grey_levels():
@@ -90,13 +100,27 @@ def test_each_image_is_blurred_with_its_own_normalised_kernel():
             np.testing.assert_allclose(blurred[image, 4:11, 4:11, channel], kernels[image] * 255.0, atol=1e-3)
 
 
+def elastic(share, seed=0, **kwargs):
+    """Flips and elastic distortion, no rotation: an image not drawn for the distortion is only flipped."""
+    return RandomFlipRotation(0.0, elastic=share, seed=seed, **kwargs)
+
+
 def test_elastic_moves_pixels_by_at_most_its_share_of_the_image_and_keeps_a_flat_image_flat():
     columns = np.tile(np.arange(64, dtype=np.float32), (4, 64, 1))[..., None].repeat(3, axis=-1)  # value = column
-    moved = RandomElastic(1.0, max_shift=0.03, seed=0)(columns, training=True).numpy()
-    shift = np.abs(moved - columns)
-    assert shift.max() <= 0.03 * 64 + 1e-3 and shift.mean() > 0.1
+    flipped_only = elastic(0.0)(columns, training=True).numpy()  # the same flips: they are drawn first
+    shift = np.abs(elastic(1.0, max_shift=0.03)(columns, training=True).numpy() - flipped_only)
+    assert shift.max() <= 0.03 * 64 + 1e-3 and shift.mean() > 0.1  # a flipped ramp moves by its value's change
     flat = np.full((2, 32, 32, 3), 77.0, np.float32)
-    np.testing.assert_allclose(RandomElastic(1.0, seed=0)(flat, training=True).numpy(), flat, rtol=1e-5)
+    np.testing.assert_allclose(elastic(1.0)(flat, training=True).numpy(), flat, rtol=1e-5)
+
+
+def test_elastic_distorts_its_share_of_the_images_and_leaves_the_others_only_flipped():
+    images = photos(16)
+    flipped_only, distorted = (elastic(share, seed=5)(images, training=True).numpy() for share in (0.0, 0.5))
+    untouched = [np.array_equal(distorted[i], flipped_only[i]) for i in range(16)]
+    assert 0 < sum(untouched) < 16
+    assert not np.array_equal(flipped_only, images)  # the flips did happen
+    np.testing.assert_array_equal(elastic(1.0, seed=5)(images, training=False), images)
 
 
 def test_clahe_equalises_each_tile_by_hand_computed_values():
@@ -131,8 +155,8 @@ def test_the_heavy_preset_is_seeded_serialisable_and_refuses_an_unknown_name():
     np.testing.assert_array_equal(one, again)
     layers = build_augmentation(preset="heavy", seed=4).layers
     assert [type(layer).__name__ for layer in layers] == [
-        "RandomFlipRotation", "RandomElastic", "RandomCLAHE", "RandomColorJitter", "RandomBlur",
-        "RandomGaussianNoise", "RandomCutout"]
+        "RandomFlipRotation", "RandomCLAHE", "RandomColorJitter", "RandomBlur", "RandomGaussianNoise", "RandomCutout"]
+    assert layers[0].elastic == HEAVY_SHARE and build_augmentation(preset="standard").layers[0].elastic == 0.0
     restored = keras.Sequential.from_config(build_augmentation(preset="heavy", seed=4).get_config())
     np.testing.assert_array_equal(restored(images, training=True), one)  # the same layers with the same seeds
     with pytest.raises(ValueError, match="preset must be one of"):
@@ -146,3 +170,20 @@ def test_every_random_stream_of_a_run_has_its_own_seed_mixup_included(preset):
     seeds = [layer.seed for layer in augment.layers] + [mixup.seed]
     assert seeds == list(range(7, 7 + len(seeds)))
     assert build_training_transforms(preset=preset, seed=7)[1] is None  # no MixUp without an alpha
+
+
+@pytest.mark.parametrize("make", [lambda: RandomFlipRotation(0.2, elastic=0.5, seed=2),
+                                  lambda: RandomFlipRotation(quarter_turns=True, seed=2),
+                                  lambda: RandomCLAHE(0.5, seed=2)],
+                         ids=["flip-rotation-elastic", "quarter-turns", "clahe"])
+def test_compiling_by_xla_changes_no_pixel(make):
+    # resampling and CLAHE run compiled by XLA (several times faster on a CPU); run plainly they give the same
+    images = photos(8, 40)
+    compiled = make()(images, training=True).numpy()
+    tf.config.run_functions_eagerly(True)
+    try:
+        plain = make()(images, training=True).numpy()
+    finally:
+        tf.config.run_functions_eagerly(False)
+    np.testing.assert_allclose(compiled, plain, atol=1e-2)
+    assert not np.allclose(compiled, images, atol=1.0)
