@@ -13,6 +13,7 @@ from defect_tf.data.augmentation import (
     RandomBlur,
     RandomCLAHE,
     RandomColorJitter,
+    RandomCutout,
     RandomFlipRotation,
     RandomGaussianNoise,
     _normal_quantiles,
@@ -54,12 +55,6 @@ def test_colour_jitter_on_a_grey_image_is_a_brightness_change_of_at_most_a_fifth
 
 
 def test_colour_jitter_is_brightness_then_contrast_then_saturation_in_one_pass():
-    class Fixed(RandomColorJitter):
-        factors = iter([1.1, 0.8, 1.3])  # brightness, contrast, saturation
-
-        def uniform(self, batch, low=0.0, high=1.0):
-            return tf.fill([batch], next(self.factors))
-
     images = photos(2, 16)
     weights = np.array([0.299, 0.587, 0.114], np.float32)
     brighter = images * 1.1
@@ -67,7 +62,8 @@ def test_colour_jitter_is_brightness_then_contrast_then_saturation_in_one_pass()
     contrasted = mean + (brighter - mean) * 0.8
     grey = (contrasted @ weights)[..., None]
     expected = np.clip(grey + (contrasted - grey) * 1.3, 0, 255)
-    np.testing.assert_allclose(Fixed(1.0).transform(images).numpy(), expected, atol=1e-3)
+    factors = [np.full(2, factor, np.float32) for factor in (1.1, 0.8, 1.3)]  # brightness, contrast, saturation
+    np.testing.assert_allclose(RandomColorJitter().transform(images, *factors).numpy(), expected, atol=1e-3)
 
 
 def test_the_noise_levels_are_a_standard_normal_in_equally_likely_steps():
@@ -94,7 +90,7 @@ def test_each_image_is_blurred_with_its_own_normalised_kernel():
     # a single bright pixel spreads into exactly its image's kernel (one depthwise pass over the batch)
     dots = np.zeros((6, 15, 15, 3), np.float32)
     dots[:, 7, 7, :] = 255.0
-    blurred = RandomBlur(size=7, seed=2).transform(dots).numpy()  # draws the same kernels first
+    blurred = RandomBlur(size=7).transform(dots, kernels).numpy()
     for image in range(6):
         for channel in range(3):
             np.testing.assert_allclose(blurred[image, 4:11, 4:11, channel], kernels[image] * 255.0, atol=1e-3)
@@ -174,10 +170,11 @@ def test_every_random_stream_of_a_run_has_its_own_seed_mixup_included(preset):
 
 @pytest.mark.parametrize("make", [lambda: RandomFlipRotation(0.2, elastic=0.5, seed=2),
                                   lambda: RandomFlipRotation(quarter_turns=True, seed=2),
-                                  lambda: RandomCLAHE(0.5, seed=2)],
-                         ids=["flip-rotation-elastic", "quarter-turns", "clahe"])
+                                  lambda: RandomCLAHE(0.5, seed=2), lambda: RandomColorJitter(0.5, seed=2),
+                                  lambda: RandomCutout(1.0, seed=2)],
+                         ids=["flip-rotation-elastic", "quarter-turns", "clahe", "jitter", "cutout"])
 def test_compiling_by_xla_changes_no_pixel(make):
-    # resampling and CLAHE run compiled by XLA (several times faster on a CPU); run plainly they give the same
+    # these run compiled by XLA (several times faster on a CPU); run plainly they give the same
     images = photos(8, 40)
     compiled = make()(images, training=True).numpy()
     tf.config.run_functions_eagerly(True)

@@ -135,15 +135,9 @@ class RandomCutout(RandomImageLayer):
         patch_width = ops.clip(ops.round(ops.sqrt(area / aspect)), 1.0, width)
         top = ops.floor(uniform() * (height - patch_height + 1))
         left = ops.floor(uniform() * (width - patch_width + 1))
-        applied = uniform() < self.probability
-        rows = ops.arange(height, dtype="float32")[None, :, None, None]
-        columns = ops.arange(width, dtype="float32")[None, None, :, None]
-        inside = ((rows >= _per_image(top)) & (rows < _per_image(top + patch_height))
-                  & (columns >= _per_image(left)) & (columns < _per_image(left + patch_width)) & _per_image(applied))
-        low, high = self.value_range
-        noise = low + (high - low) / 255.0 * tf.cast(self.random_integers(tf.shape(images)), tf.float32)
-        # a blend, not ops.where: on CPU, Select with a broadcast mask costs as much as drawing the noise
-        return images + ops.cast(inside, images.dtype) * (ops.cast(noise, images.dtype) - images)
+        applied = ops.cast(uniform() < self.probability, "float32")[:, None]  # an empty box when not applied
+        boxes = ops.stack([top, top + patch_height, left, left + patch_width], axis=1) * applied
+        return _erase(images, boxes, self.random_integers(tf.shape(images)), self.value_range)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "probability": self.probability, "area": self.area, "aspect": self.aspect,
@@ -167,8 +161,9 @@ def _grey(images):
 class SomeImagesLayer(RandomImageLayer):
     """Base of the heavy preset's layers: each image is drawn with `probability`, and `transform` runs on the
     drawn images only (gathered, transformed, scattered back), so a layer costs in proportion to the images it
-    changes and the others pass through untouched. Subclasses define `transform(images)`; with `xla` it must draw
-    nothing, and runs compiled (see `compiled`) on every image, keeping the drawn ones (XLA's shapes are fixed)."""
+    changes and the others pass through untouched. Subclasses define `draw(images)`, the random numbers for those
+    images (a tuple), and `transform(images, *numbers)`, which draws none; with `xla`, the transform runs compiled
+    (see `compiled`) on every image and the drawn ones are kept (XLA's shapes are fixed)."""
 
     xla = False
 
@@ -180,15 +175,22 @@ class SomeImagesLayer(RandomImageLayer):
     def augment(self, images):
         drawn = self.uniform(tf.shape(images)[0]) < self.probability
         if self.xla:
-            return self.compiled_transform_drawn(images, drawn)
+            return self.compiled_transform_drawn(images, drawn, *self.draw(images))
         drawn = tf.where(drawn)  # (n, 1) indices
-        return tf.cond(tf.shape(drawn)[0] > 0,
-                       lambda: tf.tensor_scatter_nd_update(images, drawn, self.transform(tf.gather_nd(images, drawn))),
-                       lambda: images)
 
-    def transform_drawn(self, images, drawn):
+        def transform_drawn_only():
+            chosen = tf.gather_nd(images, drawn)
+            return tf.tensor_scatter_nd_update(images, drawn, self.transform(chosen, *self.draw(chosen)))
+
+        return tf.cond(tf.shape(drawn)[0] > 0, transform_drawn_only, lambda: images)
+
+    def draw(self, images) -> tuple:
+        """The random numbers `transform` needs for these images; none by default."""
+        return ()
+
+    def transform_drawn(self, images, drawn, *numbers):
         """Every image transformed, then the drawn ones kept."""
-        return tf.where(drawn[:, None, None, None], self.transform(images), images)
+        return tf.where(drawn[:, None, None, None], self.transform(images, *numbers), images)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "probability": self.probability}
@@ -199,14 +201,18 @@ class RandomColorJitter(SomeImagesLayer):
     """Scale an image's brightness, contrast and saturation by independent uniform factors in 1 ± `strength`
     (values stay in 0..255)."""
 
+    xla = True
+
     def __init__(self, probability: float = HEAVY_SHARE, strength: float = 0.2, seed: int | None = None, **kwargs):
         super().__init__(probability, seed=seed, **kwargs)
         self.strength = float(strength)
 
-    def transform(self, images):
-        batch = ops.shape(images)[0]
-        brightness, contrast, saturation = (_per_image(self.uniform(batch, 1 - self.strength, 1 + self.strength))
-                                            for _ in range(3))
+    def draw(self, images) -> tuple:
+        """Each image's brightness, contrast and saturation factors."""
+        return tuple(self.uniform(tf.shape(images)[0], 1 - self.strength, 1 + self.strength) for _ in range(3))
+
+    def transform(self, images, brightness, contrast, saturation):
+        brightness, contrast, saturation = _per_image(brightness), _per_image(contrast), _per_image(saturation)
         # brightness x b, then contrast c about the mean grey m, then saturation s about each pixel's grey g,
         # folded into one pass: c b (s x + (1 - s) g) + (1 - c) m, where m = b mean(g) (the weights of g sum to 1)
         grey = _grey(images)
@@ -228,9 +234,12 @@ class RandomGaussianNoise(SomeImagesLayer):
         super().__init__(probability, seed=seed, **kwargs)
         self.max_std = float(max_std)
 
-    def transform(self, images):
-        std = self.uniform(ops.shape(images)[0], 0.0, self.max_std)
-        quantile = tf.cast(self.random_integers(tf.shape(images), tf.uint16), tf.int32)
+    def draw(self, images) -> tuple:
+        """Each image's standard deviation, and each value's quantile (0 .. 2**16 - 1)."""
+        std = self.uniform(tf.shape(images)[0], 0.0, self.max_std)
+        return std, tf.cast(self.random_integers(tf.shape(images), tf.uint16), tf.int32)
+
+    def transform(self, images, std, quantile):
         noise = tf.gather(tf.constant(_normal_quantiles()), quantile)
         return ops.clip(images + _per_image(std) * noise, 0.0, 255.0)
 
@@ -263,10 +272,13 @@ class RandomBlur(SomeImagesLayer):
         kernel = ops.where(draw(0.0, 1.0) < 0.5, gaussian, motion)
         return kernel / ops.sum(kernel, axis=(1, 2), keepdims=True)
 
-    def transform(self, images):
+    def draw(self, images) -> tuple:
+        return (self.kernels(tf.shape(images)[0]),)
+
+    def transform(self, images, kernels):
         batch, channels = tf.shape(images)[0], images.shape[-1]
         height, width, half = images.shape[1], images.shape[2], self.size // 2
-        kernel = tf.transpose(self.kernels(batch), (1, 2, 0))  # size, size, batch
+        kernel = tf.transpose(kernels, (1, 2, 0))  # size, size, batch
         kernel = tf.reshape(tf.repeat(kernel[..., None], channels, axis=-1), (self.size, self.size, -1, 1))
         stacked = tf.reshape(tf.transpose(images, (1, 2, 0, 3)), (1, height, width, -1))  # images as channels
         stacked = tf.pad(stacked, [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
@@ -311,6 +323,19 @@ def _resample(images, rows, columns, nearest: bool = False):
         return base + tf.minimum(r, height - 1) * width + tf.minimum(c, width - 1)
 
     return _bilinear_lookup(pixels, rows, columns, index)
+
+
+@compiled
+def _erase(images, boxes, levels, value_range: tuple):
+    """Each image's box (batch, 4: top, bottom, left, right; bottom and right excluded) filled with its `levels`
+    (uint8, the image's shape), scaled from 0..255 to `value_range`."""
+    rows = tf.range(images.shape[1], dtype=tf.float32)[None, :, None, None]
+    columns = tf.range(images.shape[2], dtype=tf.float32)[None, None, :, None]
+    top, bottom, left, right = (_per_image(side) for side in tf.unstack(boxes, axis=1))
+    inside = (rows >= top) & (rows < bottom) & (columns >= left) & (columns < right)
+    low, high = value_range
+    noise = low + (high - low) / 255.0 * tf.cast(levels, images.dtype)
+    return tf.where(inside, noise, images)
 
 
 @compiled
