@@ -1,7 +1,7 @@
 """Training-time augmentation as Keras layers, run inside the tf.data graph on whole batches.
 
-`standard`: two layers instead of Keras's RandomFlip + RandomRotation + RandomErasing, with the same kinds
-of transforms at half their CPU cost (docs/how_it_works.md). `heavy` adds, each to a share of the images,
+`standard`: two layers instead of Keras's RandomFlip + RandomRotation + RandomErasing, the same kinds of
+transforms at a fraction of their CPU cost, their pixel work compiled by XLA (docs/how_it_works.md). `heavy` adds, each to a share of the images,
 the Albumentations-style transforms of the sibling systems: elastic distortion, CLAHE, colour jitter,
 Gaussian or motion blur and Gaussian noise. On a CPU the augmentation competes with the training step for
 the same cores, so its cost is training speed (benchmarks/throughput.py --augment heavy).
@@ -28,8 +28,8 @@ MIXUP_ALPHA = 0.2  # Beta(alpha, alpha) mixing weights: most pairs stay close to
 
 
 def compiled(function):
-    """`function` compiled by XLA, which fuses per-pixel arithmetic and gathers into one loop built for this CPU:
-    several times faster than TensorFlow's own kernels. Only for functions that draw no random numbers: XLA draws
+    """`function` compiled by XLA, which fuses per-pixel arithmetic and gathers into one loop built for this CPU,
+    where TensorFlow runs one generic kernel per op. Only for functions that draw no random numbers: XLA draws
     other numbers than TensorFlow's kernels, and pixel-sized random fields slowly on a CPU."""
     return tf.function(function, jit_compile=True)
 
