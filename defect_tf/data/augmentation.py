@@ -1,10 +1,10 @@
 """Training-time augmentation as Keras layers, run inside the tf.data graph on whole batches.
 
 `standard`: two layers instead of Keras's RandomFlip + RandomRotation + RandomErasing, the same kinds of
-transforms at a fraction of their CPU cost, their pixel work compiled by XLA (docs/how_it_works.md). `heavy` adds, each to a share of the images,
-the Albumentations-style transforms of the sibling systems: elastic distortion, CLAHE, colour jitter,
-Gaussian or motion blur and Gaussian noise. On a CPU the augmentation competes with the training step for
-the same cores, so its cost is training speed (benchmarks/throughput.py --augment heavy).
+transforms at a fraction of their CPU cost, their pixel work compiled by XLA (docs/how_it_works.md). `heavy`
+adds, each to a share of the images, the Albumentations-style transforms of the sibling systems: elastic
+distortion, CLAHE, colour jitter, Gaussian or motion blur and Gaussian noise. On a CPU the augmentation
+competes with the training step for the same cores, so its cost is training speed (benchmarks/throughput.py).
 """
 
 from __future__ import annotations
