@@ -15,15 +15,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 # Generate the photos, train, evaluate, label one photo; each step prints its command (defect_tf/apps/demo.py).
 demo: setup
-	$(PYTHON) -m defect_tf.apps.demo
+	$(PYTHON) -m defect_tf demo
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest
 
 # The unit tier: no training, no subprocess, no browser (under a minute, one worker per core); `make test` stays
 # the full suite, in one process (its trained-model fixtures are built once per process).
 test-fast: setup
+	$(VENV)/bin/ruff check .
 	DEFECT_TF_TIER=unit $(PYTHON) -m pytest -q -n auto -m "not slow and not integration and not browser"
 
 clean:
-	rm -rf images masks outputs/bundle outputs/.bundle.* outputs/*.png outputs/*.json outputs/split.txt
+	rm -rf images masks labels.txt .defect_tf-output.json outputs/bundle outputs/.bundle.* outputs/checkpoint \
+		outputs/*.png outputs/*.json outputs/split.txt outputs/skipped_images.txt outputs/.defect_tf-output.json

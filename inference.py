@@ -6,8 +6,7 @@ this file keeps the short command.
 
 import sys
 
-from defect_tf.apps.cli import run
-from defect_tf.apps.predict import main
+from defect_tf.apps.launch import launch
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(launch("predict"))

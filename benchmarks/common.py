@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from defect_tf.apps import quiet_start  # noqa: F401  (first: holds TensorFlow's start-up chatter back)
 from defect_tf.apps.cli import run  # noqa: F401  (re-exported for the scripts)
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE, load_bundle

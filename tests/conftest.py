@@ -11,6 +11,13 @@ import subprocess
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Property-based tests: the same examples on every run (derandomized, no example database written), no per-example
+# deadline (the first decode builds TensorFlow's graph); each test states its own time bound.
+settings.register_profile("defect_tf", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile("defect_tf")
 
 OUTSIDE_THE_UNIT_TIER = ("slow", "integration", "browser")
 TRAINED_FIXTURES = {"trained_output": "integration", "demo_run": "slow"}

@@ -145,3 +145,57 @@ def test_a_multiclass_bundle_has_no_thresholds_and_an_unknown_task_is_a_clear_er
     (bundle.path / "bundle.json").write_text(json.dumps({**saved, "task": "segmentation"}))
     with pytest.raises(BundleError, match="the model's task 'segmentation' is not one this version knows"):
         load_bundle(tmp_path)
+
+
+def test_a_model_file_copied_in_from_another_run_is_refused_by_its_checksum(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save_bundle(tmp_path / "a", small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.3]))
+    save_bundle(tmp_path / "b", small_model(), BundleMetadata(["a", "b"], 32, [0.6, 0.6]))  # same outputs, other weights
+    (tmp_path / "a" / "bundle" / "model.keras").write_bytes((tmp_path / "b" / "bundle" / "model.keras").read_bytes())
+    with pytest.raises(BundleError, match="model.keras is not the model bundle.json was saved with \\(its SHA-256 "
+                                          "differs\\): it was replaced or damaged"):
+        load_bundle(tmp_path / "a")
+    load_bundle(tmp_path / "b")
+
+
+def test_a_bundle_from_before_checksums_still_loads(tmp_path):
+    path = save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.6]))
+    saved = json.loads((path / "bundle.json").read_text())
+    del saved["checksums"], saved["seen_digests"]
+    (path / "bundle.json").write_text(json.dumps({**saved, "format": "defect_tf.bundle/2"}))
+    bundle = load_bundle(tmp_path)
+    assert bundle.metadata.format == FORMAT and bundle.metadata.checksums == {}
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"thresholds": [0.5, float("nan")]}, "thresholds must be probabilities from 0 to 1, not nan"),
+    ({"thresholds": [1.5, -0.1]}, "thresholds must be probabilities from 0 to 1, not 1.5, -0.1"),
+    ({"thresholds": ["0.5", True]}, "thresholds must be probabilities from 0 to 1, not 0.5, True"),
+    ({"thresholds": 0.5}, "thresholds must be a list"),
+    ({"attributes": ["a", "a"]}, "attribute names repeat"),
+    ({"attributes": []}, "attributes must be a list of names"),
+    ({"image_size": 0}, "image_size must be a whole number from 16 to 4096, not 0"),
+    ({"image_size": "32"}, "image_size must be a whole number from 16 to 4096, not 32"),
+    ({"untrained": "a"}, "untrained must be a list of attribute names"),
+])
+def test_a_hand_edited_bundle_json_is_one_line_saying_what_cannot_be_used(tmp_path, change, problem):
+    path = save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.6]))
+    saved = json.loads((path / "bundle.json").read_text())
+    (path / "bundle.json").write_text(json.dumps({**saved, **change}))  # NaN is written as JSON's NaN
+    with pytest.raises(BundleError) as error:
+        load_bundle(tmp_path)
+    assert f"bundle metadata that cannot be used: {problem}" in str(error.value)
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_a_bundle_is_readable_by_another_account_as_the_umask_says(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        path = save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.6]))
+    finally:
+        os.umask(previous)
+    assert oct(path.stat().st_mode & 0o777) == "0o755"
+    assert {oct(child.stat().st_mode & 0o777) for child in path.iterdir()} == {"0o644"}

@@ -170,12 +170,37 @@ def test_an_interrupt_before_the_first_epoch_does_not_advise_resume(tiny_demo, t
 
     root, _ = tiny_demo
 
-    def interrupted(config):
+    def interrupted(config, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_cli, "train", interrupted)
     status = run(lambda: train_cli.main(["--data", str(root / "images"), "--labels", str(root / "labels.txt"),
                                          "--output", str(tmp_path / "out")]))
     assert status == 130
-    assert capsys.readouterr().err == ("interrupted before the first epoch finished: there is nothing to resume; run "
-                                       "the same command again to start over\n")
+    assert capsys.readouterr().err == ("interrupted while preparing the run (checking the images, building the "
+                                       "model): nothing was trained and nothing replaced; run the same command "
+                                       "again to start over\n")
+
+
+@pytest.mark.parametrize("change", [{"head": "mlp"}, {"backbone": "small_cnn_hires"}])
+def test_a_checkpoint_whose_weights_do_not_fit_its_settings_is_one_line_on_resume(tiny_demo, tmp_path, change):
+    _, _, output = interrupted_run(tiny_demo, tmp_path)
+    state_file = output / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "config": {**state["config"], **change}}))
+    result = resume(output)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "does not fit the run its settings describe" in result.stderr and "start a new run without --resume" in \
+        result.stderr
+
+
+def test_a_checkpoint_naming_files_outside_its_folder_is_damaged(tmp_path):
+    directory = tmp_path / "checkpoint"
+    directory.mkdir()
+    (tmp_path / "secret.h5").write_bytes(b"x")
+    state = {"config": {}, "phase": "warm-up", "epoch": 1, "records": [], "weights_file": "../secret.h5",
+             "early_stopping": None}
+    (directory / "state.json").write_text(json.dumps(state))
+    with pytest.raises(DefectTFError, match="names files outside the checkpoint: ../secret.h5"):
+        read_checkpoint(tmp_path)

@@ -2,9 +2,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from defect_tf.data.demo import ATTRIBUTES, DEMO_IMAGES, generate_demo, mask_path, render_sample
 from defect_tf.data.labels import known_mask, parse_labels
+from defect_tf.io.output_folder import OutputFolderError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,21 +19,41 @@ def test_generator_is_deterministic(tmp_path):
         assert (tmp_path / "a" / "images" / name).read_bytes() == (tmp_path / "b" / "images" / name).read_bytes()
 
 
-def test_top_level_labels_file_is_the_demo_sets(tmp_path):
-    generated = generate_demo(tmp_path, n_images=DEMO_IMAGES)
-    assert (tmp_path / "labels.txt").read_text() == (ROOT / "labels.txt").read_text()
-    counts = parse_labels(ROOT / "labels.txt")
-    assert counts.attributes == list(ATTRIBUTES) and len(counts.images) == len(generated.images)
+@pytest.fixture(scope="module")
+def demo_labels(tmp_path_factory):
+    """The labels of the full demo set, as `make demo` generates them."""
+    folder = tmp_path_factory.mktemp("demo")
+    generated = generate_demo(folder, n_images=DEMO_IMAGES)
+    assert parse_labels(folder / "labels.txt").images == generated.images
+    return parse_labels(folder / "labels.txt")
 
 
-def test_about_a_fifth_of_labels_are_na_and_defects_co_occur(tmp_path):
-    table = parse_labels(ROOT / "labels.txt")
+def test_about_a_fifth_of_labels_are_na_and_defects_co_occur(demo_labels):
+    table = demo_labels
+    assert table.attributes == list(ATTRIBUTES) and len(table.images) == DEMO_IMAGES
     na_fraction = 1 - known_mask(table.values).mean()
     assert 0.17 < na_fraction < 0.23
     positives_per_image = (table.values == 1).sum(axis=1)
     assert (positives_per_image >= 2).mean() > 0.2 and (positives_per_image == 0).mean() > 0.05
     for j in range(len(ATTRIBUTES)):
         assert 0.25 < (table.values[:, j] == 1).sum() / known_mask(table.values[:, j]).sum() < 0.6
+
+
+@pytest.mark.parametrize("theirs", ["labels.txt", "images/surface_0000.png", "masks/notes.txt"])
+def test_the_generator_refuses_a_folder_holding_files_it_did_not_write(tmp_path, theirs):
+    (tmp_path / theirs).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / theirs).write_text("the user's own")
+    with pytest.raises(OutputFolderError, match="already holds .*which this tool did not write"):
+        generate_demo(tmp_path, n_images=2, size=32)
+    assert (tmp_path / theirs).read_text() == "the user's own"
+    assert sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*")) == sorted(
+        {theirs, *(str(parent.as_posix()) for parent in Path(theirs).parents if str(parent) != ".")})
+
+
+def test_the_generator_rewrites_its_own_files(tmp_path):
+    generate_demo(tmp_path, n_images=3, size=32, seed=1)
+    generate_demo(tmp_path, n_images=2, size=32, seed=2)
+    assert len(parse_labels(tmp_path / "labels.txt").images) == 2
 
 
 def test_every_shown_defect_has_a_mask_where_the_image_changed(tmp_path):

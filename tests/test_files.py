@@ -66,3 +66,18 @@ def test_a_really_full_disk_keeps_the_previous_bundle_and_leaves_no_temporary_fi
     bundle = load_bundle(tiny_disk)
     np.testing.assert_allclose(bundle.thresholds, [0.3, 0.3])
     assert bundle.model.count_params() == small.count_params()
+
+
+@pytest.mark.parametrize("umask, file_mode, folder_mode", [(0o022, "0o644", "0o755"), (0o077, "0o600", "0o700"),
+                                                           (0o002, "0o664", "0o775")])
+def test_written_files_and_folders_follow_the_umask_like_any_tool(tmp_path, umask, file_mode, folder_mode):
+    from defect_tf.io.files import replace_folder
+
+    previous = os.umask(umask)
+    try:
+        write_text(tmp_path / "metrics.json", "{}")
+        replace_folder(tmp_path / "bundle", lambda folder: (folder / "model.keras").write_bytes(b"x"), "intact")
+    finally:
+        os.umask(previous)
+    assert oct((tmp_path / "metrics.json").stat().st_mode & 0o777) == file_mode
+    assert oct((tmp_path / "bundle").stat().st_mode & 0o777) == folder_mode

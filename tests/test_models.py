@@ -50,7 +50,7 @@ def test_weights_none_and_backbones_without_imagenet_weights():
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):
-    with pytest.raises(WeightsError, match="no such file"):
+    with pytest.raises(WeightsError, match="nope.h5: file not found; use imagenet, none, or a path"):
         resolve_weights("efficientnet_b0", str(tmp_path / "nope.h5"))
 
 

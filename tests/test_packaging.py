@@ -62,3 +62,18 @@ def test_no_python_file_edits_sys_path():
     offenders = [str(path.relative_to(ROOT)) for path in files
                  if path != Path(__file__) and "sys.path" in path.read_text()]
     assert offenders == []
+
+
+@pytest.mark.integration
+def test_the_bundles_record_the_decisions_and_the_guarded_readers_import_no_tensorflow():
+    """The seam a runtime without TensorFlow needs: reading a bundle's contract, deciding, reading files."""
+    import subprocess
+    import sys
+
+    modules = ["defect_tf.bundle.metadata", "defect_tf.decisions", "defect_tf.limits", "defect_tf.io.untrusted",
+               "defect_tf.io.file_types", "defect_tf.data.image_files", "defect_tf.apps.cli", "defect_tf.apps.launch"]
+    code = (f"import sys\nfor name in {modules!r}: __import__(name)\n"
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\nprint(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -73,17 +73,65 @@ def test_a_label_file_stays_multilabel_by_default(tmp_path):
 
 
 @pytest.mark.parametrize("folders, detected", [(["damaged", "intact"], "damaged"), (["good", "scratch"], "scratch"),
-                                               (["a_defect", "b_defect"], "b_defect")])
-def test_two_folders_as_binary_detect_the_folder_that_is_not_the_good_one(tmp_path, folders, detected):
+                                               (["defective", "good_samples"], "defective"),
+                                               (["OK", "NG"], "NG"), (["no_defect", "scratched"], "scratched"),
+                                               (["defect", "non-defective"], "defect")])
+def test_two_folders_as_binary_detect_the_folder_whose_name_says_defect_or_not_intact(tmp_path, folders, detected):
     touch(tmp_path, f"{folders[0]}/1.png", f"{folders[1]}/2.png", f"{folders[1]}/3.png")
     task, source, problems = task_labels(read_source(tmp_path, None), "binary")
     assert (task.name, problems, source.table.attributes) == ("binary", [], [detected])
-    expected = [[1], [0], [0]] if detected == folders[0] else [[0], [1], [1]]
+    intact = next(name for name in folders if name != detected)
+    assert f"the defect class is {detected!r}, {intact!r} is intact (--positive NAME to choose)" in source.layout
+    expected = [[float(image.startswith(f"{detected}/"))] for image in source.table.images]
     np.testing.assert_array_equal(source.table.values, expected)
+
+
+@pytest.mark.parametrize("folders", [["good", "ok"], ["dent", "scratch"], ["a_defect", "b_defect"]])
+def test_two_folders_whose_names_do_not_tell_the_defect_are_refused_until_positive_names_it(tmp_path, folders):
+    touch(tmp_path, f"{folders[0]}/1.png", f"{folders[1]}/2.png")
+    _, _, problems = task_labels(read_source(tmp_path, None), "binary")
+    assert problems == [f"--task binary: the class names {folders[0]!r} and {folders[1]!r} do not say which one is the "
+                        f"defect to detect; name it with --positive {folders[0]} (or --positive {folders[1]})"]
+    _, source, problems = task_labels(read_source(tmp_path, None), "binary", positive=folders[0])
+    assert problems == [] and source.table.attributes == [folders[0]]
+    np.testing.assert_array_equal(source.table.values, [[1], [0]])
+
+
+def test_positive_must_name_one_of_the_classes_and_only_serves_binary_class_layouts(tmp_path):
+    touch(tmp_path, "good/1.png", "bad/2.png")
+    assert task_labels(read_source(tmp_path, None), "binary", positive="scratch")[2] == [
+        "--positive scratch: not one of the two classes (bad, good)"]
+    assert "only for --task binary" in task_labels(read_source(tmp_path, None), "multiclass", positive="bad")[2][0]
 
 
 def test_binary_with_more_than_two_folders_says_why_not(tmp_path):
     touch(tmp_path, "a/1.png", "b/2.png", "c/3.png")
     source = read_source(tmp_path, None)
-    assert binary_from_classes(source) is source
+    assert binary_from_classes(source) == (source, [])
     assert "exactly one attribute" in task_labels(source, "binary")[2][0]
+
+
+def test_images_in_a_symlinked_sub_folder_belong_to_their_class(tmp_path):
+    touch(tmp_path, "elsewhere/1.png", "elsewhere/2.png", "data/good/3.png")
+    (tmp_path / "data" / "scratch").mkdir()
+    (tmp_path / "data" / "scratch" / "batch7").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "elsewhere")  # a link loop ends
+    source = read_source(tmp_path / "data", None)
+    assert source.problems == [] and source.table.attributes == ["good", "scratch"]
+    assert source.table.images == ["good/3.png", "scratch/batch7/1.png", "scratch/batch7/2.png"]
+
+
+@pytest.mark.parametrize("contents, said", [([], "scratch/ is empty"),
+                                            (["a.heic", "b.txt"], "scratch/ holds no image the tool reads (JPEG, PNG, "
+                                                                  "BMP, GIF, WebP or TIFF), only 2 other file(s), e.g. "
+                                                                  "a.heic, b.txt")])
+def test_a_class_folder_without_images_is_named_not_dropped(tmp_path, contents, said):
+    touch(tmp_path, "good/1.png", "dent/2.png", *(f"scratch/{name}" for name in contents))
+    (tmp_path / "scratch").mkdir(exist_ok=True)
+    source = read_source(tmp_path, None)
+    assert source.problems == [f"class folder {said}: add its images or remove it"]
+
+
+def test_webp_and_tiff_photos_count_as_images(tmp_path):
+    touch(tmp_path, "good/1.webp", "dent/2.tif", "dent/3.TIFF")
+    assert read_source(tmp_path, None).table.images == ["dent/2.tif", "dent/3.TIFF", "good/1.webp"]

@@ -61,13 +61,13 @@ def test_check_data_reports_everything_at_once(tmp_path):
 
 
 def test_huge_images_are_refused_from_their_header_without_decoding(tmp_path, monkeypatch):
-    import defect_tf.data.images as data
+    import defect_tf.data.image_files as image_files
 
-    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 1000)  # a 40x50 image stands in for a 200-megapixel one
+    monkeypatch.setattr(image_files, "MAX_IMAGE_PIXELS", 1000)  # a 40x50 image stands in for a 200-megapixel one
     readable, _ = bad_input_corpus(tmp_path)
     problems = unreadable_images([str(tmp_path / name) for name in readable])
     assert sorted(problems) == sorted(str(tmp_path / name) for name in ("cmyk.jpg", "good.jpg", "palette.png"))
-    assert problems[str(tmp_path / "good.jpg")] == "50x40 is larger than 0 megapixels; downscale it first"
+    assert problems[str(tmp_path / "good.jpg")] == "50x40 is larger than 1000 pixels; downscale it first"
 
 
 @pytest.mark.integration

@@ -48,7 +48,8 @@ def test_uploads_that_are_too_large_or_not_images_get_a_message(predictor, tmp_p
     assert app.analyse(str(big)) == (None, "", [], "**big.png** is larger than the 0.001 MB upload limit.")
     text = tmp_path / "notes.txt"
     text.write_text("not a photo")
-    assert app.analyse(str(text))[3] == "**notes.txt** is not an image this app can read (JPEG, PNG, BMP or GIF)."
+    assert app.analyse(str(text))[3] == ("**notes.txt** cannot be read: not an image (JPEG, PNG, BMP, GIF, WebP or "
+                                         "TIFF).")
 
 
 @pytest.mark.browser
@@ -80,7 +81,7 @@ def test_the_page_in_a_real_browser(trained_output, predictor, tiny_demo, tmp_pa
 
         driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
         upload(driver, not_image)
-        wait_for(driver, lambda d: "is not an image this app can read" in d.find_element(By.ID, "message").text)
+        wait_for(driver, lambda d: "cannot be read: not an image" in d.find_element(By.ID, "message").text)
         driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
         upload(driver, large)  # refused before it is sent: Gradio checks --max-upload-mb in the page, then the server
         wait_for(driver, lambda d: 'exceed the maximum allowed size of 1.0 Mb: "large.jpg"'
@@ -162,3 +163,19 @@ def test_a_multiclass_model_shows_its_one_class_and_its_heatmap(tmp_path):
     assert table.count("DETECTED") == 1 and table.count("highest wins") == 3
     (chosen,) = [caption.split(" ")[0] for _, caption in gallery]
     assert message.startswith(f"Class: {chosen}.") and chosen in ("crack", "dent", "good")
+
+
+def test_a_photo_wider_than_webp_allows_is_shown_scaled_down(untrained_output, tmp_path):
+    import gradio as gr
+    from PIL import Image
+
+    from defect_tf.limits import MAX_DISPLAY_SIDE
+
+    bundle = load_bundle(untrained_output)
+    bundle.metadata.thresholds = [0.0] * len(bundle.attributes)  # every attribute detected: a heatmap each
+    Image.new("RGB", (20000, 30), (90, 90, 90)).save(tmp_path / "long.png")  # WebP, the page's format, stops at 16383
+    photo, _, gallery, message = DefectApp(Predictor(bundle)).analyse(str(tmp_path / "long.png"))
+    assert message.startswith("Detected: ") and len(gallery) == len(bundle.attributes)
+    assert photo.shape == (3, MAX_DISPLAY_SIDE, 3)  # 30 x 20000 scaled by 2048 / 20000, rounded
+    assert all(picture.shape == photo.shape for picture, _ in gallery)
+    gr.Image(format="webp").postprocess(photo)  # what failed before: "exceeds WebP limit"

@@ -1,7 +1,5 @@
 """The programs people run: train, predict, evaluate, the web page, and the `defect-tf` command.
 
-Importing this package imports `cli` first, so TensorFlow's start-up chatter is held back whichever
-program is imported.
+Each is started by `launch.py` (the scripts beside `train.py` and the `defect-tf` command use it), which
+imports TensorFlow quietly first.
 """
-
-from defect_tf.apps import cli  # noqa: F401

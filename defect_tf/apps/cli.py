@@ -1,16 +1,18 @@
-"""Shared command-line behaviour: a quiet TensorFlow start-up, flags checked before any work, and every user
-error (a bad flag value included) as one line with exit status 2.
+"""Shared command-line behaviour: a quiet TensorFlow start-up, flags checked before any work, help that cannot
+fail, and every user error (a bad flag value included) as one line with exit status 2.
 
-It runs first whenever any program is imported (defect_tf/apps/__init__.py imports it), so TensorFlow's
-start-up chatter is held back whatever order a program imports things in.
+Imports nothing heavy: `launch.py` starts TensorFlow quietly (`quiet_tensorflow_start`) before a program that
+needs it is imported, so its start-up chatter is held back whatever order the program imports things in.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +24,7 @@ EXIT_INTERRUPTED = 130
 
 @contextlib.contextmanager
 def _native_stderr_held_back():
-    """Send file descriptor 2 to a temporary file; replay it only if the block fails.
+    """Send file descriptor 2 to a temporary file; replay it only if the block fails (not if it is interrupted).
 
     TensorFlow's C++ start-up prints INFO lines (oneDNN, CUDA stubs) to fd 2 before any log level
     applies, which would bury a command's real output.
@@ -33,7 +35,7 @@ def _native_stderr_held_back():
         os.dup2(held.fileno(), 2)
         try:
             yield
-        except BaseException:
+        except Exception:  # not KeyboardInterrupt: a Ctrl-C during the import is not TensorFlow's failure
             os.dup2(saved, 2)
             held.seek(0)
             sys.stderr.write(held.read().decode(errors="replace"))
@@ -64,6 +66,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def format_help(self) -> str:
+        """Help in which a `%` of a flag's text is a percent sign ("30% of images"), not a format code to fail on."""
+        for action in self._actions:
+            if isinstance(action.help, str) and not getattr(action, "percent_signs_escaped", False):
+                action.help = re.sub(r"%(%|\()?", lambda found: found.group(0) if found.group(1) else "%%", action.help)
+                action.percent_signs_escaped = True
+        return super().format_help()
 
 
 def number_in(kind: type, low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
@@ -128,6 +138,19 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout and nothing else")
 
 
+@contextlib.contextmanager
+def json_errors(enabled: bool):
+    """With --json, a user error also prints `{"error": "..."}` on stdout, so a script reading stdout learns why."""
+    from defect_tf.errors import DefectTFError
+
+    try:
+        yield
+    except DefectTFError as error:
+        if enabled:
+            print(json.dumps({"error": str(error)}))
+        raise
+
+
 def run(main: Callable[[], int]) -> int:
     """Call `main`; a DefectTFError becomes `error: ...` on stderr and exit status 2, Ctrl-C exit status 130,
     and a full disk the one line of `defect_tf.io.files.DiskFullError`."""
@@ -149,5 +172,3 @@ def run(main: Callable[[], int]) -> int:
               file=sys.stderr)
         return EXIT_USER_ERROR
 
-
-quiet_tensorflow_start()

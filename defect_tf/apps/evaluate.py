@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from defect_tf.apps.cli import (
     existing_file,
     existing_folder,
     folder_to_write,
+    json_errors,
     number_in,
     run,
 )
@@ -48,16 +50,33 @@ def build_parser() -> Parser:
     return parser
 
 
+def for_this_model(problem: str, task: str) -> str:
+    """A label problem as it reads for a trained model, whose task is fixed: no advice to pick another --task."""
+    problem = re.sub(r"(;|,)? (or )?use --task [a-z]+( or [a-z]+)?", "", problem)
+    return problem.replace(f"--task {task}", f"this {task} model", 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with json_errors(args.json):
+        return evaluate(args)
+
+
+def evaluate(args) -> int:
     bundle = load_bundle(args.model)
     data_dir = args.data or bundle.metadata.data_dir
-    labels_file = args.labels or (None if args.data else bundle.metadata.labels_file or None)
+    labels_file = args.labels or bundle.metadata.labels_file or None
     if not Path(data_dir).is_dir():
         raise DefectTFError(f"the model's data folder {data_dir} no longer exists; pass the images with --data DIR")
-    task, source, problems = task_labels(load_source(data_dir, labels_file), bundle.task.name)
+    if labels_file and not args.labels and not Path(labels_file).is_file():
+        raise DefectTFError(f"the model's label file {labels_file} no longer exists; pass one with --labels FILE")
+    task_name = bundle.task.name
+    source = load_source(data_dir, labels_file)
+    # from two classes (folders, a class CSV), a binary model's defect class is its one attribute
+    positive = bundle.attributes[0] if task_name == "binary" and source.one_class_per_image else None
+    task, source, problems = task_labels(source, task_name, positive)
     if problems:
-        raise LabelError("\n".join(problems))
+        raise LabelError("\n".join(for_this_model(problem, task_name) for problem in problems))
     table = source.table
     split = args.split or ("all" if args.data else "test")
     table = split_table(bundle, table, split)

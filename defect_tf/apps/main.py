@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-from defect_tf.apps.cli import EXIT_USER_ERROR, run
+from defect_tf.apps.cli import EXIT_USER_ERROR
+from defect_tf.apps.launch import launch
 
 # command -> (module under defect_tf.apps, flags put in front of the user's, what it does)
 COMMANDS = {
@@ -34,10 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"defect-tf: error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return EXIT_USER_ERROR
     module_name, flags, _ = COMMANDS[argv[0]]
-    program = importlib.import_module(f"defect_tf.apps.{module_name}")
     program_name, sys.argv[0] = sys.argv[0], f"defect-tf {argv[0]}"  # its --help and errors name the command typed
     try:
-        return run(lambda: program.main([*flags, *argv[1:]]))
+        return launch(module_name, [*flags, *argv[1:]])
     finally:
         sys.argv[0] = program_name
 

@@ -14,6 +14,7 @@ from defect_tf.apps.cli import (
     add_json_flag,
     add_model_flag,
     folder_to_write,
+    json_errors,
     run,
 )
 from defect_tf.bundle.store import load_bundle
@@ -33,6 +34,11 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with json_errors(args.json):
+        return predict(args)
+
+
+def predict(args) -> int:
     bundle = load_bundle(args.model)
     predictor = Predictor(bundle)
     predictions, errors = predictor.predict(args.images)

@@ -9,23 +9,23 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from pathlib import Path
 
 from defect_tf.apps.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, run
 from defect_tf.data.augmentation import HEAVY_SHARE, MIXUP_ALPHA, PRESETS, ROTATIONS
-from defect_tf.data.checks import check_data
+from defect_tf.data.checks import DataReport, check_data
 from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.sources import read_source
 from defect_tf.models.heads import ATTENTION, HEADS, POOLING
 from defect_tf.models.registry import BACKBONES
 from defect_tf.tasks import TASKS, task_labels
-from defect_tf.train.checkpoints import CHECKPOINT_DIR, STATE_FILE
 from defect_tf.train.config import TrainConfig
 from defect_tf.train.dtype_policy import POLICIES
 from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
+from defect_tf.train.progress import RunProgress
 from defect_tf.train.trainer import resume_training, train
 
 DEFAULTS = TrainConfig(data="")
+CHECK_FLAGS = ("--check", "--data", "--labels", "--task", "--positive")  # what --check reads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--task", default=d.task, choices=list(TASKS),
                       help="multilabel: attributes per image; multiclass: one class each; binary: defect or not "
                            "(default: multiclass for class folders or a class CSV)")
+    data.add_argument("--positive", metavar="CLASS", default=d.positive,
+                      help="--task binary from two class folders or a class CSV: the defect class (default: the "
+                           "names tell, e.g. not good or ok)")
     data.add_argument("--check", action="store_true",
                       help="check the label file and every image, report all problems, and exit without training")
     data.add_argument("--on-bad-image", choices=["error", "skip"], default=d.on_bad_image,
@@ -129,13 +132,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return config
 
 
-def check(data: str, labels: str | None, task_name: str | None) -> int:
+def check(data: str, labels: str | None, task_name: str | None, positive: str | None) -> int:
     """`--check`: report every problem with the labels and images; exit status 2 if training would stop."""
-    task, source, task_problems = task_labels(read_source(data, labels), task_name)
+    task, source, task_problems = task_labels(read_source(data, labels), task_name, positive)
     table, label_problems = source.table, source.problems + task_problems
     print(f"task: {task.name}; labels from {labels or f'the class folders of {data}'} ({source.layout})")
-    print(task.summarize(table))
-    report = check_data(data, table)
+    if table.attributes and table.images:
+        print(task.summarize(table))
+    report = check_data(data, table) if table.images else DataReport(warnings=list(table.notes))
     if report.describe_warnings():
         print(report.describe_warnings())
     if label_problems:
@@ -149,6 +153,15 @@ def check(data: str, labels: str | None, task_name: str | None) -> int:
     return 0
 
 
+def given_flags(argv: list[str] | None) -> list[str]:
+    """The flags the command line sets itself, in the parser's order (not those left at their defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    return [action.option_strings[-1] for action in parser._actions if action.dest in given]
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -156,24 +169,28 @@ def _interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.resume and not args.data:
+    if args.resume:
+        ignored = [flag for flag in given_flags(argv) if flag not in ("--resume", "--output")]
+        if ignored:
+            parser.error(f"--resume continues the interrupted run with its own settings, so {', '.join(ignored)} "
+                         "would be ignored; leave them out, or start a new run without --resume to change them")
+    elif not args.data:
         parser.error("--data is required (or --resume to continue an interrupted run)")
     if args.check:
-        return check(args.data, args.labels, args.task)
+        ignored = [flag for flag in given_flags(argv) if flag not in CHECK_FLAGS]
+        if ignored:
+            print(f"note: --check reads only {', '.join(CHECK_FLAGS[1:])}; ignored: {', '.join(ignored)}")
+        return check(args.data, args.labels, args.task, args.positive)
     config = None if args.resume else parse_args(argv)  # every flag checked before any work
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C, after the epoch's checkpoint
+    progress = RunProgress()
     try:
         if args.resume:
-            resume_training(args.output)
+            resume_training(args.output, progress=progress)
         else:
-            train(config)
+            train(config, progress=progress)
     except KeyboardInterrupt:
-        if (Path(args.output) / CHECKPOINT_DIR / STATE_FILE).is_file():
-            print(f"interrupted; continue from the last completed epoch with: python train.py --resume --output "
-                  f"{args.output}", file=sys.stderr)
-        else:
-            print("interrupted before the first epoch finished: there is nothing to resume; run the same command "
-                  "again to start over", file=sys.stderr)
+        print(progress.interrupted(args.output), file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

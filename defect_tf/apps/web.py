@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import socket
 import sys
@@ -53,6 +54,15 @@ def check_address(host: str, port: int) -> None:
                                 "that port: choose another with --port") from None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is this machine's own (127.0.0.1, ::1, localhost)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
+    except (socket.gaierror, ValueError):
+        return False
+
+
 def default_samples(bundle) -> list[str]:
     """A few test-split images of the bundle's own data, where they still exist."""
     images = [Path(bundle.metadata.data_dir) / name for name in bundle.metadata.split.get("test", [])]
@@ -67,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     check_address(args.host, args.port)
+    if not is_loopback(args.host):
+        print(f"warning: the page has no login: anyone who can reach this machine on port {args.port} can use the "
+              "model and upload files (--host 127.0.0.1 keeps it to this machine)", file=sys.stderr)
     bundle = load_bundle(args.model)
     samples = args.samples if args.samples is not None else default_samples(bundle)
     page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb), samples, args.keep_uploads)

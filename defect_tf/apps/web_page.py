@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 
 from defect_tf.data.images import read_photo  # noqa: E402
 from defect_tf.errors import ImageError  # noqa: E402
-from defect_tf.inference.predictor import Prediction, Predictor  # noqa: E402
+from defect_tf.inference.predictor import Prediction, Predictor, scaled_down  # noqa: E402
+from defect_tf.limits import MAX_DISPLAY_SIDE, MAX_UPLOAD_MB  # noqa: E402, F401 (MAX_UPLOAD_MB: app.py's default)
 
-MAX_UPLOAD_MB = 20  # larger uploads are refused while they arrive
 KEEP_UPLOADS_SECONDS = 300  # uploads are deleted this long after they arrive (and all when the app stops)
 
 
@@ -80,18 +80,18 @@ class DefectApp:
         try:
             photo = read_photo(path)
         except ImageError as error:
-            if error.reason and "megapixels" in error.reason:
-                return None, "", [], f"**{html.escape(name)}** is too large to read: {html.escape(error.reason)}."
-            return None, "", [], (f"**{html.escape(name)}** is not an image this app can read "
-                                  "(JPEG, PNG, BMP or GIF).")
+            reason = html.escape(error.reason or "cannot be decoded")
+            if error.reason and ("larger than" in error.reason or "frames" in error.reason):
+                return None, "", [], f"**{html.escape(name)}** is too large to read: {reason}."
+            return None, "", [], f"**{html.escape(name)}** cannot be read: {reason}."
         prediction = self.predictor.predict_photo(photo, name)
-        overlays = self.predictor.explain(photo, prediction.detected)
+        overlays = self.predictor.explain(photo, prediction.detected, MAX_DISPLAY_SIDE)
         gallery = [(picture, f"{attribute} ({prediction.probabilities[attribute]:.2f})")
                    for attribute, picture in overlays.items()]
         found = "Class" if self.predictor.bundle.task.name == "multiclass" else "Detected"
         message = (f"{found}: {', '.join(prediction.detected)}. Heatmaps show where the model looked (red = most)."
                    if prediction.detected else "No defect detected.")
-        return photo, attribute_table(prediction, self.thresholds), gallery, message
+        return scaled_down(photo, MAX_DISPLAY_SIDE), attribute_table(prediction, self.thresholds), gallery, message
 
 
 def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = KEEP_UPLOADS_SECONDS) -> gr.Blocks:
@@ -100,7 +100,7 @@ def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = K
     samples = private_copies(samples)
     sweep = (max(1, min(60, keep_uploads_seconds // 2)), keep_uploads_seconds)  # (every N s, delete older than M s)
     with gr.Blocks(title="defect_tf", analytics_enabled=False, delete_cache=sweep) as page:
-        gr.Markdown(f"# defect_tf\nModel `{bundle.path}`: {bundle.metadata.backbone}, "
+        gr.Markdown(f"# defect_tf\nModel: {bundle.metadata.backbone or 'a classifier'}, "
                     f"{bundle.image_size} px, {bundle.task.name}, "
                     f"{'classes' if bundle.task.name == 'multiclass' else 'attributes'} {', '.join(bundle.attributes)}. "
                     f"Uploads up to {app.max_upload_mb:g} MB.")

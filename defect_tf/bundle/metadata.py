@@ -2,23 +2,30 @@
 
 Every reader uses these fields instead of dictionary keys. A later format adds its migration to
 `MIGRATIONS` (old format -> a function returning the next format's dict), so old bundles keep loading.
+Imports neither TensorFlow nor Keras: a runtime can read a bundle's contract without them. The fields a model
+is used by (attributes, image size, thresholds, task) are checked when read, so a hand-edited or forged record is
+one line, not a wrong answer later.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
+from defect_tf.decisions import DEFAULT_TASK, RULES
 from defect_tf.errors import BundleError
-from defect_tf.tasks import DEFAULT_TASK, TASKS
 
-FORMAT = "defect_tf.bundle/2"
+FORMAT = "defect_tf.bundle/3"
 # format -> function(dict) -> dict of the next format
 MIGRATIONS: dict[str, Callable[[dict], dict]] = {
     # format 1 predates tasks: every bundle was multi-label
     "defect_tf.bundle/1": lambda data: {**data, "task": "multilabel", "format": "defect_tf.bundle/2"},
+    # format 2 predates checksums: its model file cannot be proved to be the one it was saved with
+    "defect_tf.bundle/2": lambda data: {**data, "checksums": {}, "format": "defect_tf.bundle/3"},
 }
 REQUIRED = ("attributes", "image_size", "thresholds")
+IMAGE_SIZES = (16, 4096)  # what a bundle may say its model takes (training allows 32-1024)
 
 
 @dataclass
@@ -39,9 +46,11 @@ class BundleMetadata:
     data_dir: str = ""
     labels_file: str = ""
     split: dict[str, list[str]] = field(default_factory=dict)  # part -> image names
+    seen_digests: list[str] = field(default_factory=list)  # content digests of the train and val images
     epochs_trained: int = 0
     trained_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)  # library versions at saving
+    checksums: dict[str, str] = field(default_factory=dict)  # file in the bundle -> its SHA-256 when saved
     format: str = FORMAT
 
     def to_json(self) -> dict:
@@ -49,7 +58,7 @@ class BundleMetadata:
 
     @classmethod
     def from_json(cls, data, where: str) -> BundleMetadata:
-        """The record a `bundle.json` holds, migrated to the current format; `where` names the file in errors."""
+        """The record a `bundle.json` holds, migrated to the current format and checked; `where` names the file."""
         found = data.get("format") if isinstance(data, dict) else None
         while found in MIGRATIONS:
             data = MIGRATIONS[found](data)
@@ -59,8 +68,39 @@ class BundleMetadata:
         missing = [key for key in REQUIRED if key not in data]
         if missing:
             raise BundleError(f"{where}: incomplete bundle metadata (no {', '.join(missing)})")
-        if data.get("task", DEFAULT_TASK) not in TASKS:
+        if data.get("task", DEFAULT_TASK) not in RULES:
             raise BundleError(f"{where}: the model's task {data['task']!r} is not one this version knows "
-                              f"({', '.join(TASKS)}); was it made by a newer defect_tf?")
+                              f"({', '.join(RULES)}); was it made by a newer defect_tf?")
         known = {item.name for item in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        metadata = cls(**{key: value for key, value in data.items() if key in known})
+        problems = metadata.problems()
+        if problems:
+            raise BundleError(f"{where}: bundle metadata that cannot be used: {'; '.join(problems)}")
+        return metadata
+
+    def problems(self) -> list[str]:
+        """What makes this record unusable: types and ranges of the fields a model is used by."""
+        problems = []
+        names = self.attributes
+        if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
+            problems.append("attributes must be a list of names")
+        elif len(set(names)) != len(names):
+            problems.append("attribute names repeat")
+        size = self.image_size
+        if isinstance(size, bool) or not isinstance(size, int) or not IMAGE_SIZES[0] <= size <= IMAGE_SIZES[1]:
+            problems.append(f"image_size must be a whole number from {IMAGE_SIZES[0]} to {IMAGE_SIZES[1]}, not "
+                            f"{str(size)[:20]}")
+        thresholds = self.thresholds
+        if not isinstance(thresholds, list):
+            problems.append("thresholds must be a list")
+        elif RULES[self.task].uses_thresholds:
+            bad = [str(value)[:20] for value in thresholds if isinstance(value, bool)
+                   or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1]
+            if bad:
+                problems.append(f"thresholds must be probabilities from 0 to 1, not {', '.join(bad[:3])}")
+        if not isinstance(self.untrained, list) or not all(isinstance(name, str) for name in self.untrained):
+            problems.append("untrained must be a list of attribute names")
+        for name in ("checksums", "split", "settings", "versions"):
+            if not isinstance(getattr(self, name), dict):
+                problems.append(f"{name} must be a mapping")
+        return problems

@@ -8,6 +8,7 @@ of a new one. Models are loaded with Keras's safe mode: no Python code is run fr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import zipfile
@@ -20,6 +21,8 @@ import numpy as np
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.errors import BundleError
 from defect_tf.io.files import previous_folders, replace_folder
+from defect_tf.io.untrusted import UnreadableFileError, check_file, read_text
+from defect_tf.limits import MAX_JSON_FILE_BYTES, MAX_MODEL_FILE_BYTES
 from defect_tf.tasks import Task, get_task
 
 BUNDLE_DIR = "bundle"
@@ -77,11 +80,12 @@ def library_versions() -> dict[str, str]:
 def save_bundle(output_dir: str | Path, model: keras.Model, metadata: BundleMetadata) -> Path:
     """Write model and metadata to `<output_dir>/bundle/` atomically; returns the bundle's path."""
     inference_model = keras.Model(model.inputs, model.outputs, name=model.name)  # uncompiled: no optimizer state
-    metadata = {**metadata.to_json(), "versions": library_versions()}
 
     def fill(staging: Path) -> None:
         inference_model.save(staging / MODEL_FILE)
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1), encoding="utf-8")
+        record = {**metadata.to_json(), "versions": library_versions(),
+                  "checksums": {MODEL_FILE: file_sha256(staging / MODEL_FILE)}}
+        (staging / METADATA_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
     return replace_folder(Path(output_dir) / BUNDLE_DIR, fill, intact="the previous bundle is intact")
 
@@ -98,6 +102,47 @@ def find_bundle(path: str | Path) -> Path:
             return candidate
     raise BundleError(f"no model bundle in {path}: train one first (python train.py --data DIR --labels FILE "
                       f"--output {path}) or point --model at a folder that train.py wrote")
+
+
+def read_metadata(location: Path) -> BundleMetadata:
+    """A bundle folder's `bundle.json`, read through the guarded reader, migrated and checked."""
+    try:
+        saved = json.loads(read_text(location / METADATA_FILE, MAX_JSON_FILE_BYTES, "bundle metadata file"))
+    except UnreadableFileError as error:
+        raise BundleError(f"unreadable bundle metadata: {error}") from None
+    except ValueError as error:
+        raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
+    return BundleMetadata.from_json(saved, str(location / METADATA_FILE))  # older formats migrate
+
+
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_model_file(location: Path, metadata: BundleMetadata, name: str = MODEL_FILE) -> None:
+    """The bundle's model file is a regular file of bounded size, a ZIP archive, and the very file the metadata
+    was saved with (its SHA-256; bundles saved before checksums were recorded cannot be checked)."""
+    path = location / name
+    try:
+        check_file(path, MAX_MODEL_FILE_BYTES, "model file")
+    except UnreadableFileError as error:
+        raise BundleError(f"unreadable model file: {error}") from None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        raise BundleError(f"{path}: not a Keras model file (corrupt or truncated); train the model again") from None
+    if unpacked > MAX_MODEL_FILE_BYTES:
+        raise BundleError(f"{path}: would unpack to {unpacked:,} bytes, over the {MAX_MODEL_FILE_BYTES:,} limit")
+    expected = metadata.checksums.get(name)
+    if expected is not None and file_sha256(path) != expected:
+        raise BundleError(f"{path} is not the model {METADATA_FILE} was saved with (its SHA-256 differs): it was "
+                          "replaced or damaged. Restore the bundle folder as train.py wrote it, or train again")
 
 
 def _mismatches(metadata: BundleMetadata, model: keras.Model) -> list[str]:
@@ -122,20 +167,14 @@ def load_bundle(path: str | Path, attributes: list[str] | None = None, image_siz
     a bundle made for something else is a BundleError saying what differs.
     """
     location = find_bundle(path)
-    try:
-        saved = json.loads((location / METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
-    metadata = BundleMetadata.from_json(saved, str(location / METADATA_FILE))  # older formats migrate
+    metadata = read_metadata(location)
     if attributes is not None and list(attributes) != metadata.attributes:
         raise BundleError(f"{location}: the model predicts {metadata.attributes}, not the expected "
                           f"{list(attributes)}")
     if image_size is not None and int(image_size) != int(metadata.image_size):
         raise BundleError(f"{location}: the model takes {metadata.image_size} px images, not the expected "
                           f"{image_size} px")
-    if not zipfile.is_zipfile(location / MODEL_FILE):
-        raise BundleError(f"{location / MODEL_FILE}: not a Keras model file (corrupt or truncated); train the model "
-                          "again")
+    check_model_file(location, metadata)
     try:
         model = keras.saving.load_model(location / MODEL_FILE, compile=False, safe_mode=True)
     except Exception as error:

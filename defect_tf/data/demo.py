@@ -8,16 +8,20 @@ Run `python -m defect_tf.data.demo` to write `images/`, `masks/` and `labels.txt
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from defect_tf.apps.cli import Parser, folder_to_write, number_in, run
 from defect_tf.data.labels import NA, LabelTable, format_labels
+from defect_tf.io import output_folder
+from defect_tf.io.files import write_text
 
 ATTRIBUTES = ("scratch", "dent", "crack", "stain")
 DEMO_IMAGES = 1200
+DEMO_FILES = ("images", "masks", "labels.txt")  # what the generator writes into its folder
 DEFECT_PROBABILITY = {"scratch": 0.4, "dent": 0.35, "crack": 0.35, "stain": 0.4}
 
 
@@ -130,10 +134,14 @@ def render_sample(seed: int, size: int = 128) -> tuple[np.ndarray, dict[str, boo
 
 def generate_demo(root: str | Path = ".", n_images: int = DEMO_IMAGES, size: int = 128, seed: int = 0,
                   na_fraction: float = 0.2) -> LabelTable:
-    """Write `images/`, `masks/` and `labels.txt` under `root`; the same arguments give the same bytes."""
-    root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
+    """Write `images/`, `masks/` and `labels.txt` under `root`; the same arguments give the same bytes.
+
+    They are claimed in `root`'s output-folder manifest first: a `root` holding an `images/`, `masks/` or
+    `labels.txt` this tool did not write is refused (one line), so a user's own files are never overwritten.
+    """
+    root = output_folder.claim(root, DEMO_FILES, "the demo folder")
+    (root / "images").mkdir(exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
     na_rng = np.random.default_rng([seed, 1])
     names, rows = [], []
     for index in range(n_images):
@@ -147,7 +155,7 @@ def generate_demo(root: str | Path = ".", n_images: int = DEMO_IMAGES, size: int
         names.append(name)
         rows.append(row)
     table = LabelTable(list(ATTRIBUTES), names, np.stack(rows))
-    (root / "labels.txt").write_text(format_labels(table), encoding="utf-8")
+    write_text(root / "labels.txt", format_labels(table))
     return table
 
 
@@ -156,17 +164,19 @@ def mask_path(root: str | Path, image: str, attribute: str) -> Path:
     return Path(root) / "masks" / f"{Path(image).stem}_{attribute}.png"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=".", help="folder to write images/, masks/ and labels.txt into")
-    parser.add_argument("--images", type=int, default=DEMO_IMAGES, help=f"number of images (default {DEMO_IMAGES})")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    parser.add_argument("--seed", type=int, default=0)
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", metavar="DIR", default=".", type=folder_to_write,
+                        help="folder to write images/, masks/ and labels.txt into")
+    parser.add_argument("--images", type=number_in(int, 1, 1_000_000), default=DEMO_IMAGES, help="number of images")
+    parser.add_argument("--size", type=number_in(int, 16, 4096), default=128, help="image side in pixels")
+    parser.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=0)
     args = parser.parse_args(argv)
     table = generate_demo(args.root, args.images, args.size, args.seed)
     root = Path(args.root)
     print(f"wrote {len(table.images)} demo images to {root / 'images'} and labels to {root / 'labels.txt'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

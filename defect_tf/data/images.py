@@ -1,6 +1,7 @@
-"""Reading one image: decode upright (EXIF orientation), refuse what is too large, resize.
+"""Decoding one image with TensorFlow: upright (EXIF orientation) and resized as the model sees it.
 
-`load_image` is the one decoding path, used by training, evaluation and inference alike.
+`load_image` is the one decoding path, used by training, evaluation and inference alike; the file is first
+checked by `data/image_files.py` (bounded size, pixels and frames).
 """
 
 from __future__ import annotations
@@ -9,27 +10,9 @@ import re
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
+from defect_tf.data.image_files import TIFF_MAGIC, decode_with_pillow, orientation_of, read_image_file
 from defect_tf.errors import ImageError
-
-EXIF_ORIENTATION_TAG = 0x0112
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}  # what counts as an image file in a folder
-MAX_IMAGE_PIXELS = 100_000_000  # 100 megapixels: ~300 MB once decoded; larger files are refused, not decoded
-
-
-def oversized(path: str) -> str | None:
-    """Why an image is too large to decode safely (from its header alone), or None if it is not."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except Image.DecompressionBombError:
-        return f"larger than {MAX_IMAGE_PIXELS // 1_000_000} megapixels; downscale it first"
-    except Exception:  # not something Pillow reads: TensorFlow's decoder gives the real reason
-        return None
-    if width * height > MAX_IMAGE_PIXELS:
-        return f"{width}x{height} is larger than {MAX_IMAGE_PIXELS // 1_000_000} megapixels; downscale it first"
-    return None
 
 
 def exif_orientations(paths: list[str]) -> np.ndarray:
@@ -37,15 +20,7 @@ def exif_orientations(paths: list[str]) -> np.ndarray:
 
     TensorFlow's decoders ignore EXIF, so a phone photo taken upright would reach the model sideways.
     """
-    orientations = np.ones(len(paths), np.int32)
-    for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-        except Exception:  # unreadable files are reported by validation, not here
-            continue
-        orientations[index] = value if value in range(1, 9) else 1
-    return orientations
+    return np.asarray([orientation_of(path) for path in paths], np.int32)
 
 
 def _transpose(image: tf.Tensor) -> tf.Tensor:
@@ -73,14 +48,24 @@ def apply_orientation(image: tf.Tensor, orientation) -> tf.Tensor:
     ])
 
 
-def decode_upright(path: tf.Tensor | str, orientation=1) -> tf.Tensor:
-    """Decode a JPEG / PNG / BMP / GIF file to RGB uint8 at its own resolution, turned upright.
+def decode_contents(contents: tf.Tensor) -> tf.Tensor:
+    """An image file's bytes as RGB uint8 at its own resolution (first frame; grey becomes three equal channels,
+    alpha is dropped). JPEG, PNG, BMP, GIF and WebP by TensorFlow's decoder, TIFF by Pillow's."""
+    def with_pillow():
+        decoded = tf.numpy_function(decode_with_pillow, [contents], tf.uint8, stateful=False)
+        return tf.ensure_shape(decoded, [None, None, 3])
 
-    Grayscale becomes three equal channels; an alpha channel is dropped; `orientation` is the
-    file's EXIF orientation (see `exif_orientations`).
-    """
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8)
-    return apply_orientation(image, orientation)
+    def with_tensorflow():
+        return tf.io.decode_image(contents, channels=3, expand_animations=False, dtype=tf.uint8)
+
+    tiff = tf.reduce_any(tf.equal(tf.strings.substr(contents, 0, 4), list(TIFF_MAGIC)))
+    return tf.cond(tiff, with_pillow, with_tensorflow)
+
+
+def decode_upright(path: tf.Tensor | str, orientation=1) -> tf.Tensor:
+    """Decode an image file to RGB uint8 at its own resolution, turned upright (`orientation`: the file's EXIF
+    orientation, see `exif_orientations`). Only for files the checks have passed (`data/checks.py`)."""
+    return apply_orientation(decode_contents(tf.io.read_file(path)), orientation)
 
 
 def resize_image(image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -94,12 +79,11 @@ def load_image(path: tf.Tensor | str, image_size: int, orientation=1) -> tf.Tens
 
 
 def read_photo(path: str) -> np.ndarray:
-    """One file as upright RGB uint8 at full resolution; an unreadable file is an ImageError naming it."""
-    too_large = oversized(str(path))
-    if too_large:
-        raise ImageError(f"{path}: cannot read image ({too_large})", too_large)
+    """One file as upright RGB uint8 at full resolution, read through the guarded reader and checked before it is
+    decoded; an unreadable file is an ImageError naming it."""
+    data, header = read_image_file(path)
     try:
-        return decode_upright(str(path), int(exif_orientations([str(path)])[0])).numpy()
+        return apply_orientation(decode_contents(tf.constant(data)), header.orientation).numpy()
     except (tf.errors.OpError, ValueError) as error:
         reason = getattr(error, "message", str(error)).strip().splitlines()[0]
         reason = re.sub(r"^\{\{.*?\}\}\s*", "", reason)  # TensorFlow's "{{function_node ...}}" prefix

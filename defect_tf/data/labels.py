@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from defect_tf.errors import LabelError
+from defect_tf.io.untrusted import UnreadableFileError, read_text
+from defect_tf.limits import MAX_TEXT_FILE_BYTES
 
 NA = -1.0
 NA_SPELLINGS = ("na", "n/a", "nan", "-1")  # any case: what spreadsheets and pandas write for "unknown"
@@ -84,19 +86,25 @@ def label_error(problems: list[str]) -> LabelError:
     return LabelError("\n".join(shown))
 
 
-def read_labels(path: str | Path) -> tuple[LabelTable, list[str]]:
+def read_label_text(path: str | Path, what: str = "label file") -> str:
+    """A label (or split) file's text, read through the guarded reader; a LabelError says why it can't be read."""
+    try:
+        return read_text(path, MAX_TEXT_FILE_BYTES, what)
+    except UnreadableFileError as error:
+        if error.reason == "file not found":
+            raise LabelError(f"{path}: {what} not found") from None
+        raise LabelError(f"{path}: cannot read the {what} ({error.reason})") from None
+
+
+def read_labels(path: str | Path, text: str | None = None) -> tuple[LabelTable, list[str]]:
     """The rows that parse, and a `file:line: what` message for every line that does not.
 
     For `train.py --check`, which goes on to check the images of the good rows; an unreadable or
-    empty file is still a LabelError.
+    empty file is still a LabelError. `text`: the file's text if the caller has already read it.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LabelError(f"{path}: label file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise LabelError(f"{path}: cannot read label file ({error})") from None
+    if text is None:
+        text = read_label_text(path)
 
     lines = [(number, line.strip()) for number, line in enumerate(re.split(r"\r\n|\r|\n", text), 1)]
     lines = [(number, line) for number, line in lines if line]
@@ -176,7 +184,7 @@ def label_counts(values: np.ndarray) -> dict[str, np.ndarray]:
 def summarize(table: LabelTable) -> str:
     """A printable table: images, and per attribute the counts of positive / negative / NA labels."""
     counts = label_counts(table.values)
-    width = max(len("attribute"), *(len(name) for name in table.attributes))
+    width = max([len("attribute"), *(len(name) for name in table.attributes)])
     images, attributes = len(table.images), len(table.attributes)
     lines = [f"{images} image{'' if images == 1 else 's'}, {attributes} attribute{'' if attributes == 1 else 's'}",
              f"  {'attribute':<{width}} {'positive':>9} {'negative':>9} {'NA':>9}"]

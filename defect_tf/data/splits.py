@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defect_tf.data.labels import normalise_image_path
+from defect_tf.data.labels import normalise_image_path, read_label_text
 from defect_tf.errors import DefectTFError
 from defect_tf.io.files import write_text
 
@@ -63,12 +63,7 @@ def read_split(path: str | Path) -> dict[str, str]:
 
     Image paths are normalised as the label file's are; every malformed row is reported at once.
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise DefectTFError(f"{path}: split file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DefectTFError(f"{path}: cannot read the split file ({getattr(error, 'strerror', None) or error})") from None
+    lines = read_label_text(path, "split file").splitlines()
     saved, problems = {}, []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.strip().rsplit(maxsplit=1)

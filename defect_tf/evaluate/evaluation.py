@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from defect_tf.bundle.store import Bundle
-from defect_tf.data.checks import DataReport, unreadable_images
+from defect_tf.data.checks import DataReport, check_images
 from defect_tf.data.labels import LabelTable
 from defect_tf.data.pipeline import make_dataset
 from defect_tf.errors import ImageError, LabelError
@@ -35,19 +35,29 @@ def split_table(bundle: Bundle, table: LabelTable, split: str) -> LabelTable:
     test split against another label file than the one the model was trained with."""
     if split == "all":
         return table
-    wanted = bundle.metadata.split[split]
+    wanted = bundle.metadata.split.get(split) or []
+    if not wanted:
+        raise LabelError(f"the model has no {split} split (its run had too few images to hold one out); score it on "
+                         "other labelled images with --data DIR --labels FILE, or choose --split "
+                         + " or ".join(name for name in (*bundle.metadata.split, "all")
+                                       if name != split and (name == "all" or bundle.metadata.split[name])))
     rows = table.only(wanted)
     if not rows.images:
         raise LabelError(f"none of the model's {len(wanted)} {split} images are in this label file")
     return rows
 
 
-def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str]) -> list[str]:
-    """Those of `images` (under `data_dir`) that the bundle was trained or calibrated on (its train and val splits)."""
+def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str],
+                     digests: dict[str, str] | None = None) -> list[str]:
+    """Those of `images` (under `data_dir`) that the bundle was trained or calibrated on (its train and val splits):
+    the same files, or copies of them (`digests`: path -> content digest, checked against the bundle's)."""
     trained_dir = Path(bundle.metadata.data_dir)
     seen = {(trained_dir / image).resolve() for name in ("train", "val")
             for image in bundle.metadata.split.get(name, [])}
-    return [image for image in images if (Path(data_dir) / image).resolve() in seen]
+    known = set(bundle.metadata.seen_digests)
+    paths = {image: str(Path(data_dir) / image) for image in images}
+    return [image for image in images if Path(paths[image]).resolve() in seen
+            or (digests or {}).get(paths[image]) in known]
 
 
 def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,
@@ -59,13 +69,14 @@ def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, out
         table = align_attributes(table, bundle.attributes)
         values = task.prepare(table.values)
         paths = [str(Path(data_dir) / image) for image in table.images]
-        bad = unreadable_images(paths)
+        headers, bad = check_images(paths)
         if bad:
             raise ImageError(DataReport(bad_images=bad).describe_bad_images())
         dataset = make_dataset(paths, values, bundle.image_size, batch_size)
         probabilities = predict_probabilities(bundle.model, dataset, task)
         report = task.report(values, probabilities, bundle.thresholds, bundle.attributes)
-        report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images))
+        digests = {path: header.digest for path, header in headers.items()}
+        report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images, digests))
         write_text(output_dir / METRICS_FILE, json.dumps(report, indent=1))
         task.plot(values, probabilities, bundle.thresholds, bundle.attributes, output_dir)
         return report

@@ -71,13 +71,16 @@ class Predictor:
         image = resize_image(photo, self.bundle.image_size).numpy()
         return self._label(name, predict_probabilities(self.bundle.model, image[None], self.bundle.task)[0])
 
-    def explain(self, photo: np.ndarray, attributes: list[str]) -> dict[str, np.ndarray]:
-        """Heatmap overlays, at the photo's own resolution, for the named attributes (one backward pass)."""
+    def explain(self, photo: np.ndarray, attributes: list[str], max_side: int | None = None) -> dict[str, np.ndarray]:
+        """Heatmap overlays for the named attributes (one backward pass), over the photo at its own resolution, or
+        scaled down to `max_side` (the heatmaps are always computed from the photo as the model saw it)."""
         if self._cam is None:
             self._cam = GradCAM(self.bundle.model, self.bundle.metadata.backbone)
         image = resize_image(photo, self.bundle.image_size).numpy()
         indices = [self.bundle.attributes.index(name) for name in attributes]
-        return {name: overlay(photo, heatmap) for name, heatmap in zip(attributes, self._cam.heatmaps(image, indices))}
+        background = scaled_down(photo, max_side) if max_side else photo
+        return {name: overlay(background, heatmap)
+                for name, heatmap in zip(attributes, self._cam.heatmaps(image, indices))}
 
     def write_explanations(self, predictions: list[Prediction], directory: str | Path) -> dict[str, list[Path]]:
         """One overlay PNG per detected attribute of each predicted file, `<directory>/<stem>_<attribute>.png`.
@@ -98,6 +101,16 @@ class Predictor:
                 atomic_write(path, lambda temporary: _write_png(temporary, picture), "no older heatmap was replaced")
                 written[prediction.image].append(path)
         return written
+
+
+def scaled_down(picture: np.ndarray, max_side: int) -> np.ndarray:
+    """A picture whose longer side is at most `max_side` (area-averaged), or the picture itself if it already is."""
+    height, width = picture.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return picture
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
 
 
 def safe_file_name(text: str) -> str:

@@ -35,6 +35,26 @@ def disk_full(path: str | Path, intact: str) -> DiskFullError:
     return DiskFullError(f"disk full while writing {path}; {intact}. Free some space and run the command again")
 
 
+def _umask() -> int:
+    """The process's umask: read from /proc where it can be (setting it to read it would race other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path, directory: bool = False) -> None:
+    """Give a file (0666) or folder (0777) made under a private temporary name the permissions the umask gives any
+    new file: mkstemp and mkdtemp make them for their owner only, so another account (the one running the web
+    page or the service) could not read a bundle."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None], intact: str = "the previous version is intact") -> Path:
     """Call `write(temporary_path)`, then rename the temporary file onto `path`.
 
@@ -49,6 +69,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], intact: str = 
     temporary = Path(name)
     try:
         write(temporary)
+        follow_umask(temporary)
         temporary.replace(path)
     except BaseException as error:
         temporary.unlink(missing_ok=True)
@@ -73,6 +94,7 @@ def replace_folder(final: str | Path, fill: Callable[[Path], None], intact: str)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.new-"))
     try:
         fill(staging)
+        follow_umask(staging, directory=True)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if is_disk_full(error):

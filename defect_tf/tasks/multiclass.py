@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from defect_tf.data.labels import LabelTable
+from defect_tf.decisions import RULES
 from defect_tf.evaluate.metrics import class_indices, confusion_matrix
 from defect_tf.evaluate.plots import plot_confusion_matrix
 from defect_tf.evaluate.report import format_multiclass_report, multiclass_report
@@ -20,7 +21,7 @@ MAX_LISTED = 5
 
 class MultiClass(Task):
     name = "multiclass"
-    uses_thresholds = False
+    uses_thresholds = RULES["multiclass"].uses_thresholds
     report_files = (CONFUSION_MATRIX_FILE,)
 
     def label_problems(self, table: LabelTable) -> list[str]:
@@ -43,7 +44,7 @@ class MultiClass(Task):
 
     def summarize(self, table: LabelTable) -> str:
         counts = (table.values == 1).sum(axis=0)
-        width = max(len("class"), *(len(name) for name in table.attributes))
+        width = max([len("class"), *(len(name) for name in table.attributes)])
         unknown = int((class_indices(table.values) < 0).sum())
         lines = [f"{len(table.images)} images, {len(table.attributes)} classes"
                  + (f" ({unknown} without a known class: not trained on or scored)" if unknown else ""),
@@ -56,9 +57,7 @@ class MultiClass(Task):
         return np.where(known[:, None], (values == 1).astype(np.float32), np.float32(-1.0))
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        logits = np.asarray(logits, dtype=np.float64)
-        exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exponentials / exponentials.sum(axis=1, keepdims=True)
+        return RULES[self.name].probabilities(logits)
 
     def loss(self, train_values: np.ndarray, attributes: list[str],
              settings: LossSettings) -> tuple[keras.losses.Loss, str]:
@@ -76,11 +75,7 @@ class MultiClass(Task):
         return "decision: the class with the highest probability (no thresholds)"
 
     def decide(self, probabilities: np.ndarray, thresholds: np.ndarray, untrained: np.ndarray) -> np.ndarray:
-        """One class per image: the most probable of those the model was trained on."""
-        chosen = np.argmax(np.where(untrained, -np.inf, probabilities), axis=1)
-        decided = np.zeros(probabilities.shape, dtype=bool)
-        decided[np.arange(len(probabilities)), chosen] = True
-        return decided
+        return RULES[self.name].decide(probabilities, thresholds, untrained)
 
     def report(self, values: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray,
                attributes: list[str]) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from defect_tf.decisions import RULES
 from defect_tf.evaluate.plots import plot_precision_recall
 from defect_tf.evaluate.report import format_multilabel_report, multilabel_report
 from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD, calibrate_thresholds
@@ -14,10 +15,6 @@ from defect_tf.tasks.base import Task
 from defect_tf.train.losses import MAX_CLASS_WEIGHT, LossSettings, MaskedFocalLoss, attribute_class_weights
 
 PR_CURVE_FILE = "pr_curve.png"
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
 def _weight_table(attributes: list[str], positive: np.ndarray, negative: np.ndarray) -> str:
@@ -32,7 +29,7 @@ class MultiLabel(Task):
     report_files = (PR_CURVE_FILE,)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return sigmoid(logits)
+        return RULES[self.name].probabilities(logits)
 
     def loss(self, train_values: np.ndarray, attributes: list[str],
              settings: LossSettings) -> tuple[keras.losses.Loss, str]:
@@ -56,7 +53,7 @@ class MultiLabel(Task):
                 f"{NAIVE_THRESHOLD} where it has no positive or no negative): {cuts}")
 
     def decide(self, probabilities: np.ndarray, thresholds: np.ndarray, untrained: np.ndarray) -> np.ndarray:
-        return (probabilities >= thresholds) & ~untrained
+        return RULES[self.name].decide(probabilities, thresholds, untrained)
 
     def report(self, values: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray,
                attributes: list[str]) -> dict:

@@ -10,9 +10,11 @@ with a saved bundle.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +23,12 @@ import numpy as np
 
 from defect_tf.errors import DefectTFError
 from defect_tf.io.files import atomic_write, write_text
+from defect_tf.io.untrusted import UnreadableFileError, check_file, read_bytes, read_text
+from defect_tf.limits import MAX_JSON_FILE_BYTES, MAX_MODEL_FILE_BYTES
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
+PHASES = ("warm-up", "fine-tune")
 _INTACT = "the last epoch's checkpoint is intact (train.py --resume continues from it)"
 
 
@@ -42,16 +47,46 @@ class Checkpoint:
     labels: dict[str, list[float]] | None = None  # image -> labels, as the run read them at its start
     split: dict[str, list[str]] | None = None  # split name -> images: the run's own split, reused on resume
 
+    def foreign(self, what: str) -> DefectTFError:
+        """The error for a checkpoint whose files do not fit the model its own settings build."""
+        backbone = self.config.get("backbone", "?")
+        return DefectTFError(f"the checkpoint in {self.directory} does not fit the run its settings describe "
+                             f"(backbone {backbone}): {what}. It is another run's or damaged; start a new run "
+                             "without --resume (it replaces the checkpoint)")
+
     def load_model_state(self, model: keras.Model) -> None:
         """Restore weights and optimizer state into a model compiled for the checkpoint's phase."""
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(self.directory / self.weights_file)
+        path = self.directory / self.weights_file
+        try:
+            check_file(path, MAX_MODEL_FILE_BYTES, "checkpoint weights file")
+            with warnings.catch_warnings(record=True) as warned:  # Keras warns of each layer it skips
+                warnings.simplefilter("always")
+                model.load_weights(path)
+            if any("Skipping" in str(warning.message) for warning in warned):
+                raise ValueError("layers skipped")
+        except UnreadableFileError as error:
+            raise self.foreign(error.reason) from None
+        except Exception:  # Keras's own errors on weights of another shape, layer count or format
+            raise self.foreign(f"{self.weights_file} holds other layers or shapes than the model") from None
 
-    def best_weights(self) -> list[np.ndarray] | None:
+    def best_weights(self, model: keras.Model) -> list[np.ndarray] | None:
+        """Early stopping's best weights so far, checked against `model`'s own weights, one by one."""
         if not self.early_stopping or not self.early_stopping.get("best_weights_file"):
             return None
-        with np.load(self.directory / self.early_stopping["best_weights_file"]) as saved:
-            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        name = str(self.early_stopping["best_weights_file"])
+        try:
+            data = read_bytes(self.directory / name, MAX_MODEL_FILE_BYTES, "checkpoint weights file")
+            with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+                weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        except UnreadableFileError as error:
+            raise self.foreign(error.reason) from None
+        except Exception:  # NumPy's and zipfile's errors (NumPy's would advise allow_pickle=True: never that)
+            raise self.foreign(f"{name} is not an array file this tool wrote") from None
+        wanted = [tuple(weight.shape) for weight in model.get_weights()]
+        if [tuple(weight.shape) for weight in weights] != wanted:
+            raise self.foreign(f"{name} holds {len(weights)} arrays that are not the model's {len(wanted)}")
+        return weights
 
 
 def read_checkpoint(output_dir: str | Path) -> Checkpoint:
@@ -65,15 +100,24 @@ def read_checkpoint(output_dir: str | Path) -> Checkpoint:
     broken = (f"the checkpoint in {directory} is damaged ({{}}); it cannot be resumed: start a new run without "
               "--resume (it replaces the checkpoint)")
     try:
-        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        state = json.loads(read_text(directory / STATE_FILE, MAX_JSON_FILE_BYTES, "checkpoint state file"))
         checkpoint = Checkpoint(directory, dict(state["config"]), str(state["phase"]), int(state["epoch"]),
                                 list(state["records"]), str(state["weights_file"]), state.get("early_stopping"),
                                 state.get("attributes"), state.get("labels"), state.get("split"))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except UnreadableFileError as error:
+        raise DefectTFError(broken.format(error.reason)) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise DefectTFError(broken.format(f"{STATE_FILE}: {type(error).__name__} {error}")) from None
+    if checkpoint.phase not in PHASES or checkpoint.epoch < 0:
+        raise DefectTFError(broken.format(f"{STATE_FILE}: phase {checkpoint.phase!r}, epoch {checkpoint.epoch}"))
+    if checkpoint.early_stopping is not None and not isinstance(checkpoint.early_stopping, dict):
+        raise DefectTFError(broken.format(f"{STATE_FILE}: early stopping state {str(checkpoint.early_stopping)[:40]}"))
     needed = [checkpoint.weights_file]
     if checkpoint.early_stopping and checkpoint.early_stopping.get("best_weights_file"):
-        needed.append(checkpoint.early_stopping["best_weights_file"])
+        needed.append(str(checkpoint.early_stopping["best_weights_file"]))
+    outside = [name for name in needed if Path(name).name != name or name.startswith(".")]
+    if outside:
+        raise DefectTFError(broken.format(f"{STATE_FILE} names files outside the checkpoint: {', '.join(outside)}"))
     missing = [name for name in needed if not (directory / name).is_file()]
     if missing:
         raise DefectTFError(broken.format(f"{', '.join(missing)} missing"))

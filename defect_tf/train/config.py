@@ -12,6 +12,8 @@ from defect_tf.data.augmentation import PRESETS, ROTATIONS
 from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.splits import SPLIT_FRACTIONS
 from defect_tf.errors import DefectTFError
+from defect_tf.io.untrusted import UnreadableFileError, check_file
+from defect_tf.limits import MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES
 from defect_tf.models.heads import ATTENTION, DEFAULT_ATTENTION, DEFAULT_HEAD, DEFAULT_POOLING, DROPOUT, HEADS, POOLING
 from defect_tf.models.registry import BACKBONES
 from defect_tf.tasks import TASKS, get_task
@@ -29,6 +31,7 @@ class TrainConfig:
     labels: str | None = None  # None: one sub-folder of `data` per class (data/sources.py)
     output: str = "outputs"
     task: str | None = None  # None: multiclass for one class per image (class folders, class CSV), else multilabel
+    positive: str | None = None  # binary from two classes: the defect class (None: the class names tell)
     backbone: str = "efficientnet_b0"
     weights: str = "imagenet"
     image_size: int = 224
@@ -84,19 +87,23 @@ class TrainConfig:
                 or fractions[0] <= 0 or fractions[1] <= 0:
             problems.append(f"split fractions must be three numbers (train > 0, val > 0, test >= 0) summing to 1, "
                             f"not {self.split}")
-        for field in ("data", "labels", "output"):
+        for field in ("data", "labels", "output", "positive"):
             if getattr(self, field) is not None and not str(getattr(self, field)).strip():
                 problems.append(f"{_flag(field)} is an empty path")
         if not Path(self.data).is_dir():
             problems.append(f"--data {self.data}: " + ("folder not found" if not Path(self.data).exists()
                                                         else "not a folder"))
-        if self.labels is not None and not Path(self.labels).is_file():
-            problems.append(f"--labels {self.labels}: " + ("file not found" if not Path(self.labels).exists()
-                                                            else "not a file"))
-        if self.split_file is not None and not Path(self.split_file).is_file():
-            problems.append(f"--split-file {self.split_file}: file not found")
-        if self.weights.lower() not in ("imagenet", "none") and not Path(self.weights).is_file():
-            problems.append(f"--weights {self.weights}: no such file; use imagenet, none, or a path to a weights file")
+        files = [("labels", "label file", MAX_TEXT_FILE_BYTES), ("split_file", "split file", MAX_TEXT_FILE_BYTES)]
+        if self.weights.lower() not in ("imagenet", "none"):
+            files.append(("weights", "weights file", MAX_MODEL_FILE_BYTES))
+        for field, what, max_bytes in files:
+            if getattr(self, field) is not None and str(getattr(self, field)).strip():
+                try:
+                    check_file(getattr(self, field), max_bytes, what)
+                except UnreadableFileError as error:
+                    hint = ("; use imagenet, none, or a path to a weights file" if field == "weights"
+                            and error.reason == "file not found" else "")
+                    problems.append(f"{_flag(field)} {error}{hint}")
         if Path(self.output).exists() and not Path(self.output).is_dir():
             problems.append(f"--output {self.output} is a file, not a folder")
         if problems:

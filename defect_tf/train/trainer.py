@@ -42,6 +42,7 @@ from defect_tf.train.config import TrainConfig, checkpoint_settings, config_from
 from defect_tf.train.dtype_policy import set_precision
 from defect_tf.train.losses import LossSettings
 from defect_tf.train.optimizers import ema_momentum, make_optimizer
+from defect_tf.train.progress import RunProgress, interrupts_deferred
 
 SPLIT_FILE = "split.txt"
 SKIPPED_FILE = "skipped_images.txt"
@@ -57,8 +58,10 @@ def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
                             f"try a lower learning rate than {learning_rate}")
 
 
-def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log, resuming: bool) -> LabelTable:
-    """Check every image before training; stop on bad ones (`error`), or leave them out (`skip`).
+def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log,
+                     resuming: bool) -> tuple[LabelTable, dict[str, str]]:
+    """Check every image before training; stop on bad ones (`error`), or leave them out (`skip`). Returns the
+    images kept and every readable image's content digest (path -> digest).
 
     A resumed run never leaves out images: its split was fixed when it started.
     """
@@ -66,7 +69,7 @@ def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log, 
     if report.describe_warnings():
         log(report.describe_warnings())
     if not report.bad_images:
-        return table
+        return table, report.digests
     if resuming:
         raise ImageError(f"{report.describe_bad_images()}\nThe interrupted run trained on these; restore them to "
                          "resume, or start a new run without --resume")
@@ -77,7 +80,8 @@ def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log, 
     write_text(skipped, "".join(f"{path}\t{reason}\n" for path, reason in report.bad_images.items()))
     log(f"{report.describe_bad_images()}\n--on-bad-image skip: training without them (list in {skipped})")
     bad = set(report.bad_images)
-    return table.subset([i for i, image in enumerate(table.images) if str(Path(config.data) / image) not in bad])
+    kept = [i for i, image in enumerate(table.images) if str(Path(config.data) / image) not in bad]
+    return table.subset(kept), report.digests
 
 
 def _check_memory(n_images: int, image_size: int) -> None:
@@ -128,19 +132,23 @@ def _resumed_rows(resume: Checkpoint, table: LabelTable, labels_file: str, log) 
     return table, np.asarray([part[image] for image in table.images])
 
 
-def train(config: TrainConfig, log=print, resume: Checkpoint | None = None) -> dict:
+def train(config: TrainConfig, log=print, resume: Checkpoint | None = None,
+          progress: RunProgress | None = None) -> dict:
     """Train, calibrate, save the bundle and score the test split; returns the test report.
 
     With `resume` (see `resume_training`), training continues from that checkpoint's epoch, on the
-    split and labels it started with.
+    split and labels it started with. `progress` follows the run's stage (for what an interruption says).
     """
+    progress = progress or RunProgress()
     config.validate()
     output_folder.check_no_overlap(config.output, config.data)
     with output_folder.locked(config.output):
-        return _train(config, log, resume)
+        report = _train(config, log, resume, progress)
+    progress.stage = "done"
+    return report
 
 
-def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
+def _train(config: TrainConfig, log, resume: Checkpoint | None, progress: RunProgress) -> dict:
     started = time.time()
     output = output_folder.claim(config.output, OUTPUTS)
     keras.utils.set_random_seed(config.seed)
@@ -151,7 +159,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         remove_checkpoint(output)
 
     source = load_source(config.data, config.labels)
-    task, source, label_problems = task_labels(source, config.task)
+    task, source, label_problems = task_labels(source, config.task, config.positive)
     if label_problems:
         raise LabelError("\n".join(label_problems))
     if config.task_problems(task.name):  # the layout chose the task: the settings meet it only now
@@ -165,7 +173,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     _check_memory(len(table.images), config.image_size)
     weights_file = resolve_weights(config.backbone, config.weights)  # before the image scan: fail fast offline
     pretrained = weights_file is not None
-    table = _drop_bad_images(config, table, output, log, resuming=resume is not None)
+    table, digests = _drop_bad_images(config, table, output, log, resuming=resume is not None)
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
 
     if split is not None:
@@ -248,6 +256,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.schedule, steps * config.warmup_epochs,
                                            config.weight_decay, averaging_momentum), loss=loss)
     curve.phase = "warm-up"
+    progress.stage = "training"
     first_epoch = 0
     if resume and resume.phase == "warm-up":
         resume.load_model_state(model)
@@ -277,7 +286,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     first_epoch, stopping_state, best_weights = config.warmup_epochs, None, None
     if resume and resume.phase == "fine-tune":
         resume.load_model_state(model)
-        first_epoch, stopping_state, best_weights = resume.epoch, resume.early_stopping, resume.best_weights()
+        first_epoch, stopping_state, best_weights = resume.epoch, resume.early_stopping, resume.best_weights(model)
     stop = ResumableEarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True,
                                   resume_from=stopping_state, resume_weights=best_weights)
     if stop.patience_used_up():
@@ -288,6 +297,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
                              EpochCheckpoint(output, saved_config, run, curve, stop), TerminateOnNaN()], **fit)
         _stop_if_diverged(curve.records, config.finetune_lr)
 
+    progress.stage = "saving"
     thresholds = task.thresholds(val_labels, predict_probabilities(model, val_data, task), config.threshold)
     log(task.describe_thresholds(thresholds, table.attributes, config.threshold))
 
@@ -305,11 +315,15 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
         data_dir=str(Path(config.data).resolve()),
         labels_file=str(Path(config.labels).resolve()) if config.labels else "",
         split=run["split"],
+        seen_digests=sorted({digests[paths[i]] for i in (*rows["train"], *rows["val"]) if paths[i] in digests}),
         epochs_trained=len(curve.records),
         trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    bundle = load_bundle(save_bundle(output, model, metadata))
+    with interrupts_deferred():
+        progress.bundle = save_bundle(output, model, metadata)
+        progress.stage = "scoring"
     remove_checkpoint(output)
+    bundle = load_bundle(progress.bundle)
     log(f"saved model bundle to {bundle.path} ({time.time() - started:.0f} s so far)")
 
     if len(rows["test"]) == 0:
@@ -323,7 +337,7 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None) -> dict:
     return report
 
 
-def resume_training(output_dir: str | Path, log=print) -> dict:
+def resume_training(output_dir: str | Path, log=print, progress: RunProgress | None = None) -> dict:
     """Continue the interrupted run in `output_dir` with its own settings, from its last completed epoch."""
     checkpoint = read_checkpoint(output_dir)
     try:
@@ -331,4 +345,4 @@ def resume_training(output_dir: str | Path, log=print) -> dict:
     except (TypeError, ValueError, KeyError) as error:
         raise DefectTFError(f"the checkpoint in {checkpoint.directory} is damaged (its settings: {error}); start a "
                             "new run without --resume") from None
-    return train(config, log, resume=checkpoint)
+    return train(config, log, resume=checkpoint, progress=progress)

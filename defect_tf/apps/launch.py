@@ -1,0 +1,23 @@
+"""Starting a program: TensorFlow imported with its start-up chatter held back, then the program imported and run.
+
+Importing TensorFlow takes seconds; a Ctrl-C in them ends like one later (`interrupted`, exit status 130), not
+with a traceback of the import machinery. This module imports nothing heavy itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from defect_tf.apps.cli import EXIT_INTERRUPTED, quiet_tensorflow_start, run
+
+
+def launch(program: str, argv: list[str] | None = None) -> int:
+    """Run `defect_tf.apps.<program>`'s `main(argv)` (argv None: the command line) as a command: one-line errors."""
+    try:
+        quiet_tensorflow_start()
+        module = importlib.import_module(f"defect_tf.apps.{program}")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return run(lambda: module.main(argv))
