@@ -134,3 +134,12 @@ def test_the_page_does_not_show_visitors_where_the_model_lies(untrained_output):
     page = build_page(DefectApp(Predictor(bundle)), [])
     shown = json.dumps(page.config)
     assert str(untrained_output) not in shown and "small_cnn" in shown
+
+
+def test_evaluate_never_writes_its_scores_among_the_images(untrained_output, tiny_demo, capsys):
+    root, _ = tiny_demo
+    before = sorted(path.name for path in (root / "images").iterdir())
+    status, _, stderr = call(evaluate.main, ["--model", str(untrained_output), "--data", str(root / "images"),
+                                             "--output", str(root / "images")], capsys)
+    assert status == 2 and "overlaps the data folder" in stderr and len(stderr.strip().splitlines()) == 1
+    assert sorted(path.name for path in (root / "images").iterdir()) == before

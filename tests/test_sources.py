@@ -135,3 +135,12 @@ def test_a_class_folder_without_images_is_named_not_dropped(tmp_path, contents, 
 def test_webp_and_tiff_photos_count_as_images(tmp_path):
     touch(tmp_path, "good/1.webp", "dent/2.tif", "dent/3.TIFF")
     assert read_source(tmp_path, None).table.images == ["dent/2.tif", "dent/3.TIFF", "good/1.webp"]
+
+
+def test_an_image_name_with_a_line_break_is_refused_before_it_breaks_split_txt(tmp_path):
+    touch(tmp_path, "good/1.png", "dent/2.png", "dent/new\nline.png")
+    source = read_source(tmp_path, None)
+    assert source.problems == [f"{tmp_path}: 1 image name(s) hold a line break, which no list file can hold on one "
+                               "line, e.g. 'dent/new\\nline.png'; rename them"]
+    (tmp_path / "labels.csv").write_text('image,class\n"a\u2028b.png",dent\nc.png,good\n')
+    assert "hold a line break" in read_source(tmp_path, tmp_path / "labels.csv").problems[0]

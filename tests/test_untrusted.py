@@ -189,3 +189,19 @@ def test_bytes_that_are_no_supported_image_say_why(data, reason):
     with pytest.raises(ImageError) as error:
         inspect_bytes(data, "x")
     assert error.value.reason.startswith(reason)
+
+
+def test_a_png_whose_text_block_would_decompress_past_the_limit_is_refused(tmp_path):
+    import io
+    import zlib
+
+    stream = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(stream, "PNG")
+    png, data = stream.getvalue(), zlib.compress(bytes(4 << 20), 9)  # 4 MB of text in 4 kB
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    (tmp_path / "bomb.png").write_bytes(png[:33] + chunk(b"zTXt", b"Comment\x00\x00" + data) + png[33:])
+    with pytest.raises(ImageError, match="a metadata block that would decompress past the limit"):
+        read_photo(str(tmp_path / "bomb.png"))

@@ -30,6 +30,7 @@ from defect_tf.data.splits import SPLITS
 from defect_tf.errors import DefectTFError, LabelError
 from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle, split_table
 from defect_tf.inference.predictor import PREDICT_BATCH
+from defect_tf.io import output_folder
 from defect_tf.tasks import task_labels
 
 
@@ -80,6 +81,8 @@ def evaluate(args) -> int:
     table = source.table
     split = args.split or ("all" if args.data else "test")
     table = split_table(bundle, table, split)
+    if args.output:
+        output_folder.check_no_overlap(args.output, data_dir)
     output = Path(args.output) if args.output else bundle.path.parent
     report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size)
     if args.json:

@@ -129,8 +129,12 @@ def _open(source) -> Image.Image:
             reason = f"larger than {_megapixels(MAX_IMAGE_PIXELS)}; downscale it first"
             raise ImageError(reason, reason) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
-            reason = f"not an image ({SUPPORTED})" if isinstance(error, UnidentifiedImageError) else (
-                f"a damaged image header ({error})")
+            if isinstance(error, UnidentifiedImageError):
+                reason = f"not an image ({SUPPORTED})"
+            elif "too large" in str(error).lower():  # Pillow's own cap on a text or colour-profile block
+                reason = "a metadata block that would decompress past the limit (a decompression bomb)"
+            else:
+                reason = f"a damaged image header ({error})"
             raise ImageError(reason, reason) from None
 
 

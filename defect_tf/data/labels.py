@@ -65,6 +65,16 @@ def normalise_image_path(path: str) -> str:
     return posixpath.normpath(path) if path else path
 
 
+def unlistable(images: list[str], where: str) -> list[str]:
+    """A problem for image names that hold a line break (a name may, on Linux): no list the tool writes or reads
+    (split.txt, a label file) could hold them on one line."""
+    broken = [image for image in images if len(f"<{image}>".splitlines()) > 1]
+    if not broken:
+        return []
+    return [f"{where}: {len(broken)} image name(s) hold a line break, which no list file can hold on one line, e.g. "
+            f"{broken[0]!r}; rename them"]
+
+
 def leaves_folder(path: str) -> bool:
     """True for an image path that points outside the data folder (absolute, or up through `..`)."""
     return posixpath.isabs(path) or path == ".." or path.startswith("../")
@@ -155,6 +165,7 @@ def read_labels(path: str | Path, text: str | None = None) -> tuple[LabelTable, 
         images.append(fields[0])
         rows.append(values)
 
+    problems += unlistable(images, str(path))
     if not problems and not images:
         problems.append(f"{path}: the header is there but no image rows follow")
     values = np.asarray(rows, dtype=np.float32).reshape(len(images), len(attributes))

@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from defect_tf.data.image_files import SUPPORTED, find_images
-from defect_tf.data.labels import LabelTable, label_error, normalise_image_path, read_label_text, read_labels
+from defect_tf.data.labels import (
+    LabelTable,
+    label_error,
+    normalise_image_path,
+    read_label_text,
+    read_labels,
+    unlistable,
+)
 from defect_tf.data.splits import SPLITS
 from defect_tf.errors import LabelError
 
@@ -121,7 +128,7 @@ def _one_hot_table(classes: list[str], pairs: list[tuple[str, str]], where: Path
     twice with two classes is a problem, twice with the same class a note."""
     column = {name: j for j, name in enumerate(classes)}
     first: dict[str, str] = {}
-    images, rows, notes, problems = [], [], [], []
+    images, rows, notes, problems = [], [], [], unlistable([image for image, _ in pairs], str(where))
     for image, name in pairs:
         if image in first:
             (notes if first[image] == name else problems).append(

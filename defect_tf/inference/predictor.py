@@ -53,18 +53,21 @@ class Predictor:
                           [attribute for attribute, chosen in zip(names, decided) if chosen])
 
     def predict(self, paths: list[str]) -> tuple[list[Prediction], list[ImageError]]:
-        """Predict every readable image in one batch; unreadable ones come back as errors, not exceptions."""
-        images, readable, errors = [], [], []
-        for path in paths:
-            try:
-                images.append(read_image(path, self.bundle.image_size))
-                readable.append(str(path))
-            except ImageError as error:
-                errors.append(error)
-        if not images:
-            return [], errors
-        probabilities = predict_probabilities(self.bundle.model, np.stack(images), self.bundle.task)
-        return [self._label(path, row) for path, row in zip(readable, probabilities)], errors
+        """Predict every readable image, a batch at a time (memory stays bounded however many are given);
+        unreadable ones come back as errors, not exceptions."""
+        predictions, errors = [], []
+        for start in range(0, len(paths), PREDICT_BATCH):
+            images, readable = [], []
+            for path in paths[start:start + PREDICT_BATCH]:
+                try:
+                    images.append(read_image(path, self.bundle.image_size))
+                    readable.append(str(path))
+                except ImageError as error:
+                    errors.append(error)
+            if images:
+                probabilities = predict_probabilities(self.bundle.model, np.stack(images), self.bundle.task)
+                predictions += [self._label(path, row) for path, row in zip(readable, probabilities)]
+        return predictions, errors
 
     def predict_photo(self, photo: np.ndarray, name: str = "photo") -> Prediction:
         """Predict one decoded, upright RGB photo (any resolution)."""
