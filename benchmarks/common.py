@@ -23,8 +23,9 @@ import numpy as np
 
 from defect_tf.apps import quiet_start  # noqa: F401  (first: holds TensorFlow's start-up chatter back)
 from defect_tf.apps.cli import run  # noqa: F401  (re-exported for the scripts)
+from defect_tf.bundle.layout import BUNDLE_DIR, METADATA_FILE
 from defect_tf.bundle.metadata import BundleMetadata
-from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE, load_bundle
+from defect_tf.bundle.store import load_bundle
 from defect_tf.data.augmentation import ROTATIONS
 from defect_tf.data.labels import LabelTable, parse_labels
 from defect_tf.data.splits import read_split, split_from_file, stratified_split, write_split

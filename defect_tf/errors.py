@@ -10,11 +10,11 @@ class LabelError(DefectTFError):
 
 
 class ImageError(DefectTFError):
-    """An image is missing or cannot be decoded; the message names the file, `reason` says why."""
+    """An image is missing or cannot be decoded; the message names the file, `reason` says why, `path` is the file."""
 
-    def __init__(self, message: str, reason: str | None = None):
+    def __init__(self, message: str, reason: str | None = None, path: str | None = None):
         super().__init__(message)
-        self.reason = reason
+        self.reason, self.path = reason, path
 
 
 class BundleError(DefectTFError):

@@ -20,7 +20,7 @@ settings.register_profile("defect_tf", derandomize=True, database=None, deadline
 settings.load_profile("defect_tf")
 
 OUTSIDE_THE_UNIT_TIER = ("slow", "integration", "browser")
-TRAINED_FIXTURES = {"trained_output": "integration", "demo_run": "slow"}
+TRAINED_FIXTURES = {"trained_output": "integration", "exported_output": "integration", "demo_run": "slow"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -90,6 +90,21 @@ def trained_output(tiny_demo, tmp_path_factory):
                          patience=5)
     report = train(config, log=lambda *_: None)
     return output, config, report
+
+
+@pytest.fixture(scope="session")
+def exported_output(trained_output, tmp_path_factory):
+    """A copy of the tiny trained run's output folder with its model exported to ONNX: (output folder, data folder)."""
+    import shutil
+    from pathlib import Path
+
+    from defect_tf.export.exporter import export_bundle
+
+    output, config, _ = trained_output
+    copy = tmp_path_factory.mktemp("exported") / "outputs"
+    shutil.copytree(output, copy)
+    export_bundle(copy, "onnx", log=lambda *_: None)
+    return copy, Path(config.data)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from defect_tf.bundle.layout import find_bundle
 from defect_tf.bundle.metadata import FORMAT, BundleMetadata
-from defect_tf.bundle.store import find_bundle, load_bundle, save_bundle
+from defect_tf.bundle.store import load_bundle, save_bundle
 from defect_tf.errors import BundleError
 from defect_tf.models.classifier import build_classifier
 
@@ -199,3 +200,16 @@ def test_a_bundle_is_readable_by_another_account_as_the_umask_says(tmp_path):
         os.umask(previous)
     assert oct(path.stat().st_mode & 0o777) == "0o755"
     assert {oct(child.stat().st_mode & 0o777) for child in path.iterdir()} == {"0o644"}
+
+
+@pytest.mark.integration
+def test_a_bundle_loads_in_a_fresh_process_that_imports_only_the_store(tmp_path):
+    """The head's layer class is registered by the store itself (a script that loaded a bundle first failed)."""
+    import subprocess
+    import sys
+
+    save_bundle(tmp_path, small_model(), BundleMetadata(["a", "b"], 32, [0.3, 0.6]))
+    code = f"from defect_tf.bundle.store import load_bundle\nprint(load_bundle({str(tmp_path)!r}).attributes)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "['a', 'b']"

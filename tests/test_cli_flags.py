@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from defect_tf.apps import evaluate, predict, train, web
+from defect_tf.apps import evaluate, export, predict, serve, train, web
 from defect_tf.apps.cli import run
 
-COMMANDS = {"train": train, "inference": predict, "evaluate": evaluate, "app": web}
+COMMANDS = {"train": train, "inference": predict, "evaluate": evaluate, "app": web, "export": export, "serve": serve}
 
 # command -> flag -> bad values. "{file}" is an existing file, "{folder}" an existing folder without a bundle,
 # "{data}" the data folder, "{busy_port}" a port another socket holds, "{split_bad}" a malformed split file.
@@ -52,13 +52,33 @@ BAD_VALUES = {
     },
     "inference": {
         "--model": ["{missing}", "{file}", "{folder}", ""],
+        "--runtime": ["tpu", "onnx", "litert"],  # the bundle holds no exported model
+        "--threads": ["0", "x", "1000"],
+        "--data": ["{missing}", "{file}"],
+        "--output": ["{data}/predictions.csv"],  # for a folder run (--data) only
         "--explain": ["{file}", ""],
+    },
+    "serve": {
+        "--model": ["{missing}", "{file}", "{folder}", ""],
+        "--host": ["999.999.999.999", "no-such-host.invalid", ""],
+        "--port": ["0", "-1", "70000", "x", "{busy_port}"],
+        "--runtime": ["tpu", "onnx"],
+        "--threads": ["0", "x"],
+        "--max-request-mb": ["0", "-1", "nan"],
+        "--max-files": ["0", "x"],
+        "--max-concurrent": ["0", "-2"],
+    },
+    "export": {
+        "--model": ["{missing}", "{file}", "{folder}", ""],
+        "--format": ["tensorrt", ""],
+        "--int8": ["half", "full", "dynamic"],  # the default --format onnx is exported in float32
     },
     "evaluate": {
         "--model": ["{missing}", "{file}", "{folder}"],
         "--data": ["{missing}", "{file}"],
         "--labels": ["{missing}", "{folder}"],
         "--split": ["holdout"],
+        "--runtime": ["tpu", "onnx"],  # the bundle holds no exported model
         "--output": ["{file}"],
         "--batch-size": ["0", "-3", "x"],
     },
@@ -71,7 +91,8 @@ BAD_VALUES = {
         "--samples": ["{missing}"],
     },
 }
-FLAGS_WITHOUT_VALUES = {"--help", "--resume", "--check", "--no-class-weights", "--no-cutout", "--ema", "--json"}
+FLAGS_WITHOUT_VALUES = {"--help", "--resume", "--check", "--no-class-weights", "--no-cutout", "--ema", "--json",
+                        "--accept-drop"}
 
 
 def value_flags(module) -> set[str]:
@@ -120,7 +141,9 @@ def base_arguments(command: str, places: dict) -> list[str]:
                       "--backbone", "small_cnn", "--weights", "none", "--image-size", "32"],
             "inference": [places["image"], "--model", places["model"]],
             "evaluate": ["--model", places["model"]],
-            "app": ["--model", places["model"]]}[command]
+            "app": ["--model", places["model"]],
+            "serve": ["--model", places["model"]],
+            "export": ["--model", places["model"]]}[command]
 
 
 def with_flag(arguments: list[str], flag: str, value: str) -> list[str]:

@@ -108,7 +108,7 @@ def test_a_signal_during_the_bundles_save_waits_for_the_save_to_be_recorded():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("command", [["train.py", "--data", "x"], ["inference.py", "x.png"], ["-m", "defect_tf", "train"]])
+@pytest.mark.parametrize("command", [["train.py", "--data", "x"], ["evaluate.py"], ["-m", "defect_tf", "train"]])
 def test_ctrl_c_while_tensorflow_imports_is_one_line_and_exit_status_130(command, tmp_path):
     target = [str(ROOT / command[0]), *command[1:]] if command[0].endswith(".py") else command
     process = subprocess.Popen([sys.executable, *target], cwd=tmp_path, stdout=subprocess.PIPE,

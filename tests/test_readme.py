@@ -1,20 +1,19 @@
-"""The README's flag tables are made from the programs' own parsers, so `--help` and the README can't drift.
+"""Every program's flags, in docs/flags.md, are made from the programs' own parsers, so `--help` and the docs can't
+drift; the README links there and stays short.
 
-After adding or changing a flag, regenerate them with: python tests/test_readme.py
+After adding or changing a flag, regenerate the page with: python tests/test_readme.py
 """
 
 import argparse
-import re
 from pathlib import Path
 
-from defect_tf.apps import evaluate, predict, train, web
+from defect_tf.apps import evaluate, export, predict, serve, train, web
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-PROGRAMS = {"train.py": train, "inference.py": predict, "evaluate.py": evaluate, "app.py": web}
-# The marker line, then any lines but the end marker (the table), then the end marker.
-TABLE = re.compile(r"(<!-- flags of (\S+): made by tests/test_readme\.py -->)\n(?:(?!<!-- end of flags -->).*\n)*"
-                   r"(<!-- end of flags -->)")
+FLAGS_PAGE = ROOT / "docs" / "flags.md"
+PROGRAMS = {"train.py": train, "inference.py": predict, "evaluate.py": evaluate, "export.py": export, "app.py": web,
+            "serve.py": serve}
 
 
 def flag_table(parser: argparse.ArgumentParser) -> str:
@@ -32,14 +31,20 @@ def flag_table(parser: argparse.ArgumentParser) -> str:
     return "\n".join(rows)
 
 
-def with_tables(text: str) -> str:
-    return TABLE.sub(lambda m: f"{m.group(1)}\n{flag_table(PROGRAMS[m.group(2)].build_parser())}\n{m.group(3)}", text)
+def flags_page() -> str:
+    sections = [f"## {name}\n\n{flag_table(module.build_parser())}\n" for name, module in PROGRAMS.items()]
+    return ("# Every flag of every program\n\nMade by `tests/test_readme.py` from the programs' own parsers (what "
+            "`--help` prints); `defect-tf COMMAND` takes the same flags.\n\n" + "\n".join(sections))
 
 
-def test_the_readme_has_each_programs_flag_table_as_its_parser_makes_it():
+def test_the_flags_page_is_what_the_parsers_make():
+    assert FLAGS_PAGE.read_text(encoding="utf-8") == flags_page(), \
+        "a flag changed: run python tests/test_readme.py to regenerate docs/flags.md"
+
+
+def test_the_readme_names_every_program_and_links_the_flags_page():
     text = README.read_text(encoding="utf-8")
-    assert sorted(m.group(2) for m in TABLE.finditer(text)) == sorted(PROGRAMS)
-    assert text == with_tables(text), "a flag changed: run python tests/test_readme.py to regenerate the tables"
+    assert all(f"python {name}" in text for name in PROGRAMS) and "docs/flags.md" in text
 
 
 def test_the_readme_stays_short_and_for_users():
@@ -47,5 +52,5 @@ def test_the_readme_stays_short_and_for_users():
 
 
 if __name__ == "__main__":
-    README.write_text(with_tables(README.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"rewrote the flag tables in {README}")
+    FLAGS_PAGE.write_text(flags_page(), encoding="utf-8")
+    print(f"rewrote {FLAGS_PAGE}")

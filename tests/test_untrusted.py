@@ -78,7 +78,7 @@ def test_every_special_file_as_an_image_to_check_is_listed_with_its_reason(tmp_p
     paths = [str(tmp_path / name) if not name.startswith("/") else name for name in specials]
     problems = unreadable_images(paths)
     assert {Path(path).name: reason for path, reason in problems.items()} == {
-        Path(name).name: reason + ("; a image must be a regular file" if "regular" in reason else "")
+        Path(name).name: reason + ("; an image must be a regular file" if "regular" in reason else "")
         for name, reason in specials.items()}
 
 
@@ -205,3 +205,14 @@ def test_a_png_whose_text_block_would_decompress_past_the_limit_is_refused(tmp_p
     (tmp_path / "bomb.png").write_bytes(png[:33] + chunk(b"zTXt", b"Comment\x00\x00" + data) + png[33:])
     with pytest.raises(ImageError, match="a metadata block that would decompress past the limit"):
         read_photo(str(tmp_path / "bomb.png"))
+
+
+@pytest.mark.parametrize("frames, size", [(1, (5, 4)), (3, (5, 4)), (12, (30, 20))])
+def test_gif_frames_are_counted_from_the_blocks_as_pillow_counts_them(tmp_path, frames, size):
+    from defect_tf.data.image_files import count_gif_frames
+
+    pictures = [Image.new("RGB", size, (20 * index, 255 - 20 * index, 0)) for index in range(frames)]
+    pictures[0].save(tmp_path / "a.gif", save_all=True, append_images=pictures[1:], comment=b"x" * 300)
+    data = (tmp_path / "a.gif").read_bytes()
+    assert count_gif_frames(data, 1000) == Image.open(tmp_path / "a.gif").n_frames == frames
+    assert count_gif_frames(gif(7000, 7000, 200), 2) == 3  # stops one past the limit

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+from defect_tf.errors import DefectTFError
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # as a shell reports a process ended by SIGPIPE
 
 
 @contextlib.contextmanager
-def _native_stderr_held_back():
+def native_stderr_held_back():
     """Send file descriptor 2 to a temporary file; replay it only if the block fails (not if it is interrupted).
 
     TensorFlow's C++ start-up prints INFO lines (oneDNN, CUDA stubs) to fd 2 before any log level
@@ -50,7 +55,7 @@ def quiet_tensorflow_start() -> None:
     (its warnings, e.g. about retracing a predict function when one program runs after another in `make demo`,
     give a user nothing to do)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_stderr_held_back():
+    with native_stderr_held_back():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")
@@ -111,6 +116,13 @@ def existing_folder(text: str) -> str:
     return text
 
 
+def existing_path(text: str) -> str:
+    """An argparse type: a path to a folder or a file that exists."""
+    if not Path(_not_empty(text)).exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder or file")
+    return text
+
+
 def folder_to_write(text: str) -> str:
     """An argparse type: a folder that exists or can be created (not an existing file)."""
     if Path(_not_empty(text)).exists() and not Path(text).is_dir():
@@ -125,12 +137,43 @@ def host_name(text: str) -> str:
     return text
 
 
+def check_address(host: str, port: int) -> None:
+    """Stop with one line if the page could not be served at host:port (unknown address, port in use)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise DefectTFError(f"--host {host}: not an address this machine can serve on ({error.strerror})") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server itself binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise DefectTFError(f"cannot serve on {host}:{port} ({error.strerror}); another program may be using "
+                                "that port: choose another with --port") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is this machine's own (127.0.0.1, ::1, localhost)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
+    except (socket.gaierror, ValueError):
+        return False
+
+
+def open_to_the_network(what: str, port: int) -> str:
+    """The warning before a page or service without a login listens beyond this machine."""
+    return (f"warning: the {what} has no login: anyone who can reach this machine on port {port} can use the model "
+            "and upload files (--host 127.0.0.1 keeps it to this machine)")
+
+
 def add_model_flag(parser: argparse.ArgumentParser) -> None:
     """--model: the trained bundle a program uses (default: where train.py writes it)."""
-    from defect_tf.train.config import TrainConfig
+    from defect_tf.io.output_folder import DEFAULT_OUTPUT  # (imported here: the module imports this one's errors)
 
-    parser.add_argument("--model", metavar="DIR", default=TrainConfig.output, type=existing_folder,
-                        help="bundle folder, or the output folder train.py wrote")
+    parser.add_argument("--model", metavar="DIR", default=DEFAULT_OUTPUT, type=existing_path,
+                        help="the output folder train.py wrote, its bundle folder, or a model file in it "
+                             "(model.keras, model.onnx, model.tflite: that runtime)")
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -141,8 +184,6 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def json_errors(enabled: bool):
     """With --json, a user error also prints `{"error": "..."}` on stdout, so a script reading stdout learns why."""
-    from defect_tf.errors import DefectTFError
-
     try:
         yield
     except DefectTFError as error:
@@ -154,7 +195,6 @@ def json_errors(enabled: bool):
 def run(main: Callable[[], int]) -> int:
     """Call `main`; a DefectTFError becomes `error: ...` on stderr and exit status 2, Ctrl-C exit status 130,
     and a full disk the one line of `defect_tf.io.files.DiskFullError`."""
-    from defect_tf.errors import DefectTFError
     from defect_tf.io.files import is_disk_full
 
     try:
@@ -165,6 +205,9 @@ def run(main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as error:
         if not is_disk_full(error):
             raise

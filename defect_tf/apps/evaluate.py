@@ -31,6 +31,7 @@ from defect_tf.errors import DefectTFError, LabelError
 from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle, split_table
 from defect_tf.inference.predictor import PREDICT_BATCH
 from defect_tf.io import output_folder
+from defect_tf.runtime.select import RUNTIMES, open_inferencer, runtime_of_file
 from defect_tf.tasks import task_labels
 
 
@@ -46,6 +47,9 @@ def build_parser() -> Parser:
                              "(default: test, or all when --data is given)")
     parser.add_argument("--output", metavar="DIR", type=folder_to_write,
                         help="where metrics.json and the plots go (default: the model's output folder)")
+    parser.add_argument("--runtime", choices=["auto", *RUNTIMES],
+                        help="what runs the model (default: keras; a model file given as --model, its own runtime); "
+                             "auto: the bundle's exported model if it has one")
     parser.add_argument("--batch-size", type=number_in(int, 1, 1024), default=PREDICT_BATCH)
     add_json_flag(parser)
     return parser
@@ -84,11 +88,15 @@ def evaluate(args) -> int:
     if args.output:
         output_folder.check_no_overlap(args.output, data_dir)
     output = Path(args.output) if args.output else bundle.path.parent
-    report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size)
+    _, runtime = runtime_of_file(args.model, args.runtime or "auto")
+    runtime = "keras" if runtime == "auto" and not args.runtime else runtime
+    inferencer = None if runtime == "keras" else open_inferencer(args.model, runtime)
+    report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size, inferencer)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{split} images of {labels_file or f'the class folders of {data_dir}'}, {task.name} model {bundle.path}")
+        ran = inferencer.describe() if inferencer else f"Keras ({bundle.path / 'model.keras'})"
+        print(f"{split} images of {labels_file or f'the class folders of {data_dir}'}, {task.name} model run by {ran}")
         print(task.format_report(report))
         plots = ", ".join(str(output / name) for name in task.report_files)
         print(f"metrics saved to {output / METRICS_FILE}, plots to {plots}")

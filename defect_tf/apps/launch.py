@@ -11,11 +11,15 @@ import sys
 
 from defect_tf.apps.cli import EXIT_INTERRUPTED, quiet_tensorflow_start, run
 
+# Programs that start TensorFlow themselves, only when they need it (inference with an exported model needs none).
+STARTS_TENSORFLOW_ITSELF = {"predict", "serve"}
+
 
 def launch(program: str, argv: list[str] | None = None) -> int:
     """Run `defect_tf.apps.<program>`'s `main(argv)` (argv None: the command line) as a command: one-line errors."""
     try:
-        quiet_tensorflow_start()
+        if program not in STARTS_TENSORFLOW_ITSELF:
+            quiet_tensorflow_start()
         module = importlib.import_module(f"defect_tf.apps.{program}")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

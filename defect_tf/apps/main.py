@@ -13,6 +13,8 @@ COMMANDS = {
     "check": ("train", ["--check"], "check labels and images without training (python train.py --check)"),
     "predict": ("predict", [], "label photos with a trained model (python inference.py)"),
     "evaluate": ("evaluate", [], "score a trained model on labelled images (python evaluate.py)"),
+    "export": ("export", [], "export a model to ONNX, LiteRT or SavedModel, parity proved (python export.py)"),
+    "serve": ("serve", [], "the HTTP service: POST /predict with images, JSON back (python serve.py)"),
     "web": ("web", [], "the web page: upload a photo, see its defects and heatmaps (python app.py)"),
     "demo": ("demo", [], "generate the demo photos here, train on them, evaluate, label one (make demo)"),
 }

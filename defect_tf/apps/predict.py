@@ -1,6 +1,9 @@
 """Detect defects in photos with a trained bundle: python inference.py photo.jpg [more.jpg ...]
+A whole folder into a CSV, with a progress bar: python inference.py --data photos/ --output predictions.csv
 
-Prints what a multi-label or binary model detects (with probabilities), or a multi-class model's class.
+Prints what a multi-label or binary model detects (with probabilities), or a multi-class model's class. A bundle
+with an exported model (python export.py) is run by ONNX Runtime or LiteRT, without TensorFlow; the first line
+says which runtime answered. A killed folder run continues where it stopped when run again.
 """
 
 from __future__ import annotations
@@ -13,62 +16,119 @@ from defect_tf.apps.cli import (
     Parser,
     add_json_flag,
     add_model_flag,
+    existing_folder,
     folder_to_write,
     json_errors,
+    number_in,
     run,
 )
-from defect_tf.bundle.store import load_bundle
-from defect_tf.inference.predictor import Predictor
+from defect_tf.errors import DefectTFError
+from defect_tf.runtime.folder import label_folder
+from defect_tf.runtime.predictions import Prediction
+from defect_tf.runtime.select import RUNTIMES, open_inferencer
+
+PREDICTIONS_FILE = "predictions.csv"
 
 
 def build_parser() -> Parser:
     parser = Parser(description=__doc__)
-    parser.add_argument("images", nargs="+", help="image files, predicted together as one batch")
+    parser.add_argument("images", nargs="*", help="image files, predicted a batch at a time")
     add_model_flag(parser)
+    parser.add_argument("--data", metavar="DIR", type=existing_folder,
+                        help="label every photo under DIR (sub-folders too) into the CSV --output")
+    parser.add_argument("--output", metavar="FILE",
+                        help=f"with --data: the CSV, a row per photo, unreadable ones with their reason (default: "
+                             f"{PREDICTIONS_FILE})")
+    parser.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES],
+                        help="auto: the bundle's exported model if it has one (onnx, then litert), else keras")
+    parser.add_argument("--threads", type=number_in(int, 1, 256),
+                        help="threads the runtime computes with (default: one per core)")
     parser.add_argument("--explain", metavar="DIR", type=folder_to_write,
                         help="write a heatmap overlay PNG per detected attribute (or class) into DIR "
-                             "(<image>_<attribute>.png)")
+                             "(<image>_<attribute>.png; runs the Keras model)")
     add_json_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.images) == bool(args.data):
+        parser.error("give image files, or --data DIR for a whole folder (not both)")
+    if args.data and (args.explain or args.json):
+        parser.error("--data writes its predictions to the CSV --output; --explain and --json are for image files")
+    if args.output and not args.data:
+        parser.error("--output names the CSV of a folder run (--data DIR); image files are printed")
+    args.output = args.output or PREDICTIONS_FILE
     with json_errors(args.json):
-        return predict(args)
+        return label_folder_to_csv(args) if args.data else predict(args)
+
+
+def label_folder_to_csv(args) -> int:
+    from tqdm import tqdm
+
+    inferencer = open_inferencer(args.model, args.runtime, args.threads)
+    print(f"runtime: {inferencer.describe()}", flush=True)
+    bars = []
+
+    def progress(total: int, done: int):
+        bars.append(tqdm(total=total, initial=done, unit="photo", desc="labelling", file=sys.stderr,
+                         disable=None, dynamic_ncols=True))
+        return bars[-1].update
+
+    try:
+        counts = label_folder(inferencer, args.data, args.output, progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"{counts['images']} photos: {counts['predicted']} labelled now, {counts['skipped']} already in "
+          f"{args.output}, {counts['unreadable']} unreadable (listed with their reason); predictions in {args.output}")
+    return 0
 
 
 def predict(args) -> int:
-    bundle = load_bundle(args.model)
-    predictor = Predictor(bundle)
-    predictions, errors = predictor.predict(args.images)
-    overlays = predictor.write_explanations(predictions, args.explain) if args.explain else {}
+    if args.explain and args.runtime not in ("auto", "keras"):
+        raise DefectTFError(f"--explain computes heatmaps from the Keras model's gradients; leave out --runtime "
+                            f"{args.runtime}")
+    inferencer = open_inferencer(args.model, "keras" if args.explain else args.runtime, args.threads)
+    predictions, errors = inferencer.predict(args.images)
+    overlays = _heatmaps(inferencer, predictions, args.explain) if args.explain else {}
+    metadata = inferencer.metadata
     if args.json:
         records = [p.as_dict() for p in predictions]
         if args.explain:
             for record in records:
                 record["overlays"] = [str(path) for path in overlays[record["image"]]]
-        thresholds = {name: (float(t) if name not in bundle.untrained and bundle.task.uses_thresholds else None)
-                      for name, t in zip(bundle.attributes, bundle.thresholds)}
-        print(json.dumps({"model": str(bundle.path), "task": bundle.task.name, "thresholds": thresholds,
-                          "untrained": bundle.untrained,
-                          "predictions": records, "errors": [str(e) for e in errors]}, indent=1))
+        thresholds = {name: (float(t) if name not in metadata.untrained and t == t else None)
+                      for name, t in zip(metadata.attributes, metadata.decision_thresholds())}
+        print(json.dumps({"model": str(inferencer.location), "runtime": inferencer.runtime,
+                          "model_file": str(inferencer.model_file), "task": metadata.task, "thresholds": thresholds,
+                          "untrained": metadata.untrained, "predictions": records,
+                          "errors": [str(e) for e in errors]}, indent=1))
     else:
-        if bundle.untrained and predictions:
+        print(f"runtime: {inferencer.describe()}")
+        if metadata.untrained and predictions:
             print(f"note: never detected, the model was not trained on them (no known labels): "
-                  f"{', '.join(bundle.untrained)}")
+                  f"{', '.join(metadata.untrained)}")
         for prediction in predictions:
             print(prediction.image)
             if not prediction.detected:
                 print("  no defect detected")
             for name in prediction.detected:
-                kind = "class " if bundle.task.name == "multiclass" else ""
+                kind = "class " if metadata.task == "multiclass" else ""
                 print(f"  {kind}{name}: {prediction.probabilities[name]:.3f}")
             for path in overlays.get(prediction.image, []):
                 print(f"  heatmap: {path}")
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     return EXIT_USER_ERROR if errors else 0
+
+
+def _heatmaps(inferencer, predictions: list[Prediction], folder: str) -> dict:
+    """Heatmap overlays of the detected attributes, from the Keras model's gradients (the Keras runtime's model)."""
+    from defect_tf.inference.predictor import Predictor
+
+    return Predictor(inferencer.bundle).write_explanations(predictions, folder)
 
 
 if __name__ == "__main__":

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import ipaddress
 import signal
-import socket
 import sys
 from pathlib import Path
 
 from defect_tf.apps.cli import (
     Parser,
     add_model_flag,
+    check_address,
     existing_file,
     host_name,
+    is_loopback,
     number_in,
+    open_to_the_network,
     run,
 )
 from defect_tf.apps.web_page import KEEP_UPLOADS_SECONDS, MAX_UPLOAD_MB, DefectApp, build_page
 from defect_tf.bundle.store import load_bundle
-from defect_tf.errors import DefectTFError
 from defect_tf.inference.predictor import Predictor
 
 SAMPLES = 4
@@ -39,30 +39,6 @@ def build_parser() -> Parser:
     return parser
 
 
-def check_address(host: str, port: int) -> None:
-    """Stop with one line if the page could not be served at host:port (unknown address, port in use)."""
-    try:
-        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as error:
-        raise DefectTFError(f"--host {host}: not an address this machine can serve on ({error.strerror})") from None
-    with socket.socket(family, kind, protocol) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server itself binds
-        try:
-            probe.bind(address)
-        except OSError as error:
-            raise DefectTFError(f"cannot serve on {host}:{port} ({error.strerror}); another program may be using "
-                                "that port: choose another with --port") from None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether every address `host` names is this machine's own (127.0.0.1, ::1, localhost)."""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-        return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
-    except (socket.gaierror, ValueError):
-        return False
-
-
 def default_samples(bundle) -> list[str]:
     """A few test-split images of the bundle's own data, where they still exist."""
     images = [Path(bundle.metadata.data_dir) / name for name in bundle.metadata.split.get("test", [])]
@@ -78,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     check_address(args.host, args.port)
     if not is_loopback(args.host):
-        print(f"warning: the page has no login: anyone who can reach this machine on port {args.port} can use the "
-              "model and upload files (--host 127.0.0.1 keeps it to this machine)", file=sys.stderr)
+        print(open_to_the_network("page", args.port), file=sys.stderr)
     bundle = load_bundle(args.model)
     samples = args.samples if args.samples is not None else default_samples(bundle)
     page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb), samples, args.keep_uploads)

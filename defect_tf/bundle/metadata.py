@@ -13,17 +13,25 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
+import numpy as np
+
 from defect_tf.decisions import DEFAULT_TASK, RULES
 from defect_tf.errors import BundleError
 
-FORMAT = "defect_tf.bundle/3"
+FORMAT = "defect_tf.bundle/4"
 # format -> function(dict) -> dict of the next format
 MIGRATIONS: dict[str, Callable[[dict], dict]] = {
     # format 1 predates tasks: every bundle was multi-label
     "defect_tf.bundle/1": lambda data: {**data, "task": "multilabel", "format": "defect_tf.bundle/2"},
     # format 2 predates checksums: its model file cannot be proved to be the one it was saved with
     "defect_tf.bundle/2": lambda data: {**data, "checksums": {}, "format": "defect_tf.bundle/3"},
+    # format 3 predates exports: it holds only the Keras model
+    "defect_tf.bundle/3": lambda data: {**data, "exports": {}, "format": "defect_tf.bundle/4"},
 }
+# How a photo becomes the model's input, the same in training and in every runtime (data/images.py, runtime/):
+# decoded to RGB, turned upright by its EXIF orientation, resized to image_size x image_size with antialiased
+# bilinear filtering (no aspect ratio kept), float32 values 0-255. An exported model takes exactly that.
+INPUT_RULE = "RGB, upright by EXIF, antialiased bilinear resize to image_size squared, float32 0-255"
 REQUIRED = ("attributes", "image_size", "thresholds")
 IMAGE_SIZES = (16, 4096)  # what a bundle may say its model takes (training allows 32-1024)
 
@@ -51,6 +59,7 @@ class BundleMetadata:
     trained_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)  # library versions at saving
     checksums: dict[str, str] = field(default_factory=dict)  # file in the bundle -> its SHA-256 when saved
+    exports: dict[str, dict] = field(default_factory=dict)  # format -> ExportRecord (JSON): models exported beside it
     format: str = FORMAT
 
     def to_json(self) -> dict:
@@ -78,6 +87,21 @@ class BundleMetadata:
             raise BundleError(f"{where}: bundle metadata that cannot be used: {'; '.join(problems)}")
         return metadata
 
+    def untrained_mask(self) -> np.ndarray:
+        """True for each attribute the model was not trained on (never decided)."""
+        return np.isin(self.attributes, self.untrained)
+
+    def decision_thresholds(self) -> np.ndarray:
+        """Thresholds per attribute; infinite (never detected) for an untrained attribute; NaN for a task that decides
+        without thresholds."""
+        if not RULES[self.task].uses_thresholds:
+            return np.full(len(self.attributes), np.nan)
+        return np.where(self.untrained_mask(), np.inf, np.asarray(self.thresholds, dtype=np.float64))
+
+    def export(self, name: str) -> ExportRecord | None:
+        """The record of the model exported as `name` (a format of `export/formats.py`), if there is one."""
+        return ExportRecord.from_json(self.exports[name]) if name in self.exports else None
+
     def problems(self) -> list[str]:
         """What makes this record unusable: types and ranges of the fields a model is used by."""
         problems = []
@@ -100,7 +124,34 @@ class BundleMetadata:
                 problems.append(f"thresholds must be probabilities from 0 to 1, not {', '.join(bad[:3])}")
         if not isinstance(self.untrained, list) or not all(isinstance(name, str) for name in self.untrained):
             problems.append("untrained must be a list of attribute names")
-        for name in ("checksums", "split", "settings", "versions"):
+        for name in ("checksums", "split", "settings", "versions", "exports"):
             if not isinstance(getattr(self, name), dict):
                 problems.append(f"{name} must be a mapping")
+        if isinstance(self.exports, dict):
+            for name, record in self.exports.items():
+                file = record.get("file") if isinstance(record, dict) else None
+                if not isinstance(file, str) or not file or "/" in file or file.startswith("."):
+                    problems.append(f"exports.{name} must name a file inside the bundle")
         return problems
+
+
+@dataclass
+class ExportRecord:
+    """A model exported beside the Keras one: its file, what runs it, and how closely it matched Keras."""
+
+    file: str  # inside the bundle folder
+    runtime: str  # what runs it: "onnxruntime", "litert" or "tensorflow"
+    quantization: str = "none"  # "none", "dynamic" (int8 weights) or "full" (int8 weights and activations)
+    input_name: str = ""
+    input_rule: str = INPUT_RULE
+    parity: dict = field(default_factory=dict)  # measured on the test split: images, max difference, decisions
+    exported_at: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ExportRecord:
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})

@@ -1,14 +1,13 @@
-"""The model bundle: a Keras model plus everything needed to use it, written atomically.
+"""The model bundle with Keras: saved atomically, loaded in safe mode.
 
-Layout: `<output>/bundle/model.keras` and `<output>/bundle/bundle.json` (attribute names, image
-size, thresholds, backbone, training settings, split, library versions). The bundle is written
+Layout (`layout.py`): `<output>/bundle/model.keras` and `<output>/bundle/bundle.json` (attribute names, image
+size, thresholds, backbone, training settings, split, library versions, checksums). The bundle is written
 under a temporary name and renamed into place, so a crash leaves the previous bundle, never half
 of a new one. Models are loaded with Keras's safe mode: no Python code is run from the file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import zipfile
@@ -18,16 +17,22 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from defect_tf.bundle.layout import (
+    BUNDLE_DIR,
+    METADATA_FILE,
+    MODEL_FILE,
+    find_bundle,
+    read_metadata,
+    sha256_of,
+    verify_file,
+)
 from defect_tf.bundle.metadata import BundleMetadata
 from defect_tf.errors import BundleError
-from defect_tf.io.files import previous_folders, replace_folder
-from defect_tf.io.untrusted import UnreadableFileError, check_file, read_text
-from defect_tf.limits import MAX_JSON_FILE_BYTES, MAX_MODEL_FILE_BYTES
+from defect_tf.io.files import replace_folder
+from defect_tf.io.untrusted import UnreadableFileError, check_file
+from defect_tf.limits import MAX_MODEL_FILE_BYTES
+from defect_tf.models import heads, keras_applications  # noqa: F401  (their layers are registered for loading)
 from defect_tf.tasks import Task, get_task
-
-BUNDLE_DIR = "bundle"
-MODEL_FILE = "model.keras"
-METADATA_FILE = "bundle.json"
 
 
 @dataclass
@@ -56,16 +61,13 @@ class Bundle:
     @property
     def untrained_mask(self) -> np.ndarray:
         """True for each attribute the model was not trained on (never decided)."""
-        return np.isin(self.attributes, self.untrained)
+        return self.metadata.untrained_mask()
 
     @property
     def thresholds(self) -> np.ndarray:
         """Decision thresholds per attribute; infinite (never detected) for an untrained attribute; NaN for a
         task that decides without thresholds."""
-        if not self.task.uses_thresholds:
-            return np.full(len(self.attributes), np.nan)
-        thresholds = np.asarray(self.metadata.thresholds, dtype=np.float64)
-        return np.where(self.untrained_mask, np.inf, thresholds)
+        return self.metadata.decision_thresholds()
 
 
 def library_versions() -> dict[str, str]:
@@ -84,49 +86,15 @@ def save_bundle(output_dir: str | Path, model: keras.Model, metadata: BundleMeta
     def fill(staging: Path) -> None:
         inference_model.save(staging / MODEL_FILE)
         record = {**metadata.to_json(), "versions": library_versions(),
-                  "checksums": {MODEL_FILE: file_sha256(staging / MODEL_FILE)}}
+                  "checksums": {MODEL_FILE: sha256_of(staging / MODEL_FILE)}}
         (staging / METADATA_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
     return replace_folder(Path(output_dir) / BUNDLE_DIR, fill, intact="the previous bundle is intact")
 
 
-def find_bundle(path: str | Path) -> Path:
-    """Accept a bundle folder or the output folder that holds one (falling back to the previous bundle
-    if a save was interrupted between its two renames)."""
-    path = Path(path)
-    if not path.exists():
-        raise BundleError(f"--model {path}: no such folder; train a model first (python train.py --data DIR "
-                          f"--labels FILE --output {path}) or point --model at a folder that train.py wrote")
-    for candidate in (path, path / BUNDLE_DIR, *previous_folders(path / BUNDLE_DIR)):
-        if (candidate / METADATA_FILE).is_file() and (candidate / MODEL_FILE).is_file():
-            return candidate
-    raise BundleError(f"no model bundle in {path}: train one first (python train.py --data DIR --labels FILE "
-                      f"--output {path}) or point --model at a folder that train.py wrote")
-
-
-def read_metadata(location: Path) -> BundleMetadata:
-    """A bundle folder's `bundle.json`, read through the guarded reader, migrated and checked."""
-    try:
-        saved = json.loads(read_text(location / METADATA_FILE, MAX_JSON_FILE_BYTES, "bundle metadata file"))
-    except UnreadableFileError as error:
-        raise BundleError(f"unreadable bundle metadata: {error}") from None
-    except ValueError as error:
-        raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
-    return BundleMetadata.from_json(saved, str(location / METADATA_FILE))  # older formats migrate
-
-
-def file_sha256(path: Path) -> str:
-    """A file's SHA-256, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_model_file(location: Path, metadata: BundleMetadata, name: str = MODEL_FILE) -> None:
-    """The bundle's model file is a regular file of bounded size, a ZIP archive, and the very file the metadata
-    was saved with (its SHA-256; bundles saved before checksums were recorded cannot be checked)."""
+    """The bundle's Keras model file: a ZIP archive of bounded unpacked size, then checked by `layout.verify_file`
+    (the very file the bundle was saved with)."""
     path = location / name
     try:
         check_file(path, MAX_MODEL_FILE_BYTES, "model file")
@@ -139,10 +107,7 @@ def check_model_file(location: Path, metadata: BundleMetadata, name: str = MODEL
         raise BundleError(f"{path}: not a Keras model file (corrupt or truncated); train the model again") from None
     if unpacked > MAX_MODEL_FILE_BYTES:
         raise BundleError(f"{path}: would unpack to {unpacked:,} bytes, over the {MAX_MODEL_FILE_BYTES:,} limit")
-    expected = metadata.checksums.get(name)
-    if expected is not None and file_sha256(path) != expected:
-        raise BundleError(f"{path} is not the model {METADATA_FILE} was saved with (its SHA-256 differs): it was "
-                          "replaced or damaged. Restore the bundle folder as train.py wrote it, or train again")
+    verify_file(location, metadata, name)
 
 
 def _mismatches(metadata: BundleMetadata, model: keras.Model) -> list[str]:

@@ -31,6 +31,7 @@ FORMATS = {"JPEG": (".jpg", ".jpeg"), "MPO": (), "PNG": (".png",), "BMP": (".bmp
 IMAGE_SUFFIXES = frozenset(suffix for suffixes in FORMATS.values() for suffix in suffixes)
 SUPPORTED = "JPEG, PNG, BMP, GIF, WebP or TIFF"
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+JPEG_MAGIC = b"\xff\xd8\xff"
 DIGEST_CHARACTERS = 16  # of a file's SHA-256 in hex: recognises a copy of a training image by its content
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _NO_RANGE_MODES = ("I", "F")  # 32-bit integers and floats: no fixed range that maps onto 0-255
@@ -78,22 +79,42 @@ def _megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:.0f} megapixels" if pixels >= 1e6 else f"{pixels} pixels"
 
 
-def _count_frames(image: Image.Image, pixels_per_frame: int) -> int:
-    """Frames, counted by seeking one at a time and stopping as soon as a bound is passed (no scan of the file)."""
-    frames = 1
-    if not getattr(image, "is_animated", False):
-        return frames
-    while frames <= MAX_IMAGE_FRAMES and frames * pixels_per_frame <= MAX_IMAGE_PIXELS:
-        try:
-            image.seek(frames)
-        except EOFError:
+def count_gif_frames(data: bytes, limit: int) -> int:
+    """A GIF's frames, counted from its block structure up to `limit` + 1, decoding nothing (Pillow's own count
+    seeks frame by frame and composites each at the full canvas size: gigabytes for a frame bomb)."""
+    if len(data) < 13:
+        return 1
+    position = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # header, screen, global colour table
+    frames = 0
+    while position < len(data) and frames <= limit:
+        block = data[position]
+        if block == 0x2C:  # an image: descriptor, local colour table, LZW code size, then data sub-blocks
+            frames += 1
+            flags = data[position + 9] if position + 9 < len(data) else 0
+            position += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
+        elif block == 0x21:  # an extension: its label, then sub-blocks
+            position += 2
+        else:  # the trailer, or something else: the count so far
             break
-        frames += 1
-    return frames
+        while position < len(data) and data[position]:  # sub-blocks until an empty one
+            position += data[position] + 1
+        position += 1
+    return max(frames, 1)
 
 
-def _header(image: Image.Image) -> tuple[str, int, int, int, int]:
-    """(format, width, height, frames, orientation) of an opened file; an ImageError if a bound is passed."""
+def _count_frames(image: Image.Image, data: bytes | None, pixels_per_frame: int) -> int:
+    """Frames, up to the bound: GIF's from its blocks, the other formats' from their headers (nothing decoded)."""
+    limit = min(MAX_IMAGE_FRAMES, MAX_IMAGE_PIXELS // max(1, pixels_per_frame))
+    if image.format == "GIF" and data is not None:
+        return count_gif_frames(data, limit)
+    if not getattr(image, "is_animated", False):
+        return 1
+    return int(getattr(image, "n_frames", 1))
+
+
+def _header(image: Image.Image, data: bytes | None = None) -> tuple[str, int, int, int, int]:
+    """(format, width, height, frames, orientation) of an opened file (`data`: its bytes); an ImageError if a bound is
+    passed."""
     if image.format not in FORMATS:
         reason = f"a {image.format} image; the images this tool reads are {SUPPORTED}"
         raise ImageError(reason, reason)
@@ -111,7 +132,7 @@ def _header(image: Image.Image) -> tuple[str, int, int, int, int]:
         orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
     except Exception:  # a damaged EXIF block: the picture itself may still decode
         orientation = 1
-    frames = _count_frames(image, width * height)
+    frames = _count_frames(image, data, width * height)
     if frames > MAX_IMAGE_FRAMES or frames * width * height > MAX_IMAGE_PIXELS:
         reason = (f"{'more than ' if frames > MAX_IMAGE_FRAMES else ''}{min(frames, MAX_IMAGE_FRAMES)} frames of "
                   f"{width}x{height} would decode to over {_megapixels(MAX_IMAGE_PIXELS)} (every frame is "
@@ -141,15 +162,15 @@ def _open(source) -> Image.Image:
 def inspect_bytes(data: bytes, name: str = "image") -> ImageHeader:
     """Check an image file's bytes from their header alone (nothing is decoded); an ImageError names `name`."""
     if not data:
-        raise ImageError(f"{name}: cannot read image (an empty file)", "an empty file")
+        raise ImageError(f"{name}: cannot read image (an empty file)", "an empty file", name)
     try:
         with _open(io.BytesIO(data)) as image:
-            format_, width, height, frames, orientation = _header(image)
+            format_, width, height, frames, orientation = _header(image, data)
     except ImageError as error:
-        raise ImageError(f"{name}: cannot read image ({error.reason})", error.reason) from None
+        raise ImageError(f"{name}: cannot read image ({error.reason})", error.reason, name) from None
     except Exception as error:  # Pillow's parsers raise many kinds on a hostile header
         reason = f"a damaged image header ({type(error).__name__})"
-        raise ImageError(f"{name}: cannot read image ({reason})", reason) from None
+        raise ImageError(f"{name}: cannot read image ({reason})", reason, name) from None
     return ImageHeader(format_, width, height, frames, orientation, digest_of(data))
 
 
@@ -158,7 +179,7 @@ def read_image_file(path: str | Path) -> tuple[bytes, ImageHeader]:
     try:
         data = read_bytes(path, MAX_IMAGE_FILE_BYTES, "image")
     except UnreadableFileError as error:
-        raise ImageError(f"{path}: cannot read image ({error.reason})", error.reason) from None
+        raise ImageError(f"{path}: cannot read image ({error.reason})", error.reason, str(path)) from None
     return data, inspect_bytes(data, str(path))
 
 
@@ -188,8 +209,7 @@ def decode_with_pillow(data) -> np.ndarray:
     if isinstance(data, np.ndarray):
         data = data.item()
     with _open(io.BytesIO(data)) as image:
-        _header(image)
-        image.seek(0)
+        _header(image, data)
         if image.mode in _SIXTEEN_BIT_MODES:
             grey = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
             return np.repeat(grey[..., None], 3, axis=-1)

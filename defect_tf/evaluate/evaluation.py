@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from defect_tf.bundle.store import Bundle
 from defect_tf.data.checks import DataReport, check_images
 from defect_tf.data.labels import LabelTable
@@ -61,8 +63,9 @@ def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str],
 
 
 def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,
-                    batch_size: int = PREDICT_BATCH) -> dict:
-    """Predict `table`'s images with the bundle, score them as its task does, write metrics.json and the task's plots."""
+                    batch_size: int = PREDICT_BATCH, inferencer=None) -> dict:
+    """Predict `table`'s images with the bundle (or with `inferencer`, a runtime's: an exported model), score them as
+    its task does, write metrics.json and the task's plots."""
     task = bundle.task
     with output_folder.locked(output_dir):
         output_dir = output_folder.claim(output_dir, (METRICS_FILE, *task.report_files))
@@ -72,8 +75,12 @@ def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, out
         headers, bad = check_images(paths)
         if bad:
             raise ImageError(DataReport(bad_images=bad).describe_bad_images())
-        dataset = make_dataset(paths, values, bundle.image_size, batch_size)
-        probabilities = predict_probabilities(bundle.model, dataset, task)
+        if inferencer is None:
+            dataset = make_dataset(paths, values, bundle.image_size, batch_size)
+            probabilities = predict_probabilities(bundle.model, dataset, task)
+        else:
+            probabilities = np.concatenate([inferencer.forward(inferencer.preprocess(paths[start:start + batch_size])[0])
+                                            for start in range(0, len(paths), batch_size)])
         report = task.report(values, probabilities, bundle.thresholds, bundle.attributes)
         digests = {path: header.digest for path, header in headers.items()}
         report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images, digests))

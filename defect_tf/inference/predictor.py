@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,7 @@ from defect_tf.errors import DefectTFError, ImageError
 from defect_tf.explain.heatmaps import GradCAM, overlay
 from defect_tf.io import output_folder
 from defect_tf.io.files import atomic_write
+from defect_tf.runtime.predictions import Prediction, label
 from defect_tf.tasks import Task
 
 PREDICT_BATCH = 32  # images per forward pass when predicting
@@ -28,16 +28,6 @@ def predict_probabilities(model: keras.Model, inputs, task: Task, batch_size: in
     return task.probabilities(logits)
 
 
-@dataclass
-class Prediction:
-    image: str
-    probabilities: dict[str, float]
-    detected: list[str]
-
-    def as_dict(self) -> dict:
-        return {"image": self.image, "probabilities": self.probabilities, "detected": self.detected}
-
-
 class Predictor:
     """A loaded bundle ready to label images: decode, one batched forward pass, calibrated thresholds,
     and heatmap overlays for what it detects (the gradient model is built on first use, once)."""
@@ -47,10 +37,7 @@ class Predictor:
         self._cam: GradCAM | None = None
 
     def _label(self, name: str, probabilities: np.ndarray) -> Prediction:
-        names = self.bundle.attributes
-        decided = self.bundle.task.decide(probabilities[None], self.bundle.thresholds, self.bundle.untrained_mask)[0]
-        return Prediction(name, {attribute: float(p) for attribute, p in zip(names, probabilities)},
-                          [attribute for attribute, chosen in zip(names, decided) if chosen])
+        return label([name], probabilities[None], self.bundle.metadata)[0]
 
     def predict(self, paths: list[str]) -> tuple[list[Prediction], list[ImageError]]:
         """Predict every readable image, a batch at a time (memory stays bounded however many are given);

@@ -22,6 +22,7 @@ from defect_tf.io.files import write_text
 from defect_tf.io.untrusted import read_text
 from defect_tf.limits import MAX_JSON_FILE_BYTES
 
+DEFAULT_OUTPUT = "outputs"  # where train.py writes, and where the other programs look for a model, by default
 MANIFEST_FILE = ".defect_tf-output.json"
 LOCK_FILE = ".defect_tf.lock"
 _held_locks: dict[Path, int] = {}  # folder -> open file descriptor holding its lock
@@ -46,8 +47,8 @@ def check_no_overlap(output: str | Path, data: str | Path, flag: str = "--output
 def _legacy_names(folder: Path) -> set[str]:
     """Entries of an output folder written before manifests existed: recognised by their bundle's format (the
     current one or one that migrates to it)."""
+    from defect_tf.bundle.layout import BUNDLE_DIR, METADATA_FILE
     from defect_tf.bundle.metadata import FORMAT, MIGRATIONS
-    from defect_tf.bundle.store import BUNDLE_DIR, METADATA_FILE  # bundle imports keras: only when needed
 
     try:
         metadata = json.loads(read_text(folder / BUNDLE_DIR / METADATA_FILE, MAX_JSON_FILE_BYTES, "bundle metadata"))

@@ -36,13 +36,17 @@ def describe_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def _a(what: str) -> str:
+    return f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
+
+
 def _refuse_status(path: str | Path, status: os.stat_result, max_bytes: int, what: str) -> None:
     if not stat.S_ISREG(status.st_mode):
         kind = next((name for test, name in _KINDS if test(status.st_mode)), "not a regular file")
-        raise UnreadableFileError(path, f"{kind}, not a regular file; a {what} must be a regular file")
+        raise UnreadableFileError(path, f"{kind}, not a regular file; {_a(what)} must be a regular file")
     if status.st_size > max_bytes:
         raise UnreadableFileError(path, f"{describe_size(status.st_size)}, over the {describe_size(max_bytes)} "
-                                        f"limit for a {what}")
+                                        f"limit for {_a(what)}")
 
 
 def check_file(path: str | Path, max_bytes: int, what: str = "file") -> int:
@@ -87,7 +91,7 @@ def read_bytes(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
         except OSError as error:
             raise UnreadableFileError(path, error.strerror or str(error)) from None
     if len(data) > max_bytes:
-        raise UnreadableFileError(path, f"grew past the {describe_size(max_bytes)} limit for a {what} while read")
+        raise UnreadableFileError(path, f"grew past the {describe_size(max_bytes)} limit for {_a(what)} while read")
     return data
 
 

@@ -12,6 +12,7 @@ from defect_tf.data.augmentation import PRESETS, ROTATIONS
 from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.splits import SPLIT_FRACTIONS
 from defect_tf.errors import DefectTFError
+from defect_tf.io.output_folder import DEFAULT_OUTPUT
 from defect_tf.io.untrusted import UnreadableFileError, check_file
 from defect_tf.limits import MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES
 from defect_tf.models.heads import ATTENTION, DEFAULT_ATTENTION, DEFAULT_HEAD, DEFAULT_POOLING, DROPOUT, HEADS, POOLING
@@ -29,7 +30,7 @@ class TrainConfig:
 
     data: str
     labels: str | None = None  # None: one sub-folder of `data` per class (data/sources.py)
-    output: str = "outputs"
+    output: str = DEFAULT_OUTPUT
     task: str | None = None  # None: multiclass for one class per image (class folders, class CSV), else multilabel
     positive: str | None = None  # binary from two classes: the defect class (None: the class names tell)
     backbone: str = "efficientnet_b0"

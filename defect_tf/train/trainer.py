@@ -19,8 +19,9 @@ import keras
 import numpy as np
 from keras.callbacks import TerminateOnNaN
 
+from defect_tf.bundle.layout import BUNDLE_DIR
 from defect_tf.bundle.metadata import BundleMetadata
-from defect_tf.bundle.store import BUNDLE_DIR, load_bundle, save_bundle
+from defect_tf.bundle.store import load_bundle, save_bundle
 from defect_tf.data.augmentation import build_training_transforms
 from defect_tf.data.checks import check_data
 from defect_tf.data.labels import LabelTable, header_fingerprint, known_mask, label_counts
