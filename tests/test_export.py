@@ -169,3 +169,27 @@ def test_a_model_file_given_as_model_names_its_own_runtime(trained_copy):
         open_inferencer(bundle / "bundle.json")
     with pytest.raises(BundleError, match="model.onnx is run by onnx, not --runtime litert"):
         open_inferencer(bundle / "model.onnx", "litert")
+
+
+def test_on_the_demos_test_split_the_exported_model_without_tensorflow_decides_as_keras(demo_run, tmp_path):
+    """The demo's pretrained Lite0 bundle: ONNX Runtime and LiteRT with the runtime's own pre-processing (Pillow)
+    against Keras with training's (TensorFlow), photo by photo over the whole test split."""
+    import shutil
+
+    from defect_tf.bundle.store import load_bundle
+    from defect_tf.inference.predictor import Predictor
+
+    root, output, _, _ = demo_run
+    copy = tmp_path / "outputs"
+    shutil.copytree(output, copy)
+    bundle = load_bundle(copy)
+    photos = [str(root / "images" / name) for name in bundle.metadata.split["test"]]
+    keras, _ = Predictor(bundle).predict(photos)
+    for format_name in ("onnx", "litert"):
+        export_bundle(copy, format_name, log=quiet)
+        exported, errors = open_inferencer(copy, format_name).predict(photos)
+        assert errors == [] and len(exported) == len(keras) == len(photos)
+        differences = [abs(ours.probabilities[name] - theirs.probabilities[name])
+                       for ours, theirs in zip(exported, keras) for name in bundle.attributes]
+        assert max(differences) < 1e-3, format_name  # pre-processing within 1e-3 of a grey level, conversion 1e-5
+        assert [p.detected for p in exported] == [p.detected for p in keras], format_name

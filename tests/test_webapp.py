@@ -179,3 +179,15 @@ def test_a_photo_wider_than_webp_allows_is_shown_scaled_down(untrained_output, t
     assert photo.shape == (3, MAX_DISPLAY_SIDE, 3)  # 30 x 20000 scaled by 2048 / 20000, rounded
     assert all(picture.shape == photo.shape for picture, _ in gallery)
     gr.Image(format="webp").postprocess(photo)  # what failed before: "exceeds WebP limit"
+
+
+def test_given_an_exported_model_file_the_page_answers_with_it_and_explains_with_keras(exported_output):
+    from defect_tf.runtime.select import open_inferencer
+
+    output, data = exported_output
+    photo = str(sorted(data.iterdir())[0])
+    keras_app = DefectApp(Predictor(load_bundle(output)))
+    onnx_app = DefectApp(Predictor(load_bundle(output)), inferencer=open_inferencer(output / "bundle" / "model.onnx"))
+    keras_answer, onnx_answer = keras_app.analyse(photo), onnx_app.analyse(photo)
+    assert onnx_answer[3] == keras_answer[3]  # the same message: the same attributes detected
+    assert len(onnx_answer[2]) == len(keras_answer[2])  # a heatmap for each, from the Keras model

@@ -20,6 +20,7 @@ from defect_tf.apps.cli import (
 from defect_tf.apps.web_page import KEEP_UPLOADS_SECONDS, MAX_UPLOAD_MB, DefectApp, build_page
 from defect_tf.bundle.store import load_bundle
 from defect_tf.inference.predictor import Predictor
+from defect_tf.runtime.select import open_inferencer, runtime_of_file
 
 SAMPLES = 4
 
@@ -56,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback(args.host):
         print(open_to_the_network("page", args.port), file=sys.stderr)
     bundle = load_bundle(args.model)
+    _, runtime = runtime_of_file(args.model, "keras" if Path(args.model).is_dir() else "auto")
+    inferencer = None if runtime == "keras" else open_inferencer(args.model, runtime)  # a model file given: it answers
     samples = args.samples if args.samples is not None else default_samples(bundle)
-    page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb), samples, args.keep_uploads)
-    print(f"serving model {bundle.path} on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb, inferencer), samples, args.keep_uploads)
+    answered = inferencer.describe() if inferencer else f"Keras ({bundle.path / 'model.keras'})"
+    print(f"serving {answered} on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
     page.launch(server_name=args.host, server_port=args.port, show_error=True,
                 max_file_size=int(args.max_upload_mb * 1024 * 1024))
     return 0

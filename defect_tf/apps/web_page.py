@@ -30,8 +30,10 @@ import numpy as np  # noqa: E402
 
 from defect_tf.data.images import read_photo  # noqa: E402
 from defect_tf.errors import ImageError  # noqa: E402
-from defect_tf.inference.predictor import Prediction, Predictor, scaled_down  # noqa: E402
+from defect_tf.inference.predictor import Predictor, scaled_down  # noqa: E402
 from defect_tf.limits import MAX_DISPLAY_SIDE, MAX_UPLOAD_MB  # noqa: E402, F401 (MAX_UPLOAD_MB: app.py's default)
+from defect_tf.runtime.images import resize  # noqa: E402
+from defect_tf.runtime.predictions import Prediction  # noqa: E402
 
 KEEP_UPLOADS_SECONDS = 300  # uploads are deleted this long after they arrive (and all when the app stops)
 
@@ -63,8 +65,10 @@ def attribute_table(prediction: Prediction, thresholds: dict[str, float]) -> str
 class DefectApp:
     """What the page does with one upload; separate from Gradio so it can be tested without a browser."""
 
-    def __init__(self, predictor: Predictor, max_upload_mb: float = MAX_UPLOAD_MB):
-        self.predictor = predictor
+    def __init__(self, predictor: Predictor, max_upload_mb: float = MAX_UPLOAD_MB, inferencer=None):
+        """`inferencer`: a runtime's (an exported model) that answers instead of the Keras model; the heatmaps
+        always come from the Keras model's gradients."""
+        self.predictor, self.inferencer = predictor, inferencer
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.max_upload_mb = max_upload_mb
         bundle = predictor.bundle
@@ -84,7 +88,12 @@ class DefectApp:
             if error.reason and ("larger than" in error.reason or "frames" in error.reason):
                 return None, "", [], f"**{html.escape(name)}** is too large to read: {reason}."
             return None, "", [], f"**{html.escape(name)}** cannot be read: {reason}."
-        prediction = self.predictor.predict_photo(photo, name)
+        if self.inferencer is None:
+            prediction = self.predictor.predict_photo(photo, name)
+        else:
+            size = self.inferencer.metadata.image_size
+            probabilities = self.inferencer.forward(resize(photo, size)[None])
+            prediction = self.inferencer.postprocess([name], probabilities)[0]
         overlays = self.predictor.explain(photo, prediction.detected, MAX_DISPLAY_SIDE)
         gallery = [(picture, f"{attribute} ({prediction.probabilities[attribute]:.2f})")
                    for attribute, picture in overlays.items()]
@@ -100,10 +109,11 @@ def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = K
     samples = private_copies(samples)
     sweep = (max(1, min(60, keep_uploads_seconds // 2)), keep_uploads_seconds)  # (every N s, delete older than M s)
     with gr.Blocks(title="defect_tf", analytics_enabled=False, delete_cache=sweep) as page:
+        answered = f" Answered by {app.inferencer.runtime}; heatmaps from the Keras model." if app.inferencer else ""
         gr.Markdown(f"# defect_tf\nModel: {bundle.metadata.backbone or 'a classifier'}, "
                     f"{bundle.image_size} px, {bundle.task.name}, "
                     f"{'classes' if bundle.task.name == 'multiclass' else 'attributes'} {', '.join(bundle.attributes)}. "
-                    f"Uploads up to {app.max_upload_mb:g} MB.")
+                    f"Uploads up to {app.max_upload_mb:g} MB.{answered}")
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label="Photo", type="filepath", elem_id="upload")
