@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,15 +53,17 @@ def prepare(bundle_dir: Path, work: Path) -> dict[str, Path]:
 
 
 def cold_start(copy: Path, runtime: str, photo: str) -> tuple[float, float]:
-    """(wall seconds, peak MB) of `python inference.py PHOTO --runtime R` from process start to exit."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(ROOT / "inference.py"), photo, "--model", str(copy), "--runtime",
-                                runtime], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if status:
-        raise RuntimeError(f"inference.py --runtime {runtime} failed on {copy}")
-    return wall, usage.ru_maxrss / 1024
+    """(wall seconds, peak MB) of `python inference.py PHOTO --runtime R` from process start to exit. The peak is
+    measured by /usr/bin/time around it: a child forked from this process would count this process's memory too."""
+    with tempfile.NamedTemporaryFile("r") as peak:
+        started = time.perf_counter()
+        status = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak.name, sys.executable,
+                                 str(ROOT / "inference.py"), photo, "--model", str(copy), "--runtime", runtime],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        wall = time.perf_counter() - started
+        if status:
+            raise RuntimeError(f"inference.py --runtime {runtime} failed on {copy}")
+        return wall, int(peak.read().split()[-1]) / 1024
 
 
 def saved_model_forward(copy: Path):
@@ -174,7 +176,7 @@ def service_load(bundle_dir: Path, photos: list[str], requests: int) -> dict:
             return {"requests_per_s": count / seconds, "p50_ms": float(np.percentile(latencies, 50)),
                     "p99_ms": float(np.percentile(latencies, 99))}
 
-        asyncio.run(level(8, 200))  # warm-up
+        asyncio.run(level(32, 300))  # warm-up: the runtime's memory pools grow to the largest batch once
         before = _resident_mb(server.pid)
         levels = {concurrency: asyncio.run(level(concurrency, requests // 3)) for concurrency in (1, 8, 32)}
         return {"levels": levels, "memory_before_mb": before, "memory_after_mb": _resident_mb(server.pid),

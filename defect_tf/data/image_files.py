@@ -202,15 +202,36 @@ def is_tiff(data: bytes) -> bool:
     return data[:4] in TIFF_MAGIC
 
 
+def _pixels(image: Image.Image) -> np.ndarray:
+    """An opened image's first frame as RGB uint8: 16-bit values keep their top 8 bits (as TensorFlow does for a
+    16-bit PNG), alpha is dropped."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        grey = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
 def decode_with_pillow(data) -> np.ndarray:
     """A file's first frame as RGB uint8 at its own resolution, not turned upright (for TIFF, which TensorFlow's
-    decoder lacks). 16-bit values keep their top 8 bits, as TensorFlow does for a 16-bit PNG; alpha is dropped.
-    `data`: the file's bytes (or the 0-d object array `tf.numpy_function` hands over)."""
+    decoder lacks). `data`: the file's bytes (or the 0-d object array `tf.numpy_function` hands over)."""
     if isinstance(data, np.ndarray):
         data = data.item()
     with _open(io.BytesIO(data)) as image:
         _header(image, data)
-        if image.mode in _SIXTEEN_BIT_MODES:
-            grey = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
-            return np.repeat(grey[..., None], 3, axis=-1)
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return _pixels(image)
+
+
+def decode_checked(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """An image file's bytes checked as `inspect_bytes` does, then decoded from the same opening (the runtime's
+    one pass over each photo): (RGB uint8 pixels at the file's own resolution, its EXIF orientation)."""
+    if not data:
+        raise ImageError(f"{name}: cannot read image (an empty file)", "an empty file", name)
+    try:
+        with _open(io.BytesIO(data)) as image:
+            orientation = _header(image, data)[4]
+            return _pixels(image), orientation
+    except ImageError as error:
+        raise ImageError(f"{name}: cannot read image ({error.reason})", error.reason, name) from None
+    except Exception as error:  # Pillow's decoders: "image file is truncated", damaged headers, ...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ImageError(f"{name}: cannot read image ({reason})", reason, name) from None

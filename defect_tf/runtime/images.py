@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from defect_tf.data.image_files import decode_with_pillow, inspect_bytes, read_image_file
+from defect_tf.data.image_files import decode_checked
 from defect_tf.errors import ImageError
+from defect_tf.io.untrusted import UnreadableFileError, read_bytes
+from defect_tf.limits import MAX_IMAGE_FILE_BYTES
 
 
 def turn_upright(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -32,21 +34,19 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0.0, 255.0)
 
 
-def decoded(data: bytes, orientation: int, name: str) -> np.ndarray:
-    """Checked bytes decoded upright; a file that fails past its header (truncated, damaged) is an ImageError."""
-    try:
-        return np.ascontiguousarray(turn_upright(decode_with_pillow(data), orientation))
-    except ImageError:
-        raise
-    except Exception as error:  # Pillow's decoders: OSError ("image file is truncated"), ValueError, ...
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ImageError(f"{name}: cannot read image ({reason})", reason, name) from None
-
-
 def upright_photo(path: str | Path) -> np.ndarray:
     """A file as upright RGB uint8 at its own resolution, read through the guarded reader and checked first."""
-    data, header = read_image_file(path)
-    return decoded(data, header.orientation, str(path))
+    try:
+        data = read_bytes(path, MAX_IMAGE_FILE_BYTES, "image")
+    except UnreadableFileError as error:
+        raise ImageError(f"{path}: cannot read image ({error.reason})", error.reason, str(path)) from None
+    return photo_from_bytes(data, str(path))
+
+
+def photo_from_bytes(data: bytes, name: str) -> np.ndarray:
+    """An image file's bytes, checked, decoded and turned upright (one opening of the file)."""
+    pixels, orientation = decode_checked(data, name)
+    return np.ascontiguousarray(turn_upright(pixels, orientation))
 
 
 def model_input(path: str | Path, size: int) -> np.ndarray:
@@ -55,5 +55,5 @@ def model_input(path: str | Path, size: int) -> np.ndarray:
 
 
 def model_input_from_bytes(data: bytes, name: str, size: int) -> np.ndarray:
-    """An uploaded file's bytes as the model's input, checked first as a file is (`inspect_bytes`)."""
-    return resize(decoded(data, inspect_bytes(data, name).orientation, name), size)
+    """An uploaded file's bytes as the model's input, checked first as a file is."""
+    return resize(photo_from_bytes(data, name), size)
