@@ -25,7 +25,7 @@ MAX_TENSOR_DIMENSIONS = 8
 
 # The web page.
 MAX_UPLOAD_MB = 20  # larger uploads are refused while they arrive (the default of app.py --max-upload-mb)
-MAX_DISPLAY_SIDE = 2048  # pictures shown on the page are scaled down to this side (WebP, the page's format, stops at 16383)
+MAX_DISPLAY_SIDE = 2048  # pictures on the page are scaled down to this side (WebP, the page's format, stops at 16383)
 
 # The HTTP service (serve.py); each enforced before a request's whole body is stored.
 MAX_REQUEST_MB = MAX_UPLOAD_MB  # one request's body

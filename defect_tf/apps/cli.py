@@ -1,8 +1,8 @@
-"""Shared command-line behaviour: a quiet TensorFlow start-up, flags checked before any work, help that cannot
-fail, and every user error (a bad flag value included) as one line with exit status 2.
+"""Shared command-line behaviour: flags checked before any work, help that cannot fail, and every user error (a bad
+flag value included) as one line with exit status 2.
 
-Imports nothing heavy: `launch.py` starts TensorFlow quietly (`quiet_tensorflow_start`) before a program that
-needs it is imported, so its start-up chatter is held back whatever order the program imports things in.
+Imports nothing heavy: `launch.py` starts TensorFlow quietly (`quiet.py`) before a program that needs it is
+imported, so its start-up chatter is held back whatever order the program imports things in.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import re
 import socket
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -25,41 +24,6 @@ from defect_tf.errors import DefectTFError
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # as a shell reports a process ended by SIGPIPE
-
-
-@contextlib.contextmanager
-def native_stderr_held_back():
-    """Send file descriptor 2 to a temporary file; replay it only if the block fails (not if it is interrupted).
-
-    TensorFlow's C++ start-up prints INFO lines (oneDNN, CUDA stubs) to fd 2 before any log level
-    applies, which would bury a command's real output.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except Exception:  # not KeyboardInterrupt: a Ctrl-C during the import is not TensorFlow's failure
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def quiet_tensorflow_start() -> None:
-    """Import TensorFlow and look for GPUs with its start-up chatter held back; keep only its Python errors
-    (its warnings, e.g. about retracing a predict function when one program runs after another in `make demo`,
-    give a user nothing to do)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_held_back():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-    tf.get_logger().setLevel("ERROR")
 
 
 class Parser(argparse.ArgumentParser):

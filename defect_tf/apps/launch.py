@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-from defect_tf.apps.cli import EXIT_INTERRUPTED, quiet_tensorflow_start, run
+from defect_tf.apps.cli import EXIT_INTERRUPTED, run
+from defect_tf.quiet import quiet_tensorflow_start
 
 # Programs that start TensorFlow themselves, only when they need it (inference with an exported model needs none).
 STARTS_TENSORFLOW_ITSELF = {"predict", "serve"}

@@ -99,10 +99,9 @@ def predict(args) -> int:
         if args.explain:
             for record in records:
                 record["overlays"] = [str(path) for path in overlays[record["image"]]]
-        thresholds = {name: (float(t) if name not in metadata.untrained and t == t else None)
-                      for name, t in zip(metadata.attributes, metadata.decision_thresholds())}
         print(json.dumps({"model": str(inferencer.location), "runtime": inferencer.runtime,
-                          "model_file": str(inferencer.model_file), "task": metadata.task, "thresholds": thresholds,
+                          "model_file": str(inferencer.model_file), "task": metadata.task,
+                          "thresholds": metadata.thresholds_by_attribute(),
                           "untrained": metadata.untrained, "predictions": records,
                           "errors": [str(e) for e in errors]}, indent=1))
     else:

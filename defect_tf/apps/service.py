@@ -116,9 +116,7 @@ class Batcher:
 
 def model_description(inferencer: Inferencer) -> dict:
     metadata = inferencer.metadata
-    thresholds = {name: (float(t) if name not in metadata.untrained and t == t else None)
-                  for name, t in zip(metadata.attributes, metadata.decision_thresholds())}
-    return {"task": metadata.task, "attributes": metadata.attributes, "thresholds": thresholds,
+    return {"task": metadata.task, "attributes": metadata.attributes, "thresholds": metadata.thresholds_by_attribute(),
             "untrained": metadata.untrained, "image_size": metadata.image_size, "backbone": metadata.backbone,
             "trained_at": metadata.trained_at, "bundle_format": metadata.format, "runtime": inferencer.runtime,
             "model_file": inferencer.model_file.name}

@@ -98,6 +98,11 @@ class BundleMetadata:
             return np.full(len(self.attributes), np.nan)
         return np.where(self.untrained_mask(), np.inf, np.asarray(self.thresholds, dtype=np.float64))
 
+    def thresholds_by_attribute(self) -> dict[str, float | None]:
+        """Each attribute's threshold as a report shows it: None for an untrained attribute or a task without them."""
+        return {name: None if math.isinf(cut) or math.isnan(cut) else float(cut)
+                for name, cut in zip(self.attributes, self.decision_thresholds())}
+
     def export(self, name: str) -> ExportRecord | None:
         """The record of the model exported as `name` (a format of `export/formats.py`), if there is one."""
         return ExportRecord.from_json(self.exports[name]) if name in self.exports else None

@@ -79,8 +79,9 @@ def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, out
             dataset = make_dataset(paths, values, bundle.image_size, batch_size)
             probabilities = predict_probabilities(bundle.model, dataset, task)
         else:
-            probabilities = np.concatenate([inferencer.forward(inferencer.preprocess(paths[start:start + batch_size])[0])
-                                            for start in range(0, len(paths), batch_size)])
+            batches = (inferencer.preprocess(paths[start:start + batch_size])[0]
+                       for start in range(0, len(paths), batch_size))
+            probabilities = np.concatenate([inferencer.forward(batch) for batch in batches])
         report = task.report(values, probabilities, bundle.thresholds, bundle.attributes)
         digests = {path: header.digest for path, header in headers.items()}
         report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images, digests))

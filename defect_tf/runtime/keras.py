@@ -16,7 +16,7 @@ class KerasInferencer(Inferencer):
     runtime = "Keras"
 
     def __init__(self, location: Path, metadata: BundleMetadata, model_file: Path, threads: int | None = None):
-        from defect_tf.apps.cli import quiet_tensorflow_start
+        from defect_tf.quiet import quiet_tensorflow_start
 
         quiet_tensorflow_start()
         from defect_tf.bundle.store import load_bundle

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defect_tf.apps.cli import native_stderr_held_back
 from defect_tf.bundle.metadata import BundleMetadata
+from defect_tf.quiet import native_stderr_held_back
 from defect_tf.runtime.inferencer import Inferencer
 
 
