@@ -79,3 +79,16 @@ def test_the_bundles_record_the_decisions_and_the_guarded_readers_import_no_tens
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_repository_tracks_nothing_that_make_demo_writes():
+    """`make demo` in a fresh clone refuses to replace files it did not write: a tracked `labels.txt` stopped it."""
+    import subprocess
+
+    from defect_tf.data.demo import DEMO_FILES
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", *DEMO_FILES, ".defect_tf-output.json"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert tracked == []
