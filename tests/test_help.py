@@ -15,7 +15,8 @@ from defect_tf.apps.main import COMMANDS
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(path for path in [*ROOT.glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
                  if 'if __name__ == "__main__"' in path.read_text())
-MODULES = [("defect_tf", []), *(("defect_tf", [command]) for command in COMMANDS), ("defect_tf.data.demo", [])]
+MODULES = [("defect_tf", []), *(("defect_tf", [command]) for command in COMMANDS), ("defect_tf.data.demo", []),
+           ("defect_tf", ["train", "--task", "anomaly"])]
 PROGRAMS = [(str(path.relative_to(ROOT)), "path", str(path), []) for path in SCRIPTS] + [
     (" ".join(["-m", module, *words]), "module", module, words) for module, words in MODULES]
 

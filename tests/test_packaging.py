@@ -73,7 +73,10 @@ def test_the_bundles_record_the_decisions_and_the_guarded_readers_import_no_tens
     modules = ["defect_tf.bundle.metadata", "defect_tf.decisions", "defect_tf.limits", "defect_tf.io.untrusted",
                "defect_tf.io.file_types", "defect_tf.data.image_files", "defect_tf.apps.cli", "defect_tf.apps.launch",
                "defect_tf.quiet", "defect_tf.runtime.select", "defect_tf.runtime.onnx", "defect_tf.runtime.litert",
-               "defect_tf.runtime.folder", "defect_tf.apps.predict", "defect_tf.apps.serve", "defect_tf.export.formats"]
+               "defect_tf.runtime.folder", "defect_tf.apps.predict", "defect_tf.apps.serve", "defect_tf.export.formats",
+               "defect_tf.anomaly.registry", "defect_tf.anomaly.metadata", "defect_tf.anomaly.regions",
+               "defect_tf.anomaly.calibration", "defect_tf.anomaly.images", "defect_tf.anomaly.maps",
+               "defect_tf.anomaly.coreset", "defect_tf.evaluate.localisation"]
     code = (f"import sys\nfor name in {modules!r}: __import__(name)\n"
             "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\nprint(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

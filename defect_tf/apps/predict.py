@@ -4,6 +4,8 @@ A whole folder into a CSV, with a progress bar: python inference.py --data photo
 Prints what a multi-label or binary model detects (with probabilities), or a multi-class model's class. A bundle
 with an exported model (python export.py) is run by ONNX Runtime or LiteRT, without TensorFlow; the first line
 says which runtime answered. A killed folder run continues where it stopped when run again.
+Where is the defect: --localize DIR outlines it with the anomaly localiser (train.py --task anomaly), after the
+classifier where --model holds both (only photos it calls damaged are outlined), and writes overlays into DIR.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def build_parser() -> Parser:
     parser.add_argument("--explain", metavar="DIR", type=folder_to_write,
                         help="write a heatmap overlay PNG per detected attribute (or class) into DIR "
                              "(<image>_<attribute>.png; runs the Keras model)")
+    parser.add_argument("--localize", metavar="DIR", type=folder_to_write,
+                        help="outline defects with the anomaly localiser in --model (or its localizer/ folder) and "
+                             "write <image>_outline.png overlays into DIR")
     add_json_flag(parser)
     return parser
 
@@ -55,12 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.images) == bool(args.data):
         parser.error("give image files, or --data DIR for a whole folder (not both)")
-    if args.data and (args.explain or args.json):
-        parser.error("--data writes its predictions to the CSV --output; --explain and --json are for image files")
+    if args.data and (args.explain or args.json or args.localize):
+        parser.error("--data writes its predictions to the CSV --output; --explain, --localize and --json are for "
+                     "image files")
+    if args.localize and args.explain:
+        parser.error("--localize and --explain each draw over the photo; choose one")
     if args.output and not args.data:
         parser.error("--output names the CSV of a folder run (--data DIR); image files are printed")
     args.output = args.output or PREDICTIONS_FILE
     with json_errors(args.json):
+        if args.localize:
+            return localize(args)
         return label_folder_to_csv(args) if args.data else predict(args)
 
 
@@ -118,6 +128,63 @@ def predict(args) -> int:
                 print(f"  {kind}{name}: {prediction.probabilities[name]:.3f}")
             for path in overlays.get(prediction.image, []):
                 print(f"  heatmap: {path}")
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return EXIT_USER_ERROR if errors else 0
+
+
+def _has_classifier(model: str) -> bool:
+    from defect_tf.bundle.layout import find_bundle, is_localizer, read_record
+    from defect_tf.errors import BundleError
+
+    try:
+        return not is_localizer(read_record(find_bundle(model)))
+    except BundleError:
+        return False
+
+
+def localize(args) -> int:
+    """Stage 1 (the classifier, if --model holds one), then the localiser's outline on the photos called damaged."""
+    from defect_tf.quiet import quiet_tensorflow_start
+
+    quiet_tensorflow_start()  # the localiser's feature model runs with Keras
+    from defect_tf.anomaly.pipeline import TwoStage, write_overlays
+    from defect_tf.anomaly.store import load_localizer
+
+    localizer = load_localizer(args.model)
+    classifier = open_inferencer(args.model, args.runtime, args.threads) if _has_classifier(args.model) else None
+    answers, errors = TwoStage(classifier, localizer).answer(args.images)
+    overlays = write_overlays(answers, args.localize)
+    if args.json:
+        records = [{**answer.to_json(), "overlay": str(overlays[answer.image]) if answer.image in overlays else None}
+                   for answer in answers]
+        print(json.dumps({"classifier": classifier.describe() if classifier else None,
+                          "localizer": str(localizer.path), "predictions": records,
+                          "errors": [str(e) for e in errors]}, indent=1))
+    else:
+        if classifier is not None:
+            print(f"stage 1: {classifier.describe()}")
+        print(f"stage 2: {localizer.metadata.model} localiser ({localizer.path})")
+        for answer in answers:
+            print(answer.image)
+            if answer.prediction is not None:
+                for name in answer.prediction.detected:
+                    print(f"  {name}: {answer.prediction.probabilities[name]:.3f}")
+                if answer.localization is None:
+                    print("  no defect detected (stage 1): not outlined")
+                    continue
+            found = answer.localization
+            if not found.mask.any():
+                print(f"  no defect outlined (anomaly score {found.score:.3g}, threshold "
+                      f"{localizer.metadata.image_threshold:.3g})")
+            else:
+                print(f"  defect outlined: {int(found.mask.sum())} px ({100 * found.mask.mean():.2f}% of the photo) in "
+                      f"{len(found.regions)} region(s), anomaly score {found.score:.3g}")
+                for region in found.regions[:5]:
+                    x0, y0, x1, y1 = region.box
+                    print(f"    box x {x0}-{x1}, y {y0}-{y1}: {region.area} px")
+            if answer.image in overlays:
+                print(f"  overlay: {overlays[answer.image]}")
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     return EXIT_USER_ERROR if errors else 0

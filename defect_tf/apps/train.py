@@ -1,5 +1,7 @@
 """Train a defect classifier: python train.py --data images/ --labels labels.txt (multi-label attributes),
 or python train.py --data images/ with one sub-folder per class (multi-class; --task binary for two folders).
+An anomaly localiser from intact photos: python train.py --task anomaly --data intact/ (its flags: --task
+anomaly --help).
 
 An interrupted run (Ctrl-C, SIGTERM, power loss) continues with: python train.py --resume [--output DIR]
 """
@@ -10,6 +12,7 @@ import argparse
 import signal
 import sys
 
+from defect_tf.apps import train_anomaly
 from defect_tf.apps.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, run
 from defect_tf.data.augmentation import HEAVY_SHARE, MIXUP_ALPHA, PRESETS, ROTATIONS
 from defect_tf.data.checks import DataReport, check_data
@@ -25,6 +28,7 @@ from defect_tf.train.progress import RunProgress
 from defect_tf.train.trainer import resume_training, train
 
 DEFAULTS = TrainConfig(data="")
+ANOMALY_TASK = "anomaly"  # not a classifier task: apps/train_anomaly.py
 CHECK_FLAGS = ("--check", "--data", "--labels", "--task", "--positive")  # what --check reads
 
 
@@ -37,9 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "sub-folder per class (required)")
     data.add_argument("--labels", metavar="FILE",
                       help="label file (`image attr1 attr2 ...`, rows of 1/0/NA) or `image,class` CSV")
-    data.add_argument("--task", default=d.task, choices=list(TASKS),
+    data.add_argument("--task", default=d.task, choices=[*TASKS, ANOMALY_TASK],
                       help="multilabel: attributes per image; multiclass: one class each; binary: defect or not "
-                           "(default: multiclass for class folders or a class CSV)")
+                           "(default: multiclass for class folders or a class CSV); anomaly: a localiser trained "
+                           "on intact photos, with flags of its own")
     data.add_argument("--positive", metavar="CLASS", default=d.positive,
                       help="--task binary from two class folders or a class CSV: the defect class (default: the "
                            "names tell, e.g. not good or ok)")
@@ -166,7 +171,16 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def asks_for_anomaly(argv: list[str]) -> bool:
+    """Whether the command line says --task anomaly (the localiser's own program takes it, help included)."""
+    return any(arg == f"--task={ANOMALY_TASK}" or (arg == "--task" and following == ANOMALY_TASK)
+               for arg, following in zip(argv, [*argv[1:], None]))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if asks_for_anomaly(argv):
+        return train_anomaly.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume:

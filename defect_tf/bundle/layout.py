@@ -20,6 +20,7 @@ from defect_tf.limits import MAX_JSON_FILE_BYTES, MAX_MODEL_FILE_BYTES
 BUNDLE_DIR = "bundle"
 MODEL_FILE = "model.keras"
 METADATA_FILE = "bundle.json"
+LOCALIZER_PREFIX = "defect_tf.localizer/"  # the format of an anomaly localiser's bundle.json (anomaly/metadata.py)
 
 
 def find_bundle(path: str | Path) -> Path:
@@ -38,14 +39,30 @@ def find_bundle(path: str | Path) -> Path:
                       f"--output {path}) or point --model at a folder that train.py wrote")
 
 
-def read_metadata(location: Path) -> BundleMetadata:
-    """A bundle folder's `bundle.json`, read through the guarded reader, migrated and checked."""
+def read_record(location: Path) -> dict:
+    """A bundle folder's `bundle.json` as JSON, read through the guarded reader (either kind: classifier or
+    localiser)."""
     try:
         saved = json.loads(read_text(location / METADATA_FILE, MAX_JSON_FILE_BYTES, "bundle metadata file"))
     except UnreadableFileError as error:
         raise BundleError(f"unreadable bundle metadata: {error}") from None
     except ValueError as error:
         raise BundleError(f"{location / METADATA_FILE}: unreadable bundle metadata ({error})") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+def is_localizer(record: dict) -> bool:
+    """Whether a `bundle.json` record is an anomaly localiser's (anomaly/metadata.py), not a classifier's."""
+    return str(record.get("format", "")).startswith(LOCALIZER_PREFIX)
+
+
+def read_metadata(location: Path) -> BundleMetadata:
+    """A classifier bundle folder's `bundle.json`, read through the guarded reader, migrated and checked."""
+    saved = read_record(location)
+    if is_localizer(saved):
+        raise BundleError(f"{location} holds an anomaly localiser ({str(saved.get('model'))[:40]}), not a "
+                          "classifier: label photos with it by python inference.py PHOTO --model "
+                          f"{location.parent} --localize OUT_DIR")
     return BundleMetadata.from_json(saved, str(location / METADATA_FILE))  # older formats migrate
 
 

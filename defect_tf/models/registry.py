@@ -34,6 +34,9 @@ class Backbone:
     weights_files: tuple[tuple[str, str], ...] = (("an HDF5 file", "Keras weights, .h5 or .weights.h5"),)  # what
     # `load_weights` reads: (the kind io/file_types.py names, what a user calls it)
     unfreeze: int | str = 0  # phase 2's default: backbone layers from the top, or the first layer name of that group
+    # (level, layer) pairs ending each level of the feature pyramid (P2: 1/4 of the side ... P5: 1/32), as keras-hub's
+    # `pyramid_outputs`; empty: the last layer at each scale (models/features.py)
+    pyramid: tuple[tuple[str, str], ...] = ()
 
 
 RESNET = "tensorflow/keras-applications/resnet/"
@@ -71,6 +74,7 @@ BACKBONES: dict[str, Backbone] = {
                        ("a ZIP archive", "its converted .npz")),
         # NEU (docs/benchmarks.md): top block 0.989 top-1, top two stages 1.000 in the same time, all 1.000 in twice it
         unfreeze=efficientnet_lite.TOP_TWO_STAGES_LAYERS,
+        pyramid=efficientnet_lite.PYRAMID,
     ),
     "convnext_tiny": Backbone(
         constructor=keras.applications.ConvNeXtTiny,

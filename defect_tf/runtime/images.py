@@ -24,13 +24,15 @@ def turn_upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return transposed[::-1 if upside_down else 1, ::-1 if mirror else 1]
 
 
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """An RGB image resized to size x size as TensorFlow's `resize(..., antialias=True)` does: bilinear, with the
-    filter widened when shrinking, each channel in float32 (a uint8 resize would round); values clipped to 0-255."""
-    if image.shape[:2] == (size, size):
+def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """An RGB image resized to size x size (or to (height, width)) as TensorFlow's `resize(..., antialias=True)`
+    does: bilinear, with the filter widened when shrinking, each channel in float32 (a uint8 resize would round);
+    values clipped to 0-255."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if image.shape[:2] == (height, width):
         return image.astype(np.float32)
     channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32), "F").resize(
-        (size, size), Image.BILINEAR)) for c in range(3)]
+        (width, height), Image.BILINEAR)) for c in range(3)]
     return np.clip(np.stack(channels, axis=-1), 0.0, 255.0)
 
 

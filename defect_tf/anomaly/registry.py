@@ -1,0 +1,30 @@
+"""Anomaly models by name, as backbones are (models/registry.py): what each is and where it lives. Imported
+lazily, so reading the table needs neither TensorFlow nor Keras."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AnomalyEntry:
+    module: str
+    cls: str
+    summary: str
+    default_size: int  # the shorter side of its input
+
+
+ANOMALY_MODELS: dict[str, AnomalyEntry] = {
+    "patchcore": AnomalyEntry("defect_tf.anomaly.patchcore", "PatchCore",
+                              "nearest-neighbour distance to a memory bank of pretrained patch features; one pass",
+                              default_size=256),
+}
+
+
+def get_anomaly_model(name: str):
+    """The model class registered as `name`; an unknown name lists the known ones."""
+    if name not in ANOMALY_MODELS:
+        raise ValueError(f"unknown anomaly model {name!r}; choose one of: {', '.join(sorted(ANOMALY_MODELS))}")
+    entry = ANOMALY_MODELS[name]
+    return getattr(importlib.import_module(entry.module), entry.cls)

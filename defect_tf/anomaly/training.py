@@ -1,0 +1,150 @@
+"""One localiser run: read and check the photos, fit on the intact train photos, set the thresholds on the
+validation split, save the bundle, score the test split. Each phase prints a line; fitting shows a progress bar."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from tqdm import tqdm
+
+from defect_tf.anomaly.calibration import calibrate
+from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set, read_mask
+from defect_tf.anomaly.evaluation import describe, score_localizer
+from defect_tf.anomaly.images import read_photo
+from defect_tf.anomaly.metadata import LocalizerMetadata
+from defect_tf.anomaly.registry import ANOMALY_MODELS, get_anomaly_model
+from defect_tf.anomaly.store import DEFAULT_LOCALIZER_OUTPUT, Localizer, save_localizer
+from defect_tf.data.checks import check_images
+from defect_tf.errors import DefectTFError
+from defect_tf.io import output_folder
+from defect_tf.io.files import write_text
+from defect_tf.models.registry import BACKBONES
+
+METRICS_FILE = "metrics.json"
+SPLIT_FILE = "split.txt"
+OUTPUTS = ("bundle", METRICS_FILE, SPLIT_FILE)
+
+
+@dataclass
+class LocalizerConfig:
+    """Every setting of a localiser run; the defaults are the command line's."""
+
+    data: str
+    labels: str | None = None
+    masks: str | None = None
+    types: str | None = None
+    split_file: str | None = None
+    output: str = DEFAULT_LOCALIZER_OUTPUT
+    model: str = "patchcore"
+    backbone: str = "efficientnet_lite0"
+    image_size: int | None = None  # None: the model's own default (anomaly/registry.py)
+    coreset_size: int = 10_000
+    seed: int = 0
+    on_bad_image: str = "error"
+
+    def validate(self) -> None:
+        problems = []
+        if self.model not in ANOMALY_MODELS:
+            problems.append(f"--model must be one of {', '.join(ANOMALY_MODELS)}, not {self.model!r}")
+        if self.backbone not in BACKBONES or BACKBONES[self.backbone].imagenet is None:
+            problems.append(f"--backbone {self.backbone}: PatchCore needs a pretrained backbone, e.g. "
+                            "efficientnet_lite0")
+        if self.image_size is not None and not 32 <= self.image_size <= 1024:
+            problems.append(f"--image-size must be from 32 to 1024, not {self.image_size}")
+        if not 100 <= self.coreset_size <= 1_000_000:
+            problems.append(f"--coreset-size must be from 100 to 1000000, not {self.coreset_size}")
+        if not Path(self.data).is_dir():
+            problems.append(f"--data {self.data}: folder not found")
+        if problems:
+            raise DefectTFError("; ".join(problems))
+
+
+def _check_photos(anomaly_set: AnomalySet, config: LocalizerConfig, log) -> AnomalySet:
+    """Every photo decoded and every mask's size checked before fitting; bad photos stop the run (or are left out
+    with --on-bad-image skip), listed together."""
+    paths = [str(anomaly_set.path(row)) for row in range(len(anomaly_set.images))]
+    headers, bad = check_images(paths)
+    sizes = {}
+    for row, image in enumerate(anomaly_set.images):
+        header = headers.get(paths[row])
+        if header is not None:
+            upright = header.orientation in (5, 6, 7, 8)
+            sizes[image] = (header.width, header.height) if upright else (header.height, header.width)
+    problems = mask_size_problems(anomaly_set, sizes)
+    if problems:
+        raise DefectTFError(f"{len(problems)} mask(s) differ in size from their photo:\n" + "\n".join(problems[:20]))
+    if bad and config.on_bad_image != "skip":
+        listed = "\n".join(f"  {path}: {reason}" for path, reason in list(bad.items())[:20])
+        raise DefectTFError(f"{len(bad)} photo(s) cannot be used (leave them out with --on-bad-image skip):\n{listed}")
+    if bad:
+        log(f"left out {len(bad)} unreadable photo(s), e.g. {next(iter(bad))}")
+        keep = [row for row in range(len(anomaly_set.images)) if paths[row] not in bad]
+        anomaly_set = AnomalySet(anomaly_set.data_dir, [anomaly_set.images[r] for r in keep],
+                                 anomaly_set.defective[keep], anomaly_set.parts[keep], anomaly_set.masks,
+                                 anomaly_set.types)
+    return anomaly_set
+
+
+def _photos(anomaly_set: AnomalySet, rows: list[int], what: str):
+    for row in tqdm(rows, desc=what, unit="photo", leave=False):
+        yield read_photo(anomaly_set.path(row))
+
+
+def train_localizer(config: LocalizerConfig, log=print) -> dict:
+    """Fit, calibrate, save and score a localiser; returns the test report (empty without test photos)."""
+    config.validate()
+    output_folder.check_no_overlap(config.output, config.data)
+    with output_folder.locked(config.output):
+        output = output_folder.claim(config.output, OUTPUTS)
+        return _run(config, output, log)
+
+
+def _run(config: LocalizerConfig, output: Path, log) -> dict:
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    anomaly_set = read_anomaly_set(config.data, config.labels, config.split_file, config.masks, config.types,
+                                   config.seed)
+    anomaly_set = _check_photos(anomaly_set, config, log)
+    log(anomaly_set.describe())
+    write_text(output / SPLIT_FILE, "image split\n" + "".join(
+        f"{image} {part}\n" for image, part in zip(anomaly_set.images, anomaly_set.parts)))
+    image_size = config.image_size or ANOMALY_MODELS[config.model].default_size
+    settings = {"backbone": config.backbone, "coreset_size": config.coreset_size, "seed": config.seed}
+    model = get_anomaly_model(config.model)(image_size, settings)
+    train_rows = anomaly_set.rows("train", False)
+    log(f"fitting {config.model} ({config.backbone}, shorter side {image_size} px) on {len(train_rows)} intact "
+        "photos")
+    model.fit(_photos(anomaly_set, train_rows, "memory bank"), len(train_rows), log)
+    fitted = time.time() - started
+
+    intact_val, broken_val = anomaly_set.rows("val", False), anomaly_set.rows("val", True)
+    with_masks = [row for row in broken_val if anomaly_set.images[row] in anomaly_set.masks]
+    intact_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, intact_val, "thresholds")]
+    defect_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, with_masks, "thresholds")]
+    thresholds = calibrate(intact_maps, defect_maps,
+                           [read_mask(anomaly_set.masks[anomaly_set.images[row]]) for row in with_masks],
+                           model.image_score)
+    log(f"thresholds ({thresholds.rule} rule, {len(intact_val)} intact + {len(with_masks)} defective validation "
+        f"photos): image {thresholds.image:.4g}, pixel {thresholds.pixel:.4g}")
+    metadata = LocalizerMetadata(
+        model=config.model, image_size=image_size, image_threshold=thresholds.image,
+        pixel_threshold=thresholds.pixel, calibration=thresholds.rule, settings=model.settings,
+        data_dir=str(Path(config.data).resolve()), labels_file=str(config.labels or ""),
+        split={part: [anomaly_set.images[r] for r in anomaly_set.rows(part)] for part in ("train", "val", "test")},
+        trained_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    location = save_localizer(output, model, metadata)
+    log(f"saved the localiser to {location} (fitted in {fitted:.0f} s)")
+
+    test_rows = anomaly_set.rows("test")
+    if not test_rows:
+        log("no test photos: nothing to score (hold some out with --split-file or label defective photos)")
+        return {}
+    report = score_localizer(Localizer(model, metadata, location), anomaly_set, test_rows)
+    report["fit_seconds"] = fitted
+    write_text(output / METRICS_FILE, json.dumps(report, indent=1))
+    log(f"test split ({output / METRICS_FILE}):\n{describe(report)}")
+    return report

@@ -1,0 +1,67 @@
+"""Train an anomaly localiser on intact photos: python train.py --task anomaly --data intact_photos/
+(or --labels FILE with one attribute: the rows labelled 0 are fitted on, those labelled 1 set and test the
+thresholds). It outlines defects it has never seen: python inference.py PHOTO --localize OUT_DIR.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from defect_tf.anomaly.registry import ANOMALY_MODELS
+from defect_tf.anomaly.training import LocalizerConfig, train_localizer
+from defect_tf.apps.cli import EXIT_INTERRUPTED, Parser, existing_file, existing_folder, number_in, run
+from defect_tf.models.registry import BACKBONES
+
+DEFAULTS = LocalizerConfig(data="")
+
+
+def build_parser():
+    d = DEFAULTS
+    parser = Parser(prog="train.py --task anomaly", description=__doc__)
+    parser.add_argument("--task", choices=["anomaly"], required=True, help="an anomaly localiser")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", metavar="DIR", type=existing_folder, required=True,
+                      help="the photos: all intact, or the label file's paths are relative to it")
+    data.add_argument("--labels", metavar="FILE", type=existing_file,
+                      help="`image defect` rows: 0 intact (fitted on), 1 defective (thresholds and test), NA left out")
+    data.add_argument("--masks", metavar="DIR", type=existing_folder,
+                      help="defect masks: IMAGE_STEM.png per defective photo, non-zero on the defect, its size")
+    data.add_argument("--types", metavar="FILE", type=existing_file,
+                      help="`image type` rows: the test report per defect type")
+    data.add_argument("--split-file", metavar="FILE", type=existing_file,
+                      help="`image train|val|test` rows (val carved out of the intact train photos if absent)")
+    data.add_argument("--on-bad-image", choices=["error", "skip"], default=d.on_bad_image,
+                      help="unreadable photos: stop, listing all (error), or leave them out (skip)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default=d.model, choices=sorted(ANOMALY_MODELS),
+                       help="; ".join(f"{name}: {entry.summary}" for name, entry in ANOMALY_MODELS.items()))
+    model.add_argument("--backbone", default=d.backbone,
+                       choices=sorted(name for name, entry in BACKBONES.items() if entry.imagenet is not None),
+                       help="the pretrained features (efficientnet_lite0 needs no network)")
+    model.add_argument("--image-size", type=number_in(int, 32, 1024), default=d.image_size,
+                       help="the shorter side of the model's input, aspect ratio kept (default: the model's own: "
+                            + ", ".join(f"{name} {entry.default_size}" for name, entry in ANOMALY_MODELS.items())
+                            + ")")
+    model.add_argument("--coreset-size", type=number_in(int, 100, 1_000_000), default=d.coreset_size,
+                       help="patchcore: memory-bank rows kept (more: slower, finer)")
+    model.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=d.seed, help="fixes split and sampling")
+    parser.add_argument("--output", metavar="DIR", default=d.output,
+                        help="folder for the localiser, split and test metrics (outputs/localizer: beside the "
+                             "classifier in outputs, the two stages of one pipeline)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = vars(build_parser().parse_args(argv))
+    arguments.pop("task")
+    try:
+        train_localizer(LocalizerConfig(**arguments))
+    except KeyboardInterrupt:
+        print("interrupted: nothing of this run was saved (a localiser is saved whole or not at all); run the "
+              "same command again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,86 @@
+"""How well anomaly maps outline the true defects: pixel AUROC, PRO up to a false-positive rate, IoU and Dice.
+
+Small functions over lists of same-shaped map / mask pairs (one pair per photo, at the photo's own size; masks
+True on defect pixels), shared by training's report, evaluate.py and the benchmarks. PRO is MVTec AD's
+per-region overlap (Bergmann et al. 2021): each connected defect region counts equally, however small, so one
+large defect cannot hide missed small ones.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+PRO_MAX_FPR = 0.3  # MVTec AD's integration limit
+PRO_THRESHOLDS = 2000  # thresholds of the PRO curve when there are more distinct scores (quantiles of the scores)
+
+
+def _pixels(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if len(maps) != len(masks) or any(m.shape != t.shape for m, t in zip(maps, masks)):
+        raise ValueError("each anomaly map needs a mask of its own shape")
+    return (np.concatenate([np.asarray(m, np.float32).ravel() for m in maps]),
+            np.concatenate([np.asarray(t, bool).ravel() for t in masks]))
+
+
+def image_auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """ROC AUC of image scores against labels (1 defective, 0 intact); NaN without both kinds."""
+    labels = np.asarray(labels)
+    return float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
+
+
+def pixel_auroc(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> float:
+    """ROC AUC of every pixel's anomaly score against the masks, pooled over all photos; NaN without both kinds."""
+    scores, truth = _pixels(maps, masks)
+    return float(roc_auc_score(truth, scores)) if 0 < truth.sum() < truth.size else float("nan")
+
+
+def pro_curve(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+              thresholds: int = PRO_THRESHOLDS) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rate, mean per-region overlap) at each threshold, a pixel counting as anomalous when its
+    score is at least the threshold. Every distinct score is a threshold when there are at most `thresholds` of
+    them; otherwise the quantiles of the scores (the curve is then interpolated between them)."""
+    scores, truth = _pixels(maps, masks)
+    negatives = np.sort(scores[~truth])
+    regions = []
+    for anomaly_map, mask in zip(maps, masks):
+        labelled, count = ndimage.label(np.asarray(mask, bool))
+        regions += [np.sort(np.asarray(anomaly_map, np.float32)[labelled == k]) for k in range(1, count + 1)]
+    if not regions or not len(negatives):
+        return np.array([np.nan]), np.array([np.nan])
+    distinct = np.unique(scores)
+    cuts = distinct if len(distinct) <= thresholds else np.unique(np.quantile(scores, np.linspace(0, 1, thresholds)))
+    cuts = np.concatenate([cuts, [np.inf]])  # nothing anomalous: the curve starts at (0, 0)
+    fpr = (len(negatives) - np.searchsorted(negatives, cuts, side="left")) / len(negatives)
+    overlap = np.mean([(len(r) - np.searchsorted(r, cuts, side="left")) / len(r) for r in regions], axis=0)
+    return fpr, overlap
+
+
+def pro_score(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray], max_fpr: float = PRO_MAX_FPR,
+              thresholds: int = PRO_THRESHOLDS) -> float:
+    """Area under the PRO curve up to `max_fpr`, divided by `max_fpr` (1.0 is perfect); NaN without defects."""
+    fpr, overlap = pro_curve(maps, masks, thresholds)
+    if np.isnan(fpr).any():
+        return float("nan")
+    order = np.lexsort((overlap, fpr))
+    fpr, overlap = fpr[order], overlap[order]
+    inside = fpr <= max_fpr
+    x, y = fpr[inside], overlap[inside]
+    if x[-1] < max_fpr and (~inside).any():  # the curve's value at the limit, between its neighbours
+        after = np.argmax(~inside)
+        x0, y0, x1, y1 = fpr[after - 1], overlap[after - 1], fpr[after], overlap[after]
+        x, y = np.append(x, max_fpr), np.append(y, y0 + (y1 - y0) * (max_fpr - x0) / (x1 - x0))
+    return float(np.trapezoid(y, x) / max_fpr)
+
+
+def overlap_scores(predicted: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> dict[str, float]:
+    """IoU and Dice of predicted defect pixels against the masks, pooled over all photos (false alarms on intact
+    photos count); NaN when both are empty."""
+    found, truth = _pixels(predicted, masks)
+    found = found > 0
+    both, either = np.sum(found & truth), np.sum(found | truth)
+    total = found.sum() + truth.sum()
+    return {"iou": float(both / either) if either else float("nan"),
+            "dice": float(2 * both / total) if total else float("nan")}

@@ -1,0 +1,336 @@
+"""Anomaly localisation: the metrics against hand-computed cases and brute force, the coreset against brute force,
+thresholds, outlines and regions, the localiser bundle, the two-stage pipeline's routing, and a tiny end-to-end
+run (fit on intact photos, outline an unseen defect)."""
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+from defect_tf.anomaly.calibration import F1_RULE, INTACT_RULE, PIXEL_QUANTILE, best_f1_cut, calibrate
+from defect_tf.anomaly.coreset import covering_radius, greedy_coreset, nearest_distances
+from defect_tf.anomaly.images import working_size
+from defect_tf.anomaly.regions import defect_mask, find_regions
+from defect_tf.errors import BundleError
+from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pro_curve, pro_score
+
+# --- metrics ---------------------------------------------------------------------------------------------------
+
+def test_pro_of_a_hand_made_case():
+    """Region A (2 px) is found at every cut; region B (2 px) is half found once one negative pixel (of 10) is
+    over the cut: the curve is 0.5 up to FPR 0.1, then 0.75 -> area (0.05 + 0.15) / 0.3 = 2/3."""
+    maps = [np.array([[0.95, 0.95, 0.0, 0.85, 0.05]]), (np.arange(1, 10) / 10)[None]]
+    masks = [np.array([[1, 1, 0, 1, 1]], bool), np.zeros((1, 9), bool)]
+    assert pro_score(maps, masks) == pytest.approx(2 / 3, abs=1e-12)
+
+
+def _brute_force_pro(maps, masks, max_fpr):
+    """Every distinct score as a cut, regions labelled afresh at each: the definition, slowly."""
+    scores = np.concatenate([m.ravel() for m in maps])
+    negatives = np.concatenate([m[~t] for m, t in zip(maps, masks)])
+    points = [(0.0, 0.0)]
+    for cut in np.unique(scores)[::-1]:
+        overlaps = []
+        for m, t in zip(maps, masks):
+            labelled, count = ndimage.label(t)
+            overlaps += [np.mean(m[labelled == k] >= cut) for k in range(1, count + 1)]
+        points.append((np.mean(negatives >= cut), np.mean(overlaps)))
+    fpr, pro = map(np.asarray, zip(*sorted(points)))
+    keep = fpr <= max_fpr
+    after = np.argmax(~keep)  # the first point past the limit: the curve there, on the segment to it
+    limit_pro = pro[after - 1] + (pro[after] - pro[after - 1]) * (max_fpr - fpr[after - 1]) / (fpr[after] - fpr[after - 1])
+    return np.trapezoid(np.r_[pro[keep], limit_pro], np.r_[fpr[keep], max_fpr]) / max_fpr
+
+
+def test_pro_matches_the_definition_computed_by_brute_force():
+    rng = np.random.default_rng(0)
+    maps = [rng.random((6, 7)).astype(np.float32) for _ in range(3)]
+    masks = [np.zeros((6, 7), bool) for _ in range(3)]
+    masks[0][1:3, 1:3] = True
+    masks[1][4:, 5:] = True
+    masks[1][0, 0] = True
+    for m, t in zip(maps, masks):
+        m[t] += 0.3  # defects score higher, but not always
+    assert pro_score(maps, masks) == pytest.approx(_brute_force_pro(maps, masks, 0.3), abs=1e-9)
+    fpr, overlap = pro_curve(maps, masks)
+    assert fpr.min() == 0 and fpr.max() == 1 and overlap.max() == 1
+
+
+def test_pixel_and_image_auroc_hand_made_and_against_scikit_learn():
+    # defect pixels 0.35, 0.8 against intact 0.1, 0.4: three of four pairs ordered right
+    assert pixel_auroc([np.array([[0.1, 0.4], [0.35, 0.8]])], [np.array([[0, 0], [1, 1]], bool)]) == 0.75
+    rng = np.random.default_rng(1)
+    maps, masks = [rng.random((5, 4)) for _ in range(4)], [rng.random((5, 4)) > 0.7 for _ in range(4)]
+    expected = roc_auc_score(np.concatenate([t.ravel() for t in masks]), np.concatenate([m.ravel() for m in maps]))
+    assert pixel_auroc(maps, masks) == pytest.approx(expected)
+    assert image_auroc([0, 1, 0, 1], [0.1, 0.9, 0.5, 0.4]) == 0.75
+    assert np.isnan(image_auroc([0, 0], [0.1, 0.2]))
+
+
+def test_iou_and_dice_hand_made():
+    found, truth = [np.array([[1, 1, 0, 0]])], [np.array([[0, 1, 1, 0]], bool)]
+    assert overlap_scores(found, truth) == {"iou": 1 / 3, "dice": 0.5}
+    assert np.isnan(overlap_scores([np.zeros((2, 2))], [np.zeros((2, 2), bool)])["iou"])
+
+
+def test_a_map_and_mask_of_different_shapes_are_refused():
+    with pytest.raises(ValueError, match="shape"):
+        pixel_auroc([np.zeros((2, 3))], [np.zeros((3, 2), bool)])
+
+
+# --- coreset ---------------------------------------------------------------------------------------------------
+
+def test_the_coreset_is_k_center_greedy_and_within_twice_the_optimal_radius():
+    rng = np.random.default_rng(2)
+    rows = rng.normal(size=(12, 3)).astype(np.float32)
+    chosen = greedy_coreset(rows, 4, projection=None, seed=5)
+    # the rule, step by step: each next row is the farthest from those chosen so far
+    for step in range(1, 4):
+        distances = np.min([np.linalg.norm(rows - rows[c], axis=1) for c in chosen[:step]], axis=0)
+        assert chosen[step] == np.argmax(distances)
+    optimal = min(covering_radius(rows, np.array(subset)) for subset in itertools.combinations(range(12), 4))
+    assert optimal <= covering_radius(rows, chosen) <= 2 * optimal + 1e-6
+    assert len(set(chosen.tolist())) == 4
+
+
+def test_nearest_distances_against_brute_force_in_chunks():
+    rng = np.random.default_rng(3)
+    queries, bank = rng.normal(size=(50, 8)), rng.normal(size=(30, 8))
+    expected = ((queries[:, None] - bank[None]) ** 2).sum(-1).min(1)
+    assert np.allclose(nearest_distances(queries, bank, chunk=7), expected, rtol=1e-5, atol=1e-5)
+
+
+# --- thresholds and outlines -----------------------------------------------------------------------------------
+
+def test_thresholds_from_intact_photos_only_and_with_defect_masks():
+    intact = [np.full((4, 4), 0.2), np.arange(16, dtype=float).reshape(4, 4) / 20]
+    thresholds = calibrate(intact)
+    pixels = np.concatenate([m.ravel() for m in intact])
+    assert (thresholds.image, thresholds.rule) == (0.75, INTACT_RULE)
+    assert thresholds.pixel == pytest.approx(np.quantile(pixels, PIXEL_QUANTILE), rel=1e-6)
+    defect, truth = np.zeros((4, 4)), np.zeros((4, 4), bool)
+    defect[0, :2], truth[0, :2] = 0.9, True
+    with_defects = calibrate(intact, [defect], [truth])
+    assert (with_defects.rule, with_defects.image) == (F1_RULE, 0.9) and with_defects.pixel == pytest.approx(0.9)
+
+
+def test_best_f1_cut_hand_made():
+    # cuts: 0.9 -> F1 2/3 (1 TP of 2 positives); 0.7 -> 2 TP, 0 FP: F1 1; 0.5 -> 2 TP, 1 FP: 0.8
+    assert best_f1_cut(np.array([0.9, 0.7, 0.5, 0.1]), np.array([1, 1, 0, 0])) == 0.7
+
+
+def test_outline_cleans_specks_and_reports_regions_with_boxes_and_areas():
+    anomaly_map = np.zeros((100, 120), np.float32)
+    anomaly_map[10:30, 20:50] = 1.0  # a 20 x 30 defect
+    anomaly_map[60:90, 80:90] = 0.75  # a 30 x 10 defect
+    anomaly_map[50, 5] = 1.0  # a one-pixel speck: noise
+    mask = defect_mask(anomaly_map, 0.5)
+    regions = find_regions(mask, anomaly_map)
+    assert [(r.box, r.area, r.peak) for r in regions] == [((20, 10, 50, 30), 600, 1.0), ((80, 60, 90, 90), 300, 0.75)]
+    assert regions[0].share == 600 / 12000 and not mask[50, 5]
+
+
+def test_working_size_keeps_the_aspect_ratio_in_multiples_of_32():
+    assert working_size(270, 324, 256) == (256, 320)  # 324 * 256 / 270 = 307 -> 320
+    assert working_size(400, 100, 64) == (256, 64)  # 4:1, the cap
+    assert working_size(1000, 100, 64) == (256, 64)  # longer than 4:1 is cut to it
+
+
+# --- the two stages --------------------------------------------------------------------------------------------
+
+class _Classifier:
+    """Stage 1 stand-in: calls the photos named in `damaged` damaged."""
+
+    def __init__(self, damaged, task="binary"):
+        from defect_tf.bundle.metadata import BundleMetadata
+
+        self.damaged = set(damaged)
+        self.metadata = BundleMetadata(attributes=["defect"], image_size=32, thresholds=[0.5], task=task)
+
+    def predict(self, paths):
+        from defect_tf.runtime.predictions import Prediction
+
+        return [Prediction(p, {"defect": 0.9 if p in self.damaged else 0.1},
+                           ["defect"] if p in self.damaged else []) for p in paths], []
+
+
+class _Localizer:
+    """Stage 2 stand-in that records every photo it is asked about."""
+
+    def __init__(self):
+        self.calls = []
+
+    def locate(self, photo, outline=None):
+        from defect_tf.anomaly.store import Localization
+
+        self.calls.append(outline)
+        mask = np.zeros(photo.shape[:2], bool)
+        mask[:2, :2] = bool(outline)
+        return Localization(0.1, False, np.zeros(photo.shape[:2], np.float32), mask, find_regions(mask, mask))
+
+
+def _photo(path: Path) -> str:
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(path)
+    return str(path)
+
+
+def test_stage_two_runs_only_on_photos_stage_one_calls_damaged(tmp_path):
+    from defect_tf.anomaly.pipeline import TwoStage
+
+    good, bad = _photo(tmp_path / "good.png"), _photo(tmp_path / "bad.png")
+    localizer = _Localizer()
+    answers, errors = TwoStage(_Classifier([bad]), localizer).answer([good, bad])
+    assert errors == [] and localizer.calls == [True]  # called once, for the damaged photo, told to outline
+    assert answers[0].localization is None and answers[0].to_json()["localization"] is None
+    assert answers[1].localization.to_json()["defect_pixels"] == 4
+
+
+def test_a_multiclass_stage_one_sends_only_defect_classes_on():
+    from defect_tf.anomaly.pipeline import stage_one_damaged
+    from defect_tf.runtime.predictions import Prediction
+
+    assert not stage_one_damaged(Prediction("a", {}, ["good"]), "multiclass")
+    assert stage_one_damaged(Prediction("a", {}, ["scratch"]), "multiclass")
+    assert not stage_one_damaged(Prediction("a", {}, []), "multilabel")
+
+
+def test_without_a_classifier_the_localiser_decides_alone(tmp_path):
+    from defect_tf.anomaly.pipeline import TwoStage
+
+    localizer = _Localizer()
+    answers, _ = TwoStage(None, localizer).answer([_photo(tmp_path / "a.png")])
+    assert localizer.calls == [None] and answers[0].prediction is None
+
+
+# --- a tiny end-to-end run -------------------------------------------------------------------------------------
+
+def _texture(rng, height=48, width=64):
+    stripes = 120 + 25 * np.sin(np.arange(width) / 2.0)[None, :]
+    return np.clip(stripes + rng.normal(0, 6, (height, width)), 0, 255)
+
+
+@pytest.fixture(scope="module")
+def tiles(tmp_path_factory):
+    """36 striped 64 x 48 photos: 30 intact (24 train, 6 test), 6 with a dark disc (test), masks and types."""
+    root = tmp_path_factory.mktemp("tiles")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    labels, split, types = ["image defect"], ["image split"], ["image type"]
+    for i in range(36):
+        name = f"tile_{i:02d}.png"
+        pixels = _texture(rng)
+        defective = i >= 30
+        if defective:
+            yy, xx = np.mgrid[:48, :64]
+            disc = (yy - rng.integers(12, 36)) ** 2 + (xx - rng.integers(12, 52)) ** 2 <= 36
+            pixels[disc] = 30
+            Image.fromarray((disc * 255).astype(np.uint8)).save(root / "masks" / name)
+        Image.fromarray(pixels.astype(np.uint8)).convert("RGB").save(root / "images" / name)
+        labels.append(f"{name} {int(defective)}")
+        split.append(f"{name} {'train' if i < 24 else 'test'}")
+        types.append(f"{name} {'hole' if defective else 'free'}")
+    for file, lines in (("labels.txt", labels), ("split.txt", split), ("types.txt", types)):
+        (root / file).write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def localizer_output(tiles, tmp_path_factory):
+    from defect_tf.apps import train
+
+    output = tmp_path_factory.mktemp("run") / "localizer"
+    code = train.main(["--task", "anomaly", "--data", str(tiles / "images"), "--labels", str(tiles / "labels.txt"),
+                       "--split-file", str(tiles / "split.txt"), "--masks", str(tiles / "masks"),
+                       "--types", str(tiles / "types.txt"), "--image-size", "64", "--coreset-size", "200",
+                       "--output", str(output)])
+    assert code == 0
+    return output
+
+
+@pytest.mark.integration
+def test_a_localiser_fitted_on_intact_photos_finds_and_outlines_unseen_defects(localizer_output, tiles):
+    report = json.loads((localizer_output / "metrics.json").read_text())
+    assert (report["photos"], report["defective"]) == (12, 6)
+    assert report["image_auroc"] == 1.0 and report["pixel_auroc"] > 0.95
+    assert set(report["per_type"]) == {"hole"}
+    split = (localizer_output / "split.txt").read_text().split("\n")
+    assert sum(line.endswith(" val") for line in split) == 5  # carved from the intact train photos
+
+
+@pytest.mark.integration
+def test_inference_localize_writes_an_overlay_whose_outline_covers_the_defect(localizer_output, tiles, tmp_path,
+                                                                             capsys):
+    from defect_tf.anomaly.images import read_photo
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.apps import predict
+
+    photo = tiles / "images" / "tile_31.png"
+    code = predict.main([str(photo), "--model", str(localizer_output), "--localize", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "defect outlined" in printed and "box x" in printed
+    assert (tmp_path / "out" / "tile_31_outline.png").is_file()
+    found = load_localizer(localizer_output).locate(read_photo(photo))
+    truth = np.asarray(Image.open(tiles / "masks" / "tile_31.png")) > 0
+    assert found.defective and found.mask[truth].mean() >= 0.8  # the outline covers the defect
+    x0, y0, x1, y1 = found.regions[0].box
+    ys, xs = np.nonzero(truth)
+    assert x0 <= xs.mean() < x1 and y0 <= ys.mean() < y1
+
+
+@pytest.mark.integration
+def test_the_localiser_bundle_loads_checks_its_files_and_migrates(localizer_output, tiles, tmp_path, monkeypatch):
+    import shutil
+
+    from defect_tf.anomaly import metadata as localizer_metadata
+    from defect_tf.anomaly.images import read_photo
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.bundle.store import load_bundle
+
+    copy = tmp_path / "copy"
+    shutil.copytree(localizer_output, copy)
+    photo = read_photo(tiles / "images" / "tile_30.png")
+    first = load_localizer(localizer_output).locate(photo)
+    assert np.array_equal(load_localizer(copy).locate(photo).anomaly_map, first.anomaly_map)
+    with pytest.raises(BundleError, match="anomaly localiser .* not a classifier"):
+        load_bundle(copy)
+
+    record_path = copy / "bundle" / "bundle.json"
+    record = json.loads(record_path.read_text())
+    monkeypatch.setitem(localizer_metadata.MIGRATIONS, "defect_tf.localizer/0",
+                        lambda old: {**old, "pixel_threshold": old.pop("outline_threshold"),
+                                     "format": localizer_metadata.FORMAT})
+    old = {**record, "format": "defect_tf.localizer/0", "outline_threshold": record["pixel_threshold"]}
+    del old["pixel_threshold"]
+    record_path.write_text(json.dumps(old))
+    assert load_localizer(copy).metadata.pixel_threshold == record["pixel_threshold"]
+
+    record_path.write_text(json.dumps({**record, "image_threshold": "high"}))
+    with pytest.raises(BundleError, match="image_threshold must be a finite number"):
+        load_localizer(copy)
+    record_path.write_text(json.dumps(record))
+    bank = np.load(copy / "bundle" / "memory_bank.npy")
+    np.save(copy / "bundle" / "memory_bank.npy", bank[::-1])
+    with pytest.raises(BundleError, match="memory_bank.npy is not the model"):
+        load_localizer(copy)
+
+
+@pytest.mark.integration
+def test_a_mask_of_another_size_is_refused_with_its_file_name(tiles, tmp_path):
+    import shutil
+
+    from defect_tf.anomaly.training import LocalizerConfig, train_localizer
+    from defect_tf.errors import DefectTFError
+
+    masks = tmp_path / "masks"
+    shutil.copytree(tiles / "masks", masks)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(masks / "tile_33.png")
+    config = LocalizerConfig(data=str(tiles / "images"), labels=str(tiles / "labels.txt"), masks=str(masks),
+                             output=str(tmp_path / "out"))
+    with pytest.raises(DefectTFError, match=r"tile_33.png: 10x10 px, but tile_33.png is 64x48 px"):
+        train_localizer(config)
