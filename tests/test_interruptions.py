@@ -96,7 +96,7 @@ def test_interrupted_after_the_bundle_was_saved_says_it_is_complete_not_to_retra
 
 
 def test_a_signal_during_the_bundles_save_waits_for_the_save_to_be_recorded():
-    steps = []
+    steps, handler_before = [], signal.getsignal(signal.SIGINT)  # Python's, or "ignored" when started in background
     with pytest.raises(KeyboardInterrupt):
         with interrupts_deferred():
             signal.raise_signal(signal.SIGINT)
@@ -104,15 +104,17 @@ def test_a_signal_during_the_bundles_save_waits_for_the_save_to_be_recorded():
             signal.raise_signal(signal.SIGTERM)
             steps.append("recorded")
     assert steps == ["saved", "recorded"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("command", [["train.py", "--data", "x"], ["evaluate.py"], ["-m", "defect_tf", "train"]])
 def test_ctrl_c_while_tensorflow_imports_is_one_line_and_exit_status_130(command, tmp_path):
     target = [str(ROOT / command[0]), *command[1:]] if command[0].endswith(".py") else command
+    # as from a terminal, where Ctrl-C is not ignored (a shell starts background jobs with SIGINT ignored)
     process = subprocess.Popen([sys.executable, *target], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(1.5)  # TensorFlow's import takes about 4 s on this machine
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
