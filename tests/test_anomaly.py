@@ -334,3 +334,24 @@ def test_a_mask_of_another_size_is_refused_with_its_file_name(tiles, tmp_path):
                              output=str(tmp_path / "out"))
     with pytest.raises(DefectTFError, match=r"tile_33.png: 10x10 px, but tile_33.png is 64x48 px"):
         train_localizer(config)
+
+
+@pytest.mark.integration
+def test_the_web_page_outlines_a_photo_the_classifier_calls_damaged_and_only_then(localizer_output, trained_output,
+                                                                                  tiles, monkeypatch):
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.apps.web_page import DefectApp
+    from defect_tf.bundle.store import load_bundle
+    from defect_tf.inference.predictor import Predictor
+    from defect_tf.runtime.predictions import Prediction
+
+    predictor = Predictor(load_bundle(trained_output[0]))
+    attributes = predictor.bundle.attributes
+    app = DefectApp(predictor, localizer=load_localizer(localizer_output))
+    photo = str(tiles / "images" / "tile_31.png")
+    for detected in ([attributes[0]], []):
+        monkeypatch.setattr(predictor, "predict_photo", lambda pixels, name, found=detected: Prediction(
+            name, {a: 0.9 if a in found else 0.1 for a in attributes}, found))
+        _, _, gallery, message = app.analyse(photo)
+        outlined = [caption for _, caption in gallery if caption.startswith("outline: ")]
+        assert bool(outlined) == bool(detected) and ("Outlined by the localiser" in message) == bool(detected)

@@ -94,6 +94,15 @@ def find_localizer(path: str | Path) -> Path:
                       f"INTACT_PHOTOS [--output {path}]")
 
 
+def has_localizer(path: str | Path) -> bool:
+    """Whether `path` holds a localiser (see `find_localizer`)."""
+    try:
+        find_localizer(path)
+    except BundleError:
+        return False
+    return True
+
+
 def load_localizer(path: str | Path) -> Localizer:
     """The localiser in `path` (see `find_localizer`), each of its files checked against its checksum."""
     location = find_localizer(path)

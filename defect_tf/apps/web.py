@@ -1,4 +1,5 @@
-"""The web app: python app.py [--model outputs/], then open http://127.0.0.1:7860 and upload a photo."""
+"""The web app: python app.py [--model outputs/], then open http://127.0.0.1:7860 and upload a photo. With an
+anomaly localiser beside the classifier (outputs/localizer/), a photo called damaged is also outlined."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from defect_tf.anomaly.store import has_localizer, load_localizer
 from defect_tf.apps.cli import (
     Parser,
     add_model_flag,
@@ -60,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     _, runtime = runtime_of_file(args.model, "keras" if Path(args.model).is_dir() else "auto")
     inferencer = None if runtime == "keras" else open_inferencer(args.model, runtime)  # a model file given: it answers
     samples = args.samples if args.samples is not None else default_samples(bundle)
-    page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb, inferencer), samples, args.keep_uploads)
+    localizer = load_localizer(args.model) if has_localizer(args.model) else None
+    page = build_page(DefectApp(Predictor(bundle), args.max_upload_mb, inferencer, localizer), samples,
+                      args.keep_uploads)
     answered = inferencer.describe() if inferencer else f"Keras ({bundle.path / 'model.keras'})"
     print(f"serving {answered} on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
     page.launch(server_name=args.host, server_port=args.port, show_error=True,

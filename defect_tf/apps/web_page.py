@@ -28,6 +28,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from defect_tf.anomaly.pipeline import stage_one_damaged  # noqa: E402
+from defect_tf.anomaly.regions import outline_overlay  # noqa: E402
 from defect_tf.data.images import read_photo  # noqa: E402
 from defect_tf.errors import ImageError  # noqa: E402
 from defect_tf.inference.predictor import Predictor, scaled_down  # noqa: E402
@@ -65,10 +67,11 @@ def attribute_table(prediction: Prediction, thresholds: dict[str, float]) -> str
 class DefectApp:
     """What the page does with one upload; separate from Gradio so it can be tested without a browser."""
 
-    def __init__(self, predictor: Predictor, max_upload_mb: float = MAX_UPLOAD_MB, inferencer=None):
+    def __init__(self, predictor: Predictor, max_upload_mb: float = MAX_UPLOAD_MB, inferencer=None, localizer=None):
         """`inferencer`: a runtime's (an exported model) that answers instead of the Keras model; the heatmaps
-        always come from the Keras model's gradients."""
-        self.predictor, self.inferencer = predictor, inferencer
+        always come from the Keras model's gradients. `localizer`: an anomaly localiser beside the classifier,
+        whose outline is shown under the answer for a photo the classifier calls damaged."""
+        self.predictor, self.inferencer, self.localizer = predictor, inferencer, localizer
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.max_upload_mb = max_upload_mb
         bundle = predictor.bundle
@@ -100,6 +103,13 @@ class DefectApp:
         found = "Class" if self.predictor.bundle.task.name == "multiclass" else "Detected"
         message = (f"{found}: {', '.join(prediction.detected)}. Heatmaps show where the model looked (red = most)."
                    if prediction.detected else "No defect detected.")
+        if self.localizer is not None and stage_one_damaged(prediction, self.predictor.bundle.task.name):
+            outline = self.localizer.locate(photo, outline=True)
+            area = int(outline.mask.sum())
+            gallery.insert(0, (scaled_down(outline_overlay(photo, outline.mask, outline.regions), MAX_DISPLAY_SIDE),
+                               f"outline: {area} px ({100 * area / outline.mask.size:.2f}%)"))
+            message += (f" Outlined by the localiser: {area} px ({100 * area / outline.mask.size:.2f}% of the photo) "
+                        f"in {len(outline.regions)} region(s).")
         return scaled_down(photo, MAX_DISPLAY_SIDE), attribute_table(prediction, self.thresholds), gallery, message
 
 
@@ -110,6 +120,8 @@ def build_page(app: DefectApp, samples: list[str], keep_uploads_seconds: int = K
     sweep = (max(1, min(60, keep_uploads_seconds // 2)), keep_uploads_seconds)  # (every N s, delete older than M s)
     with gr.Blocks(title="defect_tf", analytics_enabled=False, delete_cache=sweep) as page:
         answered = f" Answered by {app.inferencer.runtime}; heatmaps from the Keras model." if app.inferencer else ""
+        if app.localizer is not None:
+            answered += " Damaged photos are outlined by the anomaly localiser."
         gr.Markdown(f"# defect_tf\nModel: {bundle.metadata.backbone or 'a classifier'}, "
                     f"{bundle.image_size} px, {bundle.task.name}, "
                     f"{'classes' if bundle.task.name == 'multiclass' else 'attributes'} {', '.join(bundle.attributes)}. "
