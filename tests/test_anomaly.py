@@ -355,3 +355,16 @@ def test_the_web_page_outlines_a_photo_the_classifier_calls_damaged_and_only_the
         _, _, gallery, message = app.analyse(photo)
         outlined = [caption for _, caption in gallery if caption.startswith("outline: ")]
         assert bool(outlined) == bool(detected) and ("Outlined by the localiser" in message) == bool(detected)
+
+
+@pytest.mark.integration
+def test_evaluate_scores_a_localiser_on_its_test_split_with_its_masks_and_types(localizer_output, tmp_path, capsys):
+    from defect_tf.apps import evaluate
+
+    code = evaluate.main(["--model", str(localizer_output), "--output", str(tmp_path / "scored"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and (report["photos"], report["defective"]) == (12, 6)
+    assert report == json.loads((tmp_path / "scored" / "metrics.json").read_text())
+    assert report["pixel_auroc"] > 0.95 and set(report["per_type"]) == {"hole"}
+    with pytest.raises(SystemExit):  # a classifier's flags are not a localiser's, and the reverse
+        evaluate.main(["--model", str(localizer_output), "--masks"])

@@ -75,9 +75,10 @@ def test_every_arm_is_scored_on_the_whole_shared_test_split_even_rows_it_dropped
 
 @pytest.mark.integration
 @pytest.mark.parametrize("script, dataset, folder", [("missing_labels.py", "neu", "neu"),
-                                                     ("ablations.py", "neu_xml", "neu")])
+                                                     ("ablations.py", "neu_xml", "neu"), ("anomaly.py", None, "anomaly")])
 def test_a_benchmark_says_clearly_when_its_data_is_absent(tmp_path, script, dataset, folder):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--dataset", dataset,
+    chosen = ["--dataset", dataset] if dataset else []
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *chosen,
                              "--data-root", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"benchmark data {folder!r} not found in {tmp_path / folder}" in result.stderr
@@ -249,3 +250,23 @@ def test_the_recipes_benchmark_builds_class_folders_of_links_and_a_few_shot_spli
 
     everything, split_file = arm_data(neu, None, tmp_path / "work", seed=0)
     assert len(read_split(split_file)) == 30 and len(list(everything.rglob("*.jpg"))) == 30
+
+
+def test_the_anomaly_benchmark_takes_its_labelled_defects_out_of_the_test_split(tmp_path):
+    from anomaly import LABELLED_PER_TYPE, read_rows, write_split
+
+    folder = tmp_path / "anomaly"
+    folder.mkdir()
+    kinds = ["free"] * 30 + ["hole"] * 25 + ["crack"] * 25
+    names = [f"{i:03d}.jpg" for i in range(len(kinds))]
+    (folder / "types.txt").write_text("image type\n" + "".join(f"{n} {k}\n" for n, k in zip(names, kinds)))
+    (folder / "split.txt").write_text("image split\n" + "".join(
+        f"{n} {'train' if i < 20 else 'test'}\n" for i, n in enumerate(names)))
+    path, test = write_split(folder, tmp_path, seed=0)
+    parts, types = read_rows(path), read_rows(folder / "types.txt")
+    for kind in ("hole", "crack"):
+        labelled = [n for n in names if types[n] == kind and parts[n] != "test"]
+        assert len(labelled) == LABELLED_PER_TYPE
+        assert sum(parts[n] == "val" for n in labelled) == LABELLED_PER_TYPE // 5
+    assert sum(parts[n] == "val" for n in names if types[n] == "free") == 2  # a tenth of the 20 intact train photos
+    assert test == sorted(n for n in names if parts[n] == "test") and len(test) == 80 - 20 - 2 * LABELLED_PER_TYPE

@@ -122,7 +122,8 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def read_anomaly_set(data: str, labels: str | None = None, split_file: str | None = None,
-                     masks: str | None = None, types: str | None = None, seed: int = 0) -> AnomalySet:
+                     masks: str | None = None, types: str | None = None, seed: int = 0,
+                     require_train: bool = True) -> AnomalySet:
     """The photos, their intact / defective labels, split, masks and types, checked as far as reading them goes."""
     root = Path(data)
     images, defective = _labels(root, labels)
@@ -138,7 +139,7 @@ def read_anomaly_set(data: str, labels: str | None = None, split_file: str | Non
                 found[image] = candidate
     kinds = _read_pairs(types, "types file") if types else {}
     anomaly_set = AnomalySet(root, images, defective, parts, found, kinds)
-    if not anomaly_set.rows("train", False):
+    if require_train and not anomaly_set.rows("train", False):
         raise DefectTFError("no intact photos to learn from in the train split (label 0, or --data alone: a folder "
                             "of intact photos)")
     return anomaly_set

@@ -5,6 +5,7 @@ The one report training's test split, evaluate.py and the benchmarks share."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -33,47 +34,73 @@ def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: li
             **overlap_scores(outlines, masks)}
 
 
+@dataclass
+class Scored:
+    """What one method said about each photo of a test set, and the truth: the input of every report."""
+
+    images: list[str] = field(default_factory=list)
+    labels: list[bool] = field(default_factory=list)  # defective
+    scores: list[float] = field(default_factory=list)
+    decided: list[bool] = field(default_factory=list)  # called defective
+    maps: dict[int, np.ndarray] = field(default_factory=dict)  # photo index -> anomaly map (photos with known masks)
+    masks: dict[int, np.ndarray] = field(default_factory=dict)
+    outlines: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add(self, image: str, label: bool, score: float, decided: bool, anomaly_map: np.ndarray | None = None,
+            mask: np.ndarray | None = None, outline: np.ndarray | None = None) -> None:
+        index = len(self.images)
+        self.images.append(image)
+        self.labels.append(bool(label))
+        self.scores.append(float(score))
+        self.decided.append(bool(decided))
+        if anomaly_map is not None and mask is not None:
+            self.maps[index], self.masks[index], self.outlines[index] = anomaly_map, mask, outline
+
+
+def summarise(scored: Scored, types: dict[str, str] | None = None) -> dict:
+    """Every figure, overall and per defect type (each type's photos against all intact ones)."""
+    labels, scores, decided = (np.asarray(x) for x in (scored.labels, scored.scores, scored.decided))
+
+    def figures(keep: np.ndarray) -> dict:
+        chosen = [i for i in np.flatnonzero(keep) if i in scored.maps]
+        return {**_image_figures(labels[keep], scores[keep], decided[keep]),
+                **_pixel_figures([scored.maps[i] for i in chosen], [scored.masks[i] for i in chosen],
+                                 [scored.outlines[i] for i in chosen])}
+
+    report = figures(np.ones(len(labels), bool))
+    kinds = sorted({(types or {}).get(image) for image, label in zip(scored.images, labels) if label} - {None})
+    if kinds:
+        report["per_type"] = {kind: figures(~labels | np.asarray([types.get(image) == kind for image in scored.images]))
+                              for kind in kinds}
+    return report
+
+
+def _progress(rows, **kwargs):
+    return tqdm(rows, disable=None, **kwargs)  # a bar on a terminal, silence in a log
+
+
 def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[int],
-                    progress: Callable = tqdm) -> dict:
-    """Every figure over `rows` of the set, overall and per defect type (each type against the intact photos)."""
-    labels, scores, decided, maps, masks, outlines, with_mask = [], [], [], [], [], [], []
+                    progress: Callable = _progress) -> dict:
+    """Every figure over `rows` of the set, overall and per defect type, with the time per photo."""
+    scored = Scored()
     started = time.perf_counter()
     for row in progress(rows, desc="scoring", unit="photo", leave=False):
-        image = anomaly_set.images[row]
+        image, defective = anomaly_set.images[row], bool(anomaly_set.defective[row])
         found = localizer.locate(read_photo(anomaly_set.path(row)))
-        labels.append(bool(anomaly_set.defective[row]))
-        scores.append(found.score)
-        decided.append(found.defective)
-        known = not labels[-1] or image in anomaly_set.masks
-        with_mask.append(known)
-        if known:
-            maps.append(found.anomaly_map)
-            outlines.append(found.mask)
-            masks.append(read_mask(anomaly_set.masks[image]) if labels[-1] else np.zeros(found.mask.shape, bool))
+        known = not defective or image in anomaly_set.masks
+        mask = (read_mask(anomaly_set.masks[image]) if defective else np.zeros(found.mask.shape, bool)) \
+            if known else None
+        scored.add(image, defective, found.score, found.defective, found.anomaly_map, mask, found.mask)
     elapsed = time.perf_counter() - started
-    labels, scores, decided, with_mask = map(np.asarray, (labels, scores, decided, with_mask))
-    report = {**_image_figures(labels, scores, decided), **_pixel_figures(maps, masks, outlines),
-              "ms_per_photo": 1000 * elapsed / max(len(rows), 1)}
-    kinds = {anomaly_set.types.get(anomaly_set.images[row]) for row, label in zip(rows, labels) if label} - {None}
-    per_type = {}
-    mask_index = np.cumsum(with_mask) - 1
-    for kind in sorted(kinds):
-        keep = np.asarray([not label or anomaly_set.types.get(anomaly_set.images[row]) == kind
-                           for row, label in zip(rows, labels)])
-        chosen = [mask_index[i] for i in np.flatnonzero(keep & with_mask)]
-        per_type[kind] = {**_image_figures(labels[keep], scores[keep], decided[keep]),
-                          **_pixel_figures([maps[i] for i in chosen], [masks[i] for i in chosen],
-                                           [outlines[i] for i in chosen])}
-    if per_type:
-        report["per_type"] = per_type
-    return report
+    return {**summarise(scored, anomaly_set.types), "ms_per_photo": 1000 * elapsed / max(len(rows), 1)}
 
 
 def describe(report: dict) -> str:
     """The report as a few printed lines."""
     def line(name: str, figures: dict) -> str:
         shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}" for key in
-                 ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice") if key in figures]
+                 ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice") if key in figures
+                 and not np.isnan(figures[key])]
         return f"  {name:<10} {figures['photos']:>5} photos ({figures['defective']} defective): " + ", ".join(shown)
 
     lines = [line("all", report)]

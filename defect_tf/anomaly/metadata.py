@@ -31,6 +31,8 @@ class LocalizerMetadata:
     settings: dict = field(default_factory=dict)  # the model's own settings (backbone, levels, coreset size, ...)
     data_dir: str = ""
     labels_file: str = ""
+    masks_dir: str = ""
+    types_file: str = ""
     split: dict[str, list[str]] = field(default_factory=dict)
     trained_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)

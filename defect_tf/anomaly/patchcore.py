@@ -93,7 +93,7 @@ class PatchCore(AnomalyModel):
         bank = np.concatenate(rows)
         size = min(int(self.settings["coreset_size"]), len(bank))
         report(f"coreset: {size:,} of {len(bank):,} patch features ({bank.shape[1]} values each)")
-        with tqdm(total=size, desc="coreset", unit="row", leave=False, unit_scale=True) as bar:
+        with tqdm(total=size, desc="coreset", unit="row", leave=False, unit_scale=True, disable=None) as bar:
             self.bank = bank[greedy_coreset(bank, size, seed=self.settings.get("seed", 0), report=bar.update)]
 
     def raw_map(self, inputs: np.ndarray) -> np.ndarray:

@@ -89,8 +89,12 @@ def _check_photos(anomaly_set: AnomalySet, config: LocalizerConfig, log) -> Anom
     return anomaly_set
 
 
+def _absolute(path: str | None) -> str:
+    return str(Path(path).resolve()) if path else ""
+
+
 def _photos(anomaly_set: AnomalySet, rows: list[int], what: str):
-    for row in tqdm(rows, desc=what, unit="photo", leave=False):
+    for row in tqdm(rows, desc=what, unit="photo", leave=False, disable=None):
         yield read_photo(anomaly_set.path(row))
 
 
@@ -133,7 +137,8 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     metadata = LocalizerMetadata(
         model=config.model, image_size=image_size, image_threshold=thresholds.image,
         pixel_threshold=thresholds.pixel, calibration=thresholds.rule, settings=model.settings,
-        data_dir=str(Path(config.data).resolve()), labels_file=str(config.labels or ""),
+        data_dir=str(Path(config.data).resolve()), labels_file=_absolute(config.labels),
+        masks_dir=_absolute(config.masks), types_file=_absolute(config.types),
         split={part: [anomaly_set.images[r] for r in anomaly_set.rows(part)] for part in ("train", "val", "test")},
         trained_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     location = save_localizer(output, model, metadata)

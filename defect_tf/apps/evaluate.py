@@ -2,7 +2,8 @@
 
 By default the bundle's own test split is scored against the labels it was trained with (its label file,
 or its class folders). Multi-label and binary models get per-attribute tables, multi-class models accuracy
-and a confusion matrix.
+and a confusion matrix. An anomaly localiser (--model outputs/localizer) gets image AUROC and F1 and, with
+defect masks, pixel AUROC, PRO, IoU and Dice, per defect type with --types.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from defect_tf.anomaly.store import has_localizer
 from defect_tf.apps.cli import (
     Parser,
     add_json_flag,
@@ -31,6 +33,7 @@ from defect_tf.errors import DefectTFError, LabelError
 from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle, split_table
 from defect_tf.inference.predictor import PREDICT_BATCH
 from defect_tf.io import output_folder
+from defect_tf.io.files import write_text
 from defect_tf.runtime.select import RUNTIMES, open_inferencer, runtime_of_file
 from defect_tf.tasks import task_labels
 
@@ -51,6 +54,10 @@ def build_parser() -> Parser:
                         help="what runs the model (default: keras; a model file given as --model, its own runtime); "
                              "auto: the bundle's exported model if it has one")
     parser.add_argument("--batch-size", type=number_in(int, 1, 1024), default=PREDICT_BATCH)
+    parser.add_argument("--masks", metavar="DIR", type=existing_folder,
+                        help="a localiser: defect masks, IMAGE_STEM.png (default: the ones it was trained with)")
+    parser.add_argument("--types", metavar="FILE", type=existing_file,
+                        help="a localiser: `image type` rows, for figures per defect type (default: its own)")
     add_json_flag(parser)
     return parser
 
@@ -68,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate(args) -> int:
+    if not _holds_classifier(args.model) and has_localizer(args.model):
+        return evaluate_localizer(args)
+    if args.masks or args.types:
+        raise DefectTFError("--masks and --types are for an anomaly localiser (--model outputs/localizer)")
     bundle = load_bundle(args.model)
     data_dir = args.data or bundle.metadata.data_dir
     labels_file = args.labels or bundle.metadata.labels_file or None
@@ -100,6 +111,53 @@ def evaluate(args) -> int:
         print(task.format_report(report))
         plots = ", ".join(str(output / name) for name in task.report_files)
         print(f"metrics saved to {output / METRICS_FILE}, plots to {plots}")
+    return 0
+
+
+def _holds_classifier(model: str) -> bool:
+    from defect_tf.bundle.layout import find_bundle, is_localizer, read_record
+
+    try:
+        return not is_localizer(read_record(find_bundle(model)))
+    except DefectTFError:
+        return False
+
+
+def evaluate_localizer(args) -> int:
+    """A localiser on its own test split (or every photo of --data), with the masks and types it knows."""
+    from defect_tf.anomaly.data import read_anomaly_set
+    from defect_tf.anomaly.evaluation import describe, score_localizer
+    from defect_tf.anomaly.store import load_localizer
+
+    localizer = load_localizer(args.model)
+    saved = localizer.metadata
+    data_dir = args.data or saved.data_dir
+    if not Path(data_dir).is_dir():
+        raise DefectTFError(f"the localiser's data folder {data_dir} no longer exists; pass the photos with --data DIR")
+    given = {"labels": args.labels or (None if args.data else saved.labels_file or None),
+             "masks": args.masks or saved.masks_dir or None, "types": args.types or saved.types_file or None}
+    for what, path in given.items():
+        if path and not Path(path).exists():
+            raise DefectTFError(f"the localiser's {what} {path} no longer exist; pass them with --{what}")
+    anomaly_set = read_anomaly_set(data_dir, given["labels"], masks=given["masks"], types=given["types"],
+                                   require_train=False)
+    split = args.split or ("all" if args.data else "test")
+    wanted = set(anomaly_set.images) if split == "all" else set(saved.split.get(split, []))
+    rows = [row for row, image in enumerate(anomaly_set.images) if image in wanted]
+    if not rows:
+        raise DefectTFError(f"no {split} photos to score in {data_dir}")
+    output = Path(args.output) if args.output else localizer.path.parent
+    if args.output:
+        output_folder.check_no_overlap(args.output, data_dir)
+    report = score_localizer(localizer, anomaly_set, rows)
+    with output_folder.locked(output):
+        write_text(output_folder.claim(output, [METRICS_FILE]) / METRICS_FILE, json.dumps(report, indent=1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{split} photos of {given['labels'] or data_dir}, {saved.model} localiser ({localizer.path})")
+        print(describe(report))
+        print(f"metrics saved to {output / METRICS_FILE}")
     return 0
 
 
