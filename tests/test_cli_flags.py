@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from defect_tf.apps import evaluate, export, predict, serve, train, web
+from defect_tf.apps import evaluate, export, predict, serve, train, train_anomaly, web
 from defect_tf.apps.cli import run
 
-COMMANDS = {"train": train, "inference": predict, "evaluate": evaluate, "app": web, "export": export, "serve": serve}
+COMMANDS = {"train": train, "train_anomaly": train_anomaly, "inference": predict, "evaluate": evaluate, "app": web, "export": export, "serve": serve}
 
 # command -> flag -> bad values. "{file}" is an existing file, "{folder}" an existing folder without a bundle,
 # "{data}" the data folder, "{busy_port}" a port another socket holds, "{split_bad}" a malformed split file.
@@ -57,6 +57,22 @@ BAD_VALUES = {
         "--data": ["{missing}", "{file}"],
         "--output": ["{data}/predictions.csv"],  # for a folder run (--data) only
         "--explain": ["{file}", ""],
+        "--localize": ["{file}", "", "{output}"],  # the model beside it holds no localiser
+    },
+    "train_anomaly": {
+        "--task": ["multilabel"],
+        "--data": ["{missing}", "{file}", "{folder}"],  # the last: no images in it
+        "--labels": ["{missing}", "{folder}", "{labels}"],  # the last: four attributes, not one
+        "--masks": ["{missing}", "{file}"],
+        "--types": ["{missing}", "{folder}"],
+        "--split-file": ["{missing}", "{split_bad}"],
+        "--on-bad-image": ["maybe"],
+        "--model": ["draem2", ""],
+        "--backbone": ["small_cnn", "nope"],  # small_cnn: no pretrained weights
+        "--image-size": ["31", "2000", "x"],
+        "--coreset-size": ["99", "x"],
+        "--seed": ["-1", "x"],
+        "--output": ["{file}", "{data}/out"],  # the last: inside the photos
     },
     "serve": {
         "--model": ["{missing}", "{file}", "{folder}", ""],
@@ -81,6 +97,8 @@ BAD_VALUES = {
         "--runtime": ["tpu", "onnx"],  # the bundle holds no exported model
         "--output": ["{file}"],
         "--batch-size": ["0", "-3", "x"],
+        "--masks": ["{missing}", "{file}", "{folder}"],  # the last: the model is a classifier
+        "--types": ["{missing}", "{folder}"],
     },
     "app": {
         "--model": ["{missing}", "{file}", "{folder}"],
@@ -139,6 +157,7 @@ def base_arguments(command: str, places: dict) -> list[str]:
     """Valid arguments for everything but the flag under test."""
     return {"train": ["--data", places["data"], "--labels", places["labels"], "--output", places["output"],
                       "--backbone", "small_cnn", "--weights", "none", "--image-size", "32"],
+            "train_anomaly": ["--task", "anomaly", "--data", places["data"], "--output", places["output"]],
             "inference": [places["image"], "--model", places["model"]],
             "evaluate": ["--model", places["model"]],
             "app": ["--model", places["model"]],

@@ -84,6 +84,7 @@ def test_the_bundles_record_the_decisions_and_the_guarded_readers_import_no_tens
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.integration  # runs git
 def test_the_repository_tracks_nothing_that_make_demo_writes():
     """`make demo` in a fresh clone refuses to replace files it did not write: a tracked `labels.txt` stopped it."""
     import subprocess
