@@ -1,0 +1,135 @@
+"""Which backbone levels PatchCore compares photos on, measured on the magnetic tiles (`../shared/data/anomaly`).
+
+An exploration, cheaper than the full pipeline: every photo's Lite0 maps (P2-P5, shorter side 256 px, standardised)
+are computed once and cached; each configuration then builds its patch features (3x3 neighbourhood average,
+coarser levels brought to the finest level's grid), draws a random memory bank (no coreset) from the intact train
+photos, and scores the test split: image AUROC (the mean of each map's top 1%) and pixel AUROC (every 4th pixel,
+at the model's input size), overall and per defect type.
+
+    python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
+
+from defect_tf.anomaly.coreset import nearest_distances
+from defect_tf.anomaly.images import model_input, read_photo, standardised
+from defect_tf.anomaly.patchcore import build_feature_model
+
+LEVELS = ["P2", "P3", "P4", "P5"]
+TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
+
+
+def rows(path: Path) -> dict[str, str]:
+    return dict(line.split() for line in path.read_text().splitlines()[1:] if line.strip())
+
+
+def cached_maps(folder: Path, work: Path, side: int) -> dict:
+    """Every photo's maps at P2-P5 (float16), its mask at the input size, split, label and type; cached in `work`."""
+    cache = work / f"maps{side}.pkl"
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    split, label, kind = rows(folder / "split.txt"), rows(folder / "labels.txt"), rows(folder / "types.txt")
+    model = build_feature_model("efficientnet_lite0", LEVELS, "imagenet")
+    out = {}
+    for name in tqdm(sorted(split), desc="features", unit="photo"):
+        x = standardised(model_input(read_photo(folder / "images" / name), side))
+        maps = [np.asarray(m)[0].astype(np.float16) for m in model.predict_on_batch(x[None])]
+        mask = None
+        if label[name] == "1":
+            mask = np.asarray(Image.open(folder / "masks" / f"{name[:-4]}.png").resize((x.shape[1], x.shape[0]),
+                                                                                       Image.NEAREST)) > 0
+        out[name] = dict(maps=maps, mask=mask, split=split[name], label=int(label[name]), type=kind[name],
+                         shape=x.shape[:2])
+    cache.write_bytes(pickle.dumps(out))
+    return out
+
+
+def patch_features(entry: dict, levels: list[int], centre: str) -> np.ndarray:
+    maps = [entry["maps"][i].astype(np.float32) for i in levels]
+    finest, out = maps[0].shape[:2], []
+    for level in maps:
+        level = ndimage.uniform_filter(level, size=(3, 3, 1), mode="nearest")
+        if level.shape[:2] != finest:
+            level = ndimage.zoom(level, (finest[0] / level.shape[0], finest[1] / level.shape[1], 1), order=1)
+        out.append(level)
+    features = np.concatenate(out, -1)
+    if centre == "median":
+        features = features - np.median(features.reshape(-1, features.shape[-1]), 0)
+    return features
+
+
+def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int) -> dict:
+    rng = np.random.default_rng(0)
+    train = [name for name, entry in cache.items() if entry["split"] == "train"]
+    bank = np.concatenate([features.reshape(-1, features.shape[-1])
+                           for features in (patch_features(cache[name], levels, centre) for name in train)])
+    bank = bank[rng.choice(len(bank), min(bank_rows, len(bank)), replace=False)]
+    test = [name for name, entry in cache.items() if entry["split"] == "test"]
+    labels, scores, pixel_maps, pixel_truth, kinds = [], [], [], [], []
+    for name in tqdm(test, desc="scoring", unit="photo", leave=False):
+        entry = cache[name]
+        features = patch_features(entry, levels, centre)
+        h, w = features.shape[:2]
+        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(h, w)
+        height, width = entry["shape"]
+        anomaly_map = ndimage.gaussian_filter(ndimage.zoom(distances, (height / h, width / w), order=1), 4)
+        values = np.sort(anomaly_map.ravel())
+        scores.append(values[-max(1, int(0.01 * values.size)):].mean())
+        labels.append(entry["label"])
+        kinds.append(entry["type"])
+        truth = entry["mask"] if entry["mask"] is not None else np.zeros((height, width), bool)
+        pixel_maps.append(anomaly_map.ravel()[::4])
+        pixel_truth.append(truth.ravel()[::4])
+    labels, scores, kinds = np.array(labels), np.array(scores), np.array(kinds)
+    result = {"image_auroc": roc_auc_score(labels, scores),
+              "pixel_auroc": roc_auc_score(np.concatenate(pixel_truth), np.concatenate(pixel_maps))}
+    for kind in TYPES:
+        keep = (kinds == kind) | (kinds == "free")
+        chosen = np.flatnonzero(keep)
+        result[kind] = (roc_auc_score(labels[keep], scores[keep]),
+                        roc_auc_score(np.concatenate([pixel_truth[i] for i in chosen]),
+                                      np.concatenate([pixel_maps[i] for i in chosen])))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
+    parser.add_argument("--levels", nargs="+", default=["P3,P4", "P3,P4,P5"])
+    parser.add_argument("--centre", nargs="+", default=["none"], choices=["none", "median"])
+    parser.add_argument("--bank", type=int, default=40_000)
+    parser.add_argument("--work", help="folder for the cached maps")
+    args = parser.parse_args(argv)
+    folder = data_folder(args.data_root, "anomaly")
+    cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), 256)
+    lines = ["| levels | per-photo centring | image AUROC | pixel AUROC | " + " | ".join(
+        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|" + "---:|" * len(TYPES)]
+    figures = {}
+    for levels in args.levels:
+        for centre in args.centre:
+            result = evaluate(cache, [LEVELS.index(level) for level in levels.split(",")], centre, args.bank)
+            figures[f"{levels} {centre}"] = result
+            lines.append(f"| {levels} | {centre} | {result['image_auroc']:.3f} | {result['pixel_auroc']:.3f} | "
+                         + " | ".join(f"{result[k][0]:.2f} / {result[k][1]:.2f}" for k in TYPES) + " |")
+            print(lines[-1], flush=True)
+    record("patchcore_features", "PatchCore's feature levels on the magnetic tiles (exploration)",
+           f"Random memory bank of {args.bank:,} rows (no coreset), shorter side 256 px, standardised photos.\n\n"
+           + "\n".join(lines), figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(lambda: main()))
