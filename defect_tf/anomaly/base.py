@@ -12,10 +12,10 @@ from typing import Callable, ClassVar, Iterable
 import numpy as np
 
 from defect_tf.anomaly.images import model_input
-from defect_tf.anomaly.maps import to_photo_size
+from defect_tf.anomaly.maps import resize_map
 
 Report = Callable[[str], None]  # a line of progress
-TOP_SHARE = 0.01  # a photo's score: the mean of its map's highest 1% (magnetic tiles, docs/benchmarks.md)
+TOP_SHARE = 0.01  # a photo's score: the mean of its map's highest 1% (a first exploration: docs/findings.md)
 
 
 class AnomalyModel(ABC):
@@ -47,7 +47,7 @@ class AnomalyModel(ABC):
 
     def anomaly_map(self, photo: np.ndarray) -> np.ndarray:
         """The photo's anomaly map (float32) at the photo's own height and width: higher is more anomalous."""
-        return to_photo_size(self.raw_map(model_input(photo, self.image_size)), photo.shape[:2])
+        return resize_map(self.raw_map(model_input(photo, self.image_size)), photo.shape[:2])
 
     def image_score(self, anomaly_map: np.ndarray) -> float:
         """The photo's anomaly score: the mean of its map's highest TOP_SHARE of pixels (the map is already

@@ -20,8 +20,3 @@ def resize_map(anomaly_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return np.asarray(anomaly_map, np.float32)
     image = Image.fromarray(np.ascontiguousarray(anomaly_map, dtype=np.float32), "F")
     return np.asarray(image.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32)
-
-
-def to_photo_size(anomaly_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A map at the model's input size, brought to the photo's (height, width)."""
-    return resize_map(anomaly_map, shape)

@@ -37,7 +37,7 @@ DEFAULTS = {
     "neighbourhood": 3,
     "coreset_size": 10_000,  # rows kept in the memory bank
     "max_patches": 200_000,  # rows drawn from all photos before the coreset is chosen (bounds memory and time)
-    "standardise": True,  # each photo's channels to one mean and spread first (anomaly/images.py)
+    "standardise": True,  # each photo's channels to one mean and spread first (a first exploration: docs/findings.md)
 }
 
 

@@ -26,6 +26,7 @@ from defect_tf.apps.cli import (
     number_in,
     run,
 )
+from defect_tf.bundle.layout import holds_classifier
 from defect_tf.bundle.store import load_bundle
 from defect_tf.data.sources import load_source
 from defect_tf.data.splits import SPLITS
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate(args) -> int:
-    if not _holds_classifier(args.model) and has_localizer(args.model):
+    if not holds_classifier(args.model) and has_localizer(args.model):
         return evaluate_localizer(args)
     if args.masks or args.types:
         raise DefectTFError("--masks and --types are for an anomaly localiser (--model outputs/localizer)")
@@ -112,15 +113,6 @@ def evaluate(args) -> int:
         plots = ", ".join(str(output / name) for name in task.report_files)
         print(f"metrics saved to {output / METRICS_FILE}, plots to {plots}")
     return 0
-
-
-def _holds_classifier(model: str) -> bool:
-    from defect_tf.bundle.layout import find_bundle, is_localizer, read_record
-
-    try:
-        return not is_localizer(read_record(find_bundle(model)))
-    except DefectTFError:
-        return False
 
 
 def evaluate_localizer(args) -> int:

@@ -133,16 +133,6 @@ def predict(args) -> int:
     return EXIT_USER_ERROR if errors else 0
 
 
-def _has_classifier(model: str) -> bool:
-    from defect_tf.bundle.layout import find_bundle, is_localizer, read_record
-    from defect_tf.errors import BundleError
-
-    try:
-        return not is_localizer(read_record(find_bundle(model)))
-    except BundleError:
-        return False
-
-
 def localize(args) -> int:
     """Stage 1 (the classifier, if --model holds one), then the localiser's outline on the photos called damaged."""
     from defect_tf.quiet import quiet_tensorflow_start
@@ -150,9 +140,10 @@ def localize(args) -> int:
     quiet_tensorflow_start()  # the localiser's feature model runs with Keras
     from defect_tf.anomaly.pipeline import TwoStage, write_overlays
     from defect_tf.anomaly.store import load_localizer
+    from defect_tf.bundle.layout import holds_classifier
 
     localizer = load_localizer(args.model)
-    classifier = open_inferencer(args.model, args.runtime, args.threads) if _has_classifier(args.model) else None
+    classifier = open_inferencer(args.model, args.runtime, args.threads) if holds_classifier(args.model) else None
     answers, errors = TwoStage(classifier, localizer).answer(args.images)
     overlays = write_overlays(answers, args.localize)
     if args.json:

@@ -56,6 +56,14 @@ def is_localizer(record: dict) -> bool:
     return str(record.get("format", "")).startswith(LOCALIZER_PREFIX)
 
 
+def holds_classifier(path: str | Path) -> bool:
+    """Whether `path` (a bundle, its output folder or a model file) holds a classifier, not only a localiser."""
+    try:
+        return not is_localizer(read_record(find_bundle(path)))
+    except BundleError:
+        return False
+
+
 def read_metadata(location: Path) -> BundleMetadata:
     """A classifier bundle folder's `bundle.json`, read through the guarded reader, migrated and checked."""
     saved = read_record(location)
