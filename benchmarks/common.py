@@ -59,8 +59,29 @@ def machine() -> str:
             else f"{platform.machine()}, {os.cpu_count()} CPU cores, GPU") + f", TensorFlow {tf.__version__}"
 
 
+def as_a_user_types_it(arguments: list[str]) -> list[str]:
+    """A benchmark's arguments as a user would run them: `--data-root` at its default left out, another data root
+    and every path under the project relative to it, a work folder in a temporary place as `runs/NAME`."""
+    out, index = [], 0
+    while index < len(arguments):
+        flag, value = arguments[index], arguments[index + 1] if index + 1 < len(arguments) else None
+        if flag == "--data-root" and value is not None:
+            index += 2
+            if Path(value).resolve() != DEFAULT_DATA_ROOT.resolve():
+                out += [flag, os.path.relpath(Path(value).resolve(), ROOT)]
+            continue
+        if flag == "--work" and value is not None and not Path(value).resolve().is_relative_to(ROOT.resolve()):
+            out += [flag, f"runs/{Path(value).name}"]
+            index += 2
+            continue
+        out.append(os.path.relpath(flag, ROOT) if flag.startswith(str(ROOT)) else flag)
+        index += 1
+    return out
+
+
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(arg) for arg in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    arguments = [os.path.relpath(sys.argv[0], ROOT), *as_a_user_types_it(sys.argv[1:])]
+    return "python " + " ".join(shlex.quote(arg) for arg in arguments)
 
 
 def shared_split(folder: Path, labels: Path, work: Path, seed: int) -> Path:

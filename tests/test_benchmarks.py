@@ -270,3 +270,10 @@ def test_the_anomaly_benchmark_takes_its_labelled_defects_out_of_the_test_split(
         assert sum(parts[n] == "val" for n in labelled) == LABELLED_PER_TYPE // 5
     assert sum(parts[n] == "val" for n in names if types[n] == "free") == 2  # a tenth of the 20 intact train photos
     assert test == sorted(n for n in names if parts[n] == "test") and len(test) == 80 - 20 - 2 * LABELLED_PER_TYPE
+
+
+def test_a_recorded_command_reads_as_a_user_types_it():
+    from common import DEFAULT_DATA_ROOT, as_a_user_types_it
+
+    assert as_a_user_types_it(["--dataset", "neu", "--data-root", str(DEFAULT_DATA_ROOT), "--work", "/tmp/bench/x",
+                               "--seed", "1"]) == ["--dataset", "neu", "--work", "runs/x", "--seed", "1"]
