@@ -10,6 +10,7 @@ from typing import Callable
 
 from defect_tf.anomaly.registry import ANOMALY_MODELS
 from defect_tf.bundle.layout import LOCALIZER_PREFIX
+from defect_tf.bundle.metadata import migrated
 from defect_tf.errors import BundleError
 
 FORMAT = f"{LOCALIZER_PREFIX}1"
@@ -45,10 +46,7 @@ class LocalizerMetadata:
 
     @classmethod
     def from_json(cls, data, where: str) -> LocalizerMetadata:
-        found = data.get("format") if isinstance(data, dict) else None
-        while found in MIGRATIONS:
-            data = MIGRATIONS[found](data)
-            found = data.get("format")
+        data, found = migrated(data, MIGRATIONS)
         if found != FORMAT:
             raise BundleError(f"{where}: not a {FORMAT} localiser (format {found!r})")
         missing = [name for name in ("model", "image_size", "image_threshold", "pixel_threshold") if name not in data]

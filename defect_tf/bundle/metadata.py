@@ -36,6 +36,16 @@ REQUIRED = ("attributes", "image_size", "thresholds")
 IMAGE_SIZES = (16, 4096)  # what a bundle may say its model takes (training allows 32-1024)
 
 
+def migrated(data, migrations: dict[str, Callable[[dict], dict]]) -> tuple[dict, str | None]:
+    """A saved record walked through `migrations` (format -> next format's dict) as far as they go, and its format
+    then (None for a record that is not a mapping)."""
+    found = data.get("format") if isinstance(data, dict) else None
+    while found in migrations:
+        data = migrations[found](data)
+        found = data.get("format")
+    return data, found
+
+
 @dataclass
 class BundleMetadata:
     """The model's contract (attributes, input size, thresholds) and how it was made. Fields other than the
@@ -68,10 +78,7 @@ class BundleMetadata:
     @classmethod
     def from_json(cls, data, where: str) -> BundleMetadata:
         """The record a `bundle.json` holds, migrated to the current format and checked; `where` names the file."""
-        found = data.get("format") if isinstance(data, dict) else None
-        while found in MIGRATIONS:
-            data = MIGRATIONS[found](data)
-            found = data.get("format")
+        data, found = migrated(data, MIGRATIONS)
         if found != FORMAT:
             raise BundleError(f"{where}: not a {FORMAT} bundle (format {found!r})")
         missing = [key for key in REQUIRED if key not in data]
