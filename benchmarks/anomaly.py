@@ -1,15 +1,18 @@
-"""Where is the defect, on the magnetic tiles (`../shared/data/anomaly`): the anomaly localiser, the classifier's
-own heatmap thresholded as a mask, and the two stages together, scored on the same test photos.
+"""Where is the defect, on the magnetic tiles (`../shared/data/anomaly`): the anomaly localisers (PatchCore and
+DRAEM), the classifier's own heatmap thresholded as a mask, and the two stages together, scored on the same test
+photos.
 
 A user starting out has many intact photos and a few labelled defects: here 20 of each of the 5 types (with their
 masks), drawn from the data set's test split (seed 0); the rest of the test split (190 intact, 292 defective) is
-scored. The localiser is fitted on the intact train photos only; the labelled defects set its thresholds (F1 rule)
-and train the binary classifier (Lite0, default recipe). Arms: `localizer` alone; `heatmap` (the classifier decides,
-its LayerCAM map is the anomaly map, the outline is where it reaches half its peak); `two-stage` (the classifier
-decides, the localiser outlines the photos it calls damaged). Image AUROC and F1 at each method's threshold,
-pixel AUROC, PRO (to 30% false-positive rate), IoU and Dice of the outlines, fit time, ms per photo.
+scored. The localisers are fitted on the intact train photos only; the labelled defects set their thresholds (F1
+rule) and train the binary classifier (Lite0, default recipe). Arms: each localiser alone (`patchcore`, `draem`);
+`heatmap` (the classifier decides, its LayerCAM map is the anomaly map, the outline is where it reaches half its
+peak); `two-stage` (the classifier decides, PatchCore outlines the photos it calls damaged). Image AUROC and F1 at
+each method's threshold, pixel AUROC, PRO (to 30% false-positive rate), IoU and Dice of the outlines, fit time,
+ms per photo.
 
-    python benchmarks/anomaly.py [--image-size 256] [--coreset-size 10000] [--work DIR]
+    python benchmarks/anomaly.py [--models patchcore,draem] [--image-size 256] [--draem-image-size 128]
+                                 [--draem-epochs 40] [--coreset-size 10000] [--work DIR]
 """
 
 from __future__ import annotations
@@ -64,12 +67,21 @@ def write_split(folder: Path, work: Path, seed: int) -> tuple[Path, list[str]]:
     return path, sorted(image for image, part in parts.items() if part == "test")
 
 
-def fit_localizer(folder: Path, split: Path, output: Path, args) -> float:
+def localizer_folder(work: Path, model: str, args) -> Path:
+    if model == "patchcore":
+        return work / f"localizer-{args.image_size}-{args.coreset_size}"
+    return work / f"draem-{args.draem_image_size}-{args.draem_epochs}"
+
+
+def fit_localizer(folder: Path, split: Path, output: Path, model: str, args) -> float:
+    """Fit (or, with a checkpoint there, resume) the localiser; a finished one is read back."""
     if not (output / METRICS_FILE).is_file():
+        resume = (output / "checkpoint" / "state.json").is_file()
         train_localizer(LocalizerConfig(
             data=str(folder / "images"), labels=str(folder / "labels.txt"), split_file=str(split),
-            masks=str(folder / "masks"), types=str(folder / "types.txt"), output=str(output), model="patchcore",
-            image_size=args.image_size, coreset_size=args.coreset_size, seed=args.seed))
+            masks=str(folder / "masks"), types=str(folder / "types.txt"), output=str(output), model=model,
+            image_size=args.image_size if model == "patchcore" else args.draem_image_size,
+            coreset_size=args.coreset_size, epochs=args.draem_epochs, seed=args.seed, resume=resume))
     return json.loads((output / METRICS_FILE).read_text())["fit_seconds"]
 
 
@@ -82,13 +94,15 @@ def fit_classifier(folder: Path, split: Path, output: Path, args) -> float:
     return float((output / "train_seconds.txt").read_text())
 
 
-def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_dir: Path) -> dict[str, dict]:
-    """Every arm over the same test photos, each photo read once."""
+def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_dirs: dict[str, Path]) -> dict[str, dict]:
+    """Every arm over the same test photos, each photo read once; the two stages use the first localiser."""
     labels, masks_dir = read_rows(folder / "labels.txt"), folder / "masks"
-    bundle, localizer = load_bundle(classifier_dir), load_localizer(localizer_dir)
+    bundle = load_bundle(classifier_dir)
+    localizers = {name: load_localizer(path) for name, path in localizer_dirs.items()}
+    second_stage = next(iter(localizers.values()))
     cam = GradCAM(bundle.model, bundle.metadata.backbone)
     threshold = float(bundle.thresholds[0])
-    arms = {name: Scored() for name in ("localizer", "heatmap", "two-stage")}
+    arms = {name: Scored() for name in (*localizers, "heatmap", "two-stage")}
     seconds = {name: 0.0 for name in arms}
     for image in tqdm(test, desc="scoring", unit="photo"):
         defective = labels[image] == "1"
@@ -107,13 +121,14 @@ def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_di
         arms["heatmap"].add(image, defective, probability, called, heatmap, mask, outline)
         seconds["heatmap"] += classified + time.perf_counter() - started
 
-        started = time.perf_counter()
-        found = localizer.locate(photo)
-        seconds["localizer"] += time.perf_counter() - started
-        arms["localizer"].add(image, defective, found.score, found.defective, found.anomaly_map, mask, found.mask)
+        for name, localizer in localizers.items():
+            started = time.perf_counter()
+            found = localizer.locate(photo)
+            seconds[name] += time.perf_counter() - started
+            arms[name].add(image, defective, found.score, found.defective, found.anomaly_map, mask, found.mask)
 
         started = time.perf_counter()
-        staged = localizer.locate(photo, outline=True) if called else None
+        staged = second_stage.locate(photo, outline=True) if called else None
         seconds["two-stage"] += classified + time.perf_counter() - started
         arms["two-stage"].add(image, defective, probability, called,
                               staged.anomaly_map if staged else np.zeros(mask.shape, np.float32), mask,
@@ -139,30 +154,41 @@ def per_type_table(reports: dict[str, dict]) -> str:
     for kind in kinds:
         cells = [" / ".join(number(r["per_type"][kind].get(c)) for c in ("image_auroc", "pixel_auroc", "iou"))
                  for r in reports.values()]
-        lines.append(f"| {kind} ({reports['localizer']['per_type'][kind]['defective']}) | " + " | ".join(cells) + " |")
+        count = next(iter(reports.values()))["per_type"][kind]["defective"]
+        lines.append(f"| {kind} ({count}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
-    parser.add_argument("--image-size", type=int, default=256, help="the localiser's shorter side")
+    parser.add_argument("--models", default="patchcore,draem", help="the localisers, the first one the second stage")
+    parser.add_argument("--image-size", type=int, default=256, help="PatchCore's shorter side")
     parser.add_argument("--coreset-size", type=int, default=10_000)
+    parser.add_argument("--draem-image-size", type=int, default=128, help="DRAEM's shorter side")
+    parser.add_argument("--draem-epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", help="folder for the runs (a rerun there reads finished runs)")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     work = work_folder(args.work, "anomaly-")
     split, test = write_split(folder, work, args.seed)
-    localizer_dir, classifier_dir = work / f"localizer-{args.image_size}-{args.coreset_size}", work / "classifier"
-    fit = fit_localizer(folder, split, localizer_dir, args)
+    models = args.models.split(",")
+    localizer_dirs = {model: localizer_folder(work, model, args) for model in models}
+    fits = {model: fit_localizer(folder, split, path, model, args) for model, path in localizer_dirs.items()}
+    classifier_dir = work / "classifier"
     trained = fit_classifier(folder, split, classifier_dir, args)
-    reports = score_arms(folder, test, classifier_dir, localizer_dir)
-    times = {"localizer": f"{fit:.0f} s", "heatmap": f"{trained:.0f} s", "two-stage": f"{fit + trained:.0f} s"}
+    reports = score_arms(folder, test, classifier_dir, localizer_dirs)
+    times = {**{model: f"{fit:.0f} s" for model, fit in fits.items()}, "heatmap": f"{trained:.0f} s",
+             "two-stage": f"{fits[models[0]] + trained:.0f} s"}
     intact = sum(1 for image in test if read_rows(folder / "labels.txt")[image] == "0")
-    markdown = (f"{len(test)} test photos ({intact} intact, {len(test) - intact} defective); the localiser is "
-                f"PatchCore (Lite0 features, shorter side {args.image_size} px, memory bank {args.coreset_size:,} "
-                f"rows), the classifier binary Lite0 at its defaults. Pixel figures over every test photo (intact "
+    described = {"patchcore": f"PatchCore (Lite0 features, shorter side {args.image_size} px, memory bank "
+                              f"{args.coreset_size:,} rows)",
+                 "draem": f"DRAEM (base width 16, shorter side {args.draem_image_size} px, {args.draem_epochs} "
+                          "epochs)"}
+    markdown = (f"{len(test)} test photos ({intact} intact, {len(test) - intact} defective); the localisers: "
+                f"{'; '.join(described[model] for model in models)}; the classifier binary Lite0 at its defaults, "
+                f"the two stages it and {models[0]}. Pixel figures over every test photo (intact "
                 f"ones: all-zero masks); IoU and Dice of the outlines, drawn only on photos called defective.\n\n"
                 f"{table(reports, times)}\n\nPer defect type (each type's photos against the intact ones):\n\n"
                 f"{per_type_table(reports)}")

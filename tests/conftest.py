@@ -10,8 +10,10 @@ import subprocess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
+from PIL import Image  # noqa: E402
 
 # Property-based tests: the same examples on every run (derandomized, no example database written), no per-example
 # deadline (the first decode builds TensorFlow's graph); each test states its own time bound.
@@ -121,3 +123,34 @@ def demo_run(tmp_path_factory):
                                    "--output", str(root / "outputs"), *TRAIN_FLAGS])
     report = train(config, log=print)
     return root, root / "outputs", config, report
+
+
+def _striped(rng, height=48, width=64):
+    stripes = 120 + 25 * np.sin(np.arange(width) / 2.0)[None, :]
+    return np.clip(stripes + rng.normal(0, 6, (height, width)), 0, 255)
+
+
+@pytest.fixture(scope="session")
+def tiles(tmp_path_factory):
+    """Anomaly localisation's data: 36 striped 64 x 48 photos, 30 intact (24 train, 6 test), 6 with a dark disc (test), masks and types."""
+    root = tmp_path_factory.mktemp("tiles")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    labels, split, types = ["image defect"], ["image split"], ["image type"]
+    for i in range(36):
+        name = f"tile_{i:02d}.png"
+        pixels = _striped(rng)
+        defective = i >= 30
+        if defective:
+            yy, xx = np.mgrid[:48, :64]
+            disc = (yy - rng.integers(12, 36)) ** 2 + (xx - rng.integers(12, 52)) ** 2 <= 36
+            pixels[disc] = 30
+            Image.fromarray((disc * 255).astype(np.uint8)).save(root / "masks" / name)
+        Image.fromarray(pixels.astype(np.uint8)).convert("RGB").save(root / "images" / name)
+        labels.append(f"{name} {int(defective)}")
+        split.append(f"{name} {'train' if i < 24 else 'test'}")
+        types.append(f"{name} {'hole' if defective else 'free'}")
+    for file, lines in (("labels.txt", labels), ("split.txt", split), ("types.txt", types)):
+        (root / file).write_text("\n".join(lines) + "\n")
+    return root

@@ -1,6 +1,6 @@
 """What every anomaly model does (as anomalib's models share one base): learn what intact photos look like, then
 give each photo an anomaly map at its own size and an image score. Models differ in how they learn: PatchCore
-fills a memory bank in one pass, DRAEM would learn by gradient descent. Thresholds, outlines and reports are
+fills a memory bank in one pass, DRAEM learns by gradient descent. Thresholds, outlines and reports are
 the same for all (anomaly/calibration.py, anomaly/regions.py, evaluate/localisation.py)."""
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ class AnomalyModel(ABC):
         self.settings = dict(settings)
 
     @abstractmethod
-    def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print) -> None:
-        """Learn from `count` intact photos (upright RGB uint8 arrays, each its own size), streamed once."""
+    def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print,
+            checkpoint_dir: Path | None = None) -> None:
+        """Learn from `count` intact photos (upright RGB uint8 arrays, each its own size), streamed once. A model
+        that learns over epochs saves its state in `checkpoint_dir` after each and resumes from what it finds there."""
 
     @abstractmethod
     def raw_map(self, inputs: np.ndarray) -> np.ndarray:

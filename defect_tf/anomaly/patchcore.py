@@ -84,7 +84,8 @@ class PatchCore(AnomalyModel):
         maps = [np.asarray(m)[0] for m in (maps if isinstance(maps, (list, tuple)) else [maps])]
         return aggregate(maps, int(self.settings["neighbourhood"]))
 
-    def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print) -> None:
+    def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print,
+            checkpoint_dir: Path | None = None) -> None:  # one pass: nothing to resume
         rng = np.random.default_rng(self.settings.get("seed", 0))
         per_photo = max(1, -(-int(self.settings["max_patches"]) // max(count, 1)))
         rows = []

@@ -19,6 +19,9 @@ ANOMALY_MODELS: dict[str, AnomalyEntry] = {
     "patchcore": AnomalyEntry("defect_tf.anomaly.patchcore", "PatchCore",
                               "nearest-neighbour distance to a memory bank of pretrained patch features; one pass",
                               default_size=256),
+    "draem": AnomalyEntry("defect_tf.anomaly.draem.model", "Draem",
+                          "a reconstructive and a discriminative network trained on synthetic anomalies; epochs",
+                          default_size=128),
 }
 
 

@@ -4,8 +4,9 @@ validation split, save the bundle, score the test split. Each phase prints a lin
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -22,11 +23,15 @@ from defect_tf.data.checks import check_images
 from defect_tf.errors import DefectTFError
 from defect_tf.io import output_folder
 from defect_tf.io.files import write_text
+from defect_tf.io.untrusted import read_text
+from defect_tf.limits import MAX_JSON_FILE_BYTES
 from defect_tf.models.registry import BACKBONES
 
 METRICS_FILE = "metrics.json"
 SPLIT_FILE = "split.txt"
-OUTPUTS = ("bundle", METRICS_FILE, SPLIT_FILE)
+CHECKPOINT_DIR = "checkpoint"  # a model that learns over epochs saves its state here after each (anomaly/draem)
+RUN_FILE = "run.json"  # in CHECKPOINT_DIR: the run's settings, so --resume needs only --output
+OUTPUTS = ("bundle", METRICS_FILE, SPLIT_FILE, CHECKPOINT_DIR)
 
 
 @dataclass
@@ -43,14 +48,24 @@ class LocalizerConfig:
     backbone: str = "efficientnet_lite0"
     image_size: int | None = None  # None: the model's own default (anomaly/registry.py)
     coreset_size: int = 10_000
+    epochs: int = 40
     seed: int = 0
     on_bad_image: str = "error"
+    resume: bool = False
+
+    def settings(self) -> dict:
+        """The model's own settings this run sets (the rest are the model's defaults)."""
+        if self.model == "draem":
+            return {"epochs": self.epochs, "seed": self.seed}
+        return {"backbone": self.backbone, "coreset_size": self.coreset_size, "seed": self.seed}
 
     def validate(self) -> None:
         problems = []
         if self.model not in ANOMALY_MODELS:
             problems.append(f"--model must be one of {', '.join(ANOMALY_MODELS)}, not {self.model!r}")
-        if self.backbone not in BACKBONES or BACKBONES[self.backbone].imagenet is None:
+        if not 1 <= self.epochs <= 10_000:
+            problems.append(f"--epochs must be from 1 to 10000, not {self.epochs}")
+        if self.model == "patchcore" and (self.backbone not in BACKBONES or BACKBONES[self.backbone].imagenet is None):
             problems.append(f"--backbone {self.backbone}: PatchCore needs a pretrained backbone, e.g. "
                             "efficientnet_lite0")
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
@@ -98,8 +113,25 @@ def _photos(anomaly_set: AnomalySet, rows: list[int], what: str):
         yield read_photo(anomaly_set.path(row))
 
 
+def saved_run(output: str | Path) -> LocalizerConfig:
+    """The settings of the interrupted run in `output` (for --resume), or a DefectTFError saying why there is none."""
+    path = Path(output) / CHECKPOINT_DIR / RUN_FILE
+    if not path.is_file():
+        raise DefectTFError(f"nothing to resume in {output}: no checkpoint (a run saves one as it starts "
+                            "fitting; DRAEM's holds its last epoch)")
+    try:
+        settings = json.loads(read_text(path, MAX_JSON_FILE_BYTES, "checkpoint run file"))
+        return LocalizerConfig(**{**settings, "output": str(output), "resume": True})
+    except (DefectTFError, ValueError, TypeError) as error:
+        raise DefectTFError(f"the checkpoint in {path.parent} is damaged ({error}); start a new run without "
+                            "--resume") from None
+
+
 def train_localizer(config: LocalizerConfig, log=print) -> dict:
-    """Fit, calibrate, save and score a localiser; returns the test report (empty without test photos)."""
+    """Fit, calibrate, save and score a localiser; returns the test report (empty without test photos).
+    With `config.resume`, the run in `config.output` continues from its checkpoint with its own settings."""
+    if config.resume:
+        config = saved_run(config.output)
     config.validate()
     output_folder.check_no_overlap(config.output, config.data)
     with output_folder.locked(config.output):
@@ -117,12 +149,18 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     write_text(output / SPLIT_FILE, "image split\n" + "".join(
         f"{image} {part}\n" for image, part in zip(anomaly_set.images, anomaly_set.parts)))
     image_size = config.image_size or ANOMALY_MODELS[config.model].default_size
-    settings = {"backbone": config.backbone, "coreset_size": config.coreset_size, "seed": config.seed}
-    model = get_anomaly_model(config.model)(image_size, settings)
+    model = get_anomaly_model(config.model)(image_size, config.settings())
     train_rows = anomaly_set.rows("train", False)
-    log(f"fitting {config.model} ({config.backbone}, shorter side {image_size} px) on {len(train_rows)} intact "
-        "photos")
-    model.fit(_photos(anomaly_set, train_rows, "memory bank"), len(train_rows), log)
+    checkpoint = output / CHECKPOINT_DIR
+    if not config.resume:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # an earlier run's, claimed by this tool
+        checkpoint.mkdir()
+        paths = {name: _absolute(getattr(config, name)) or None for name in ("data", "labels", "masks", "types",
+                                                                               "split_file")}
+        write_text(checkpoint / RUN_FILE, json.dumps({**asdict(config), **paths, "resume": False}))
+    described = config.backbone if config.model == "patchcore" else f"{model.settings['epochs']} epochs"
+    log(f"fitting {config.model} ({described}, shorter side {image_size} px) on {len(train_rows)} intact photos")
+    model.fit(_photos(anomaly_set, train_rows, "reading"), len(train_rows), log, checkpoint)
     fitted = time.time() - started
 
     intact_val, broken_val = anomaly_set.rows("val", False), anomaly_set.rows("val", True)
@@ -142,6 +180,7 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
         split={part: [anomaly_set.images[r] for r in anomaly_set.rows(part)] for part in ("train", "val", "test")},
         trained_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     location = save_localizer(output, model, metadata)
+    shutil.rmtree(checkpoint, ignore_errors=True)
     log(f"saved the localiser to {location} (fitted in {fitted:.0f} s)")
 
     test_rows = anomaly_set.rows("test")

@@ -5,11 +5,17 @@ thresholds). It outlines defects it has never seen: python inference.py PHOTO --
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
+from defect_tf.anomaly.draem.model import STATE_FILE
 from defect_tf.anomaly.registry import ANOMALY_MODELS
-from defect_tf.anomaly.training import LocalizerConfig, train_localizer
+from defect_tf.anomaly.training import CHECKPOINT_DIR, LocalizerConfig, train_localizer
 from defect_tf.apps.cli import EXIT_INTERRUPTED, Parser, existing_file, existing_folder, number_in, run
+from defect_tf.errors import DefectTFError
+from defect_tf.io.untrusted import read_text
+from defect_tf.limits import MAX_JSON_FILE_BYTES
 from defect_tf.models.registry import BACKBONES
 
 DEFAULTS = LocalizerConfig(data="")
@@ -20,8 +26,9 @@ def build_parser():
     parser = Parser(prog="train.py --task anomaly", description=__doc__)
     parser.add_argument("--task", choices=["anomaly"], required=True, help="an anomaly localiser")
     data = parser.add_argument_group("data")
-    data.add_argument("--data", metavar="DIR", type=existing_folder, required=True,
-                      help="the photos: all intact, or the label file's paths are relative to it")
+    data.add_argument("--data", metavar="DIR", type=existing_folder,
+                      help="the photos: all intact, or the label file's paths are relative to it (required unless "
+                           "--resume)")
     data.add_argument("--labels", metavar="FILE", type=existing_file,
                       help="`image defect` rows: 0 intact (fitted on), 1 defective (thresholds and test), NA left out")
     data.add_argument("--masks", metavar="DIR", type=existing_folder,
@@ -44,21 +51,39 @@ def build_parser():
                             + ")")
     model.add_argument("--coreset-size", type=number_in(int, 100, 1_000_000), default=d.coreset_size,
                        help="patchcore: memory-bank rows kept (more: slower, finer)")
+    model.add_argument("--epochs", type=number_in(int, 1, 10_000), default=d.epochs,
+                       help="draem: passes over the intact photos (about a minute each for 760 photos on 2 cores)")
     model.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=d.seed, help="fixes split and sampling")
     parser.add_argument("--output", metavar="DIR", default=d.output,
                         help="folder for the localiser, split and test metrics (outputs/localizer: beside the "
                              "classifier in outputs, the two stages of one pipeline)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --output from its last epoch, with its own settings")
     return parser
 
 
+def interrupted(output: str) -> str:
+    """The line a user reads after interrupting a run writing into `output`."""
+    try:
+        epoch = int(json.loads(read_text(Path(output) / CHECKPOINT_DIR / STATE_FILE, MAX_JSON_FILE_BYTES))["epoch"])
+    except (DefectTFError, ValueError, KeyError, TypeError):
+        return ("interrupted: nothing of this run was saved (a localiser is saved whole or not at all); run the "
+                "same command again")
+    return (f"interrupted; the last completed epoch ({epoch}) is saved. Continue from it with: python train.py "
+            f"--task anomaly --resume --output {output}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    arguments = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    arguments = vars(parser.parse_args(argv))
     arguments.pop("task")
+    if not arguments["data"] and not arguments["resume"]:
+        parser.error("the following arguments are required: --data (or --resume with --output)")
+    arguments["data"] = arguments["data"] or ""
     try:
         train_localizer(LocalizerConfig(**arguments))
     except KeyboardInterrupt:
-        print("interrupted: nothing of this run was saved (a localiser is saved whole or not at all); run the "
-              "same command again", file=sys.stderr)
+        print(interrupted(arguments["output"]), file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
