@@ -19,10 +19,11 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadgroup
 
-# The unit tier: no training, no subprocess, no browser (under a minute, one worker per core); `make test` stays
-# the full suite, in one process (its trained-model fixtures are built once per process).
+# `make test`: the full suite in two workers (each builds the small trained-model fixtures; the demo's training
+# runs once, in the worker that runs all its tests). The unit tier: no training, no subprocess, no browser (under a
+# minute, one worker per core).
 test-fast: setup
 	$(VENV)/bin/ruff check .
 	DEFECT_TF_TIER=unit $(PYTHON) -m pytest -q -n auto -m "not slow and not integration and not browser"

@@ -25,12 +25,20 @@ OUTSIDE_THE_UNIT_TIER = ("slow", "integration", "browser")
 TRAINED_FIXTURES = {"trained_output": "integration", "exported_output": "integration", "demo_run": "slow"}
 
 
+SHARED_BY_ONE_WORKER = ("demo_run",)  # fixtures too costly to build in each worker (`make test` runs two)
+
+
 def pytest_collection_modifyitems(config, items):
-    """A test that uses a trained model's fixture belongs to that fixture's tier."""
+    """A test that uses a trained model's fixture belongs to that fixture's tier; the tests of a costly fixture run
+    in one worker (`--dist loadgroup`), which builds it once."""
     for item in items:
+        names = getattr(item, "fixturenames", ())
         for fixture, marker in TRAINED_FIXTURES.items():
-            if fixture in getattr(item, "fixturenames", ()):
+            if fixture in names:
                 item.add_marker(marker)
+        for fixture in SHARED_BY_ONE_WORKER:
+            if fixture in names:
+                item.add_marker(pytest.mark.xdist_group(fixture))
 
 
 @pytest.fixture(autouse=True)

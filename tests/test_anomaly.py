@@ -16,7 +16,7 @@ from defect_tf.anomaly.calibration import F1_RULE, INTACT_RULE, PIXEL_QUANTILE, 
 from defect_tf.anomaly.coreset import covering_radius, greedy_coreset, nearest_distances
 from defect_tf.anomaly.images import working_size
 from defect_tf.anomaly.regions import defect_mask, find_regions
-from defect_tf.errors import BundleError
+from defect_tf.errors import BundleError, DefectTFError
 from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pro_curve, pro_score
 
 # --- metrics ---------------------------------------------------------------------------------------------------
@@ -294,7 +294,6 @@ def test_a_mask_of_another_size_is_refused_with_its_file_name(tiles, tmp_path):
     import shutil
 
     from defect_tf.anomaly.training import LocalizerConfig, train_localizer
-    from defect_tf.errors import DefectTFError
 
     masks = tmp_path / "masks"
     shutil.copytree(tiles / "masks", masks)
@@ -337,3 +336,42 @@ def test_evaluate_scores_a_localiser_on_its_test_split_with_its_masks_and_types(
     assert report["pixel_auroc"] > 0.95 and set(report["per_type"]) == {"hole"}
     with pytest.raises(SystemExit):  # a classifier's flags are not a localiser's, and the reverse
         evaluate.main(["--model", str(localizer_output), "--masks"])
+
+
+def test_the_damage_score_ranks_by_what_stage_one_believes():
+    from defect_tf.anomaly.pipeline import damage_score
+    from defect_tf.runtime.predictions import Prediction
+
+    assert damage_score(Prediction("a", {"scratch": 0.2, "dent": 0.7}, ["dent"]), "multilabel") == 0.7
+    classes = {"good": 0.6, "scratch": 0.3, "dent": 0.1}
+    assert damage_score(Prediction("a", classes, ["good"]), "multiclass") == pytest.approx(0.4)
+
+
+@pytest.mark.integration
+def test_evaluate_two_stage_scores_the_localiser_alone_and_behind_the_classifier(localizer_output, trained_output,
+                                                                                 tmp_path, capsys):
+    import shutil
+
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.apps import evaluate
+    from defect_tf.runtime.select import open_inferencer
+
+    outputs = tmp_path / "outputs"
+    shutil.copytree(trained_output[0], outputs)
+    with pytest.raises(DefectTFError, match="--two-stage needs a localiser beside the classifier"):
+        evaluate.main(["--model", str(outputs), "--two-stage"])
+    shutil.copytree(localizer_output, outputs / "localizer")
+    capsys.readouterr()
+    assert evaluate.main(["--model", str(outputs), "--two-stage", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads((outputs / "two_stage.json").read_text()) | {"classifier": report["classifier"]}
+    assert report["left_out"] == 0 and report["localizer"]["photos"] == report["two_stage"]["photos"] == 12
+    # stage 1 decides: the pipeline's recall is the share of the 6 defective test photos the classifier calls damaged
+    localizer = load_localizer(outputs)
+    tested = sorted(localizer.metadata.split["test"])
+    predictions, _ = open_inferencer(outputs, "keras").predict([str(Path(localizer.metadata.data_dir) / image)
+                                                                for image in tested])
+    called = {Path(p.image).name for p in predictions if p.detected}
+    defective = {image for image in tested if int(image[5:7]) >= 30}
+    assert report["two_stage"]["recall"] == pytest.approx(len(called & defective) / 6)
+    assert report["localizer"]["pixel_auroc"] > 0.95

@@ -118,6 +118,7 @@ def test_draem_trains_is_interrupted_resumes_from_its_epoch_and_saves_a_bundle(t
         "interrupted; the last completed epoch (2) is saved. Continue from it with: python train.py --task anomaly "
         f"--resume --output {output}\n")
     monkeypatch.undo()
+    trained_before = json.loads((output / "checkpoint" / "state.json").read_text())["seconds"]
 
     assert train.main(["--task", "anomaly", "--resume", "--output", str(output)]) == 0
     printed = capsys.readouterr().out
@@ -127,7 +128,11 @@ def test_draem_trains_is_interrupted_resumes_from_its_epoch_and_saves_a_bundle(t
     assert localizer.metadata.model == "draem" and localizer.metadata.settings["epochs"] == 3
     anomaly_map = localizer.model.anomaly_map(read_photo(tiles / "images" / "tile_31.png"))
     assert anomaly_map.shape == (48, 64) and 0 <= anomaly_map.min() and anomaly_map.max() <= 1
+    for height, width in [(40, 100), (70, 50), (33, 90), (90, 33), (64, 64)]:  # photos of many sizes, one model
+        photo = np.full((height, width, 3), 120, np.uint8)
+        assert localizer.model.anomaly_map(photo).shape == (height, width)
     report = json.loads((output / "metrics.json").read_text())
     assert (report["photos"], report["defective"]) == (12, 6) and 0 <= report["pixel_auroc"] <= 1
+    assert report["fit_seconds"] > trained_before > 0  # the time before the interruption counts
     with pytest.raises(DefectTFError, match="nothing to resume"):
         train.main(["--task", "anomaly", "--resume", "--output", str(output)])

@@ -23,6 +23,7 @@ class AnomalyModel(ABC):
 
     name: ClassVar[str]
     files: ClassVar[tuple[str, ...]]  # the files it saves into a bundle folder besides bundle.json
+    earlier_seconds: float = 0.0  # fitting time spent before a resume, as its checkpoint recorded it
 
     def __init__(self, image_size: int, settings: dict):
         self.image_size = int(image_size)

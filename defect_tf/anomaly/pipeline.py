@@ -39,6 +39,14 @@ def stage_one_damaged(prediction: Prediction, task: str) -> bool:
     return bool(prediction.detected)
 
 
+def damage_score(prediction: Prediction, task: str) -> float:
+    """Stage 1's belief that the photo is damaged, for ranking (the two stages' image AUROC): the highest attribute
+    probability (multilabel, binary), or the probability of the classes whose names do not say intact (multiclass)."""
+    if task == "multiclass":
+        return float(sum(p for name, p in prediction.probabilities.items() if says_intact(name) is not True))
+    return float(max(prediction.probabilities.values(), default=0.0))
+
+
 class TwoStage:
     """The pipeline over a classifier (an `Inferencer`, or None) and a `Localizer`."""
 

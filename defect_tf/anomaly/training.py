@@ -14,9 +14,11 @@ from tqdm import tqdm
 
 from defect_tf.anomaly.calibration import calibrate
 from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set, read_mask
+from defect_tf.anomaly.draem.model import DEFAULTS as DRAEM_DEFAULTS
 from defect_tf.anomaly.evaluation import describe, score_localizer
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.metadata import LocalizerMetadata
+from defect_tf.anomaly.patchcore import DEFAULTS as PATCHCORE_DEFAULTS
 from defect_tf.anomaly.registry import ANOMALY_MODELS, get_anomaly_model
 from defect_tf.anomaly.store import DEFAULT_LOCALIZER_OUTPUT, Localizer, save_localizer
 from defect_tf.data.checks import check_images
@@ -47,8 +49,8 @@ class LocalizerConfig:
     model: str = "patchcore"
     backbone: str = "efficientnet_lite0"
     image_size: int | None = None  # None: the model's own default (anomaly/registry.py)
-    coreset_size: int = 10_000
-    epochs: int = 40
+    coreset_size: int = PATCHCORE_DEFAULTS["coreset_size"]
+    epochs: int = DRAEM_DEFAULTS["epochs"]
     seed: int = 0
     on_bad_image: str = "error"
     resume: bool = False
@@ -161,7 +163,7 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     described = config.backbone if config.model == "patchcore" else f"{model.settings['epochs']} epochs"
     log(f"fitting {config.model} ({described}, shorter side {image_size} px) on {len(train_rows)} intact photos")
     model.fit(_photos(anomaly_set, train_rows, "reading"), len(train_rows), log, checkpoint)
-    fitted = time.time() - started
+    fitted = time.time() - started + model.earlier_seconds
 
     intact_val, broken_val = anomaly_set.rows("val", False), anomaly_set.rows("val", True)
     with_masks = [row for row in broken_val if anomaly_set.images[row] in anomaly_set.masks]

@@ -3,7 +3,8 @@
 By default the bundle's own test split is scored against the labels it was trained with (its label file,
 or its class folders). Multi-label and binary models get per-attribute tables, multi-class models accuracy
 and a confusion matrix. An anomaly localiser (--model outputs/localizer) gets image AUROC and F1 and, with
-defect masks, pixel AUROC, PRO, IoU and Dice, per defect type with --types.
+defect masks, pixel AUROC, PRO, IoU and Dice, per defect type with --types. --two-stage scores the classifier
+and the localiser beside it as one pipeline.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def build_parser() -> Parser:
                         help="a localiser: defect masks, IMAGE_STEM.png (default: the ones it was trained with)")
     parser.add_argument("--types", metavar="FILE", type=existing_file,
                         help="a localiser: `image type` rows, for figures per defect type (default: its own)")
+    parser.add_argument("--two-stage", action="store_true",
+                        help="after the classifier, score its localiser (--model's localizer/ folder) on the "
+                             "localiser's test photos, alone and as the second stage (writes two_stage.json)")
     add_json_flag(parser)
     return parser
 
@@ -78,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate(args) -> int:
     if not holds_classifier(args.model) and has_localizer(args.model):
         return evaluate_localizer(args)
-    if args.masks or args.types:
-        raise DefectTFError("--masks and --types are for an anomaly localiser (--model outputs/localizer)")
+    if (args.masks or args.types) and not args.two_stage:
+        raise DefectTFError("--masks and --types are for an anomaly localiser (--model outputs/localizer, or "
+                            "--two-stage)")
+    if args.two_stage and not has_localizer(args.model):
+        raise DefectTFError(f"--two-stage needs a localiser beside the classifier ({Path(args.model) / 'localizer'}):"
+                            " train one with python train.py --task anomaly")
     bundle = load_bundle(args.model)
     data_dir = args.data or bundle.metadata.data_dir
     labels_file = args.labels or bundle.metadata.labels_file or None
@@ -104,35 +112,81 @@ def evaluate(args) -> int:
     runtime = "keras" if runtime == "auto" and not args.runtime else runtime
     inferencer = None if runtime == "keras" else open_inferencer(args.model, runtime)
     report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size, inferencer)
+    if args.two_stage:
+        report = {"classifier": report, **evaluate_two_stages(args, bundle, runtime, output)}
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         ran = inferencer.describe() if inferencer else f"Keras ({bundle.path / 'model.keras'})"
         print(f"{split} images of {labels_file or f'the class folders of {data_dir}'}, {task.name} model run by {ran}")
-        print(task.format_report(report))
+        print(task.format_report(report.get("classifier", report)))
         plots = ", ".join(str(output / name) for name in task.report_files)
         print(f"metrics saved to {output / METRICS_FILE}, plots to {plots}")
+        if args.two_stage:
+            from defect_tf.anomaly.evaluation import describe
+
+            print(f"the localiser alone and the two stages, on {report['two_stage']['photos']} test photos of the "
+                  f"localiser ({report['left_out']} left out: the classifier trained or calibrated on them):")
+            print("localiser alone:\n" + describe(report["localizer"]))
+            print("two stages (classifier decides, localiser outlines):\n" + describe(report["two_stage"]))
+            print(f"saved to {output / TWO_STAGE_FILE}")
     return 0
+
+
+TWO_STAGE_FILE = "two_stage.json"
+
+
+def evaluate_two_stages(args, bundle, runtime: str, output: Path) -> dict:
+    """The localiser beside the classifier on its own test photos the classifier never saw (neither trained nor
+    calibrated on), alone and as stage 2; written to two_stage.json."""
+    from defect_tf.anomaly.evaluation import score_localizer, score_two_stages
+    from defect_tf.anomaly.pipeline import TwoStage
+    from defect_tf.anomaly.store import load_localizer
+
+    localizer = load_localizer(args.model)
+    anomaly_set = _localizer_photos(localizer.metadata, None, None, args.masks, args.types)
+    seen = set(bundle.metadata.split.get("train", [])) | set(bundle.metadata.split.get("val", []))
+    seen = {(Path(bundle.metadata.data_dir) / image).resolve() for image in seen}
+    tested = set(localizer.metadata.split.get("test", []))
+    rows = [row for row, image in enumerate(anomaly_set.images) if image in tested]
+    unseen = [row for row in rows if anomaly_set.path(row).resolve() not in seen]
+    if not unseen:
+        raise DefectTFError("--two-stage: the classifier trained or calibrated on every test photo of the localiser, "
+                            "so nothing is left to score the two stages on honestly")
+    classifier = open_inferencer(args.model, runtime)
+    report = {"localizer": score_localizer(localizer, anomaly_set, unseen),
+              "two_stage": score_two_stages(TwoStage(classifier, localizer), anomaly_set, unseen),
+              "left_out": len(rows) - len(unseen)}
+    with output_folder.locked(output):
+        write_text(output_folder.claim(output, [TWO_STAGE_FILE]) / TWO_STAGE_FILE, json.dumps(report, indent=1))
+    return report
+
+
+def _localizer_photos(saved, data: str | None, labels: str | None, masks: str | None, types: str | None):
+    """The localiser's photos (its own data, labels, masks and types unless given), each checked to still exist."""
+    from defect_tf.anomaly.data import read_anomaly_set
+
+    data_dir = data or saved.data_dir
+    if not Path(data_dir).is_dir():
+        raise DefectTFError(f"the localiser's data folder {data_dir} no longer exists; pass the photos with --data DIR")
+    given = {"labels": labels or (None if data else saved.labels_file or None),
+             "masks": masks or saved.masks_dir or None, "types": types or saved.types_file or None}
+    for what, path in given.items():
+        if path and not Path(path).exists():
+            raise DefectTFError(f"the localiser's {what} {path} no longer exist; pass them with --{what}")
+    return read_anomaly_set(data_dir, given["labels"], masks=given["masks"], types=given["types"],
+                            require_train=False)
 
 
 def evaluate_localizer(args) -> int:
     """A localiser on its own test split (or every photo of --data), with the masks and types it knows."""
-    from defect_tf.anomaly.data import read_anomaly_set
     from defect_tf.anomaly.evaluation import describe, score_localizer
     from defect_tf.anomaly.store import load_localizer
 
     localizer = load_localizer(args.model)
     saved = localizer.metadata
-    data_dir = args.data or saved.data_dir
-    if not Path(data_dir).is_dir():
-        raise DefectTFError(f"the localiser's data folder {data_dir} no longer exists; pass the photos with --data DIR")
-    given = {"labels": args.labels or (None if args.data else saved.labels_file or None),
-             "masks": args.masks or saved.masks_dir or None, "types": args.types or saved.types_file or None}
-    for what, path in given.items():
-        if path and not Path(path).exists():
-            raise DefectTFError(f"the localiser's {what} {path} no longer exist; pass them with --{what}")
-    anomaly_set = read_anomaly_set(data_dir, given["labels"], masks=given["masks"], types=given["types"],
-                                   require_train=False)
+    anomaly_set = _localizer_photos(saved, args.data, args.labels, args.masks, args.types)
+    data_dir, labels = anomaly_set.data_dir, args.labels or (None if args.data else saved.labels_file or None)
     split = args.split or ("all" if args.data else "test")
     wanted = set(anomaly_set.images) if split == "all" else set(saved.split.get(split, []))
     rows = [row for row, image in enumerate(anomaly_set.images) if image in wanted]
@@ -147,7 +201,7 @@ def evaluate_localizer(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{split} photos of {given['labels'] or data_dir}, {saved.model} localiser ({localizer.path})")
+        print(f"{split} photos of {labels or data_dir}, {saved.model} localiser ({localizer.path})")
         print(describe(report))
         print(f"metrics saved to {output / METRICS_FILE}")
     return 0

@@ -78,10 +78,11 @@ class EpochSaved(keras.callbacks.Callback):
     """After every epoch: one progress line with its time, and the checkpoint (weights with the optimizer's state,
     then `state.json` naming them, each written atomically) that an interrupted fit resumes from."""
 
-    def __init__(self, directory: Path | None, epochs: int, settings: dict, report: Report):
+    def __init__(self, directory: Path | None, epochs: int, settings: dict, report: Report, earlier: float = 0.0):
         super().__init__()
         self.directory, self.epochs, self.settings, self.report = directory, epochs, settings, report
-        self.started = time.time()
+        self.started = self.fit_started = time.time()
+        self.earlier = earlier  # seconds of training before a resume
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.started = time.time()
@@ -96,21 +97,23 @@ class EpochSaved(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         weights = f"epoch-{epoch + 1:04d}.weights.h5"
         atomic_write(self.directory / weights, self.model.save_weights)
+        seconds = self.earlier + time.time() - self.fit_started
         write_text(self.directory / STATE_FILE, json.dumps({"model": "draem", "settings": self.settings,
-                                                            "epoch": epoch + 1, "weights_file": weights}))
+                                                            "epoch": epoch + 1, "weights_file": weights,
+                                                            "seconds": round(seconds, 1)}))
         for stale in self.directory.glob("epoch-*.weights.h5"):
             if stale.name != weights:
                 stale.unlink()
 
 
 def saved_epoch(directory: Path) -> dict | None:
-    """The checkpoint state in `directory` ({"settings", "epoch", "weights_file"}), or None without one."""
+    """The checkpoint state in `directory` ({"settings", "epoch", "weights_file", "seconds"}), or None without one."""
     if not (directory / STATE_FILE).is_file():
         return None
     try:
         state = json.loads(read_text(directory / STATE_FILE, MAX_JSON_FILE_BYTES, "checkpoint state file"))
         state = {"settings": dict(state["settings"]), "epoch": int(state["epoch"]),
-                 "weights_file": str(state["weights_file"])}
+                 "weights_file": str(state["weights_file"]), "seconds": float(state.get("seconds", 0.0))}
     except (UnreadableFileError, ValueError, KeyError, TypeError) as error:
         raise DefectTFError(f"the checkpoint in {directory} is damaged ({error}); start a new run without --resume")
     if Path(state["weights_file"]).name != state["weights_file"] or state["epoch"] < 1:
@@ -154,14 +157,16 @@ class Draem(AnomalyModel):
             except Exception as error:
                 raise DefectTFError(f"the checkpoint in {checkpoint_dir} cannot be loaded ({error}); start a new "
                                     "run without --resume") from None
-            start = state["epoch"]
+            start, self.earlier_seconds = state["epoch"], state["seconds"]
             data = SyntheticAnomalies(inputs, crop, int(s["batch_size"]), seed, epoch=start)
             report(f"resuming from epoch {start} of {epochs}")
         self.network.fit(data, epochs=epochs, initial_epoch=start, verbose=0,
-                         callbacks=[EpochSaved(checkpoint_dir, epochs, s, report)])
+                         callbacks=[EpochSaved(checkpoint_dir, epochs, s, report, self.earlier_seconds)])
 
     def raw_map(self, inputs: np.ndarray) -> np.ndarray:
-        logits = self.network.predict_on_batch(inputs[None] / 255.0)["mask"]
+        # called eagerly: a traced predict function generalises to unknown sides after a few photo sizes, and
+        # bilinear upsampling cannot take a side it does not know
+        logits = self.network(inputs[None] / 255.0, training=False)["mask"]
         return smooth(1.0 / (1.0 + np.exp(-np.asarray(logits)[0, ..., 0])))
 
     def save(self, folder: Path) -> None:
