@@ -71,6 +71,7 @@ BAD_VALUES = {
         "--backbone": ["small_cnn", "nope"],  # small_cnn: no pretrained weights
         "--image-size": ["31", "2000", "x"],
         "--coreset-size": ["99", "x"],
+        "--epochs": ["0", "10001", "x"],
         "--seed": ["-1", "x"],
         "--output": ["{file}", "{data}/out"],  # the last: inside the photos
     },
