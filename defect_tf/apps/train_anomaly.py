@@ -5,17 +5,14 @@ thresholds). It outlines defects it has never seen: python inference.py PHOTO --
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from defect_tf.anomaly.draem.model import STATE_FILE
+from defect_tf.anomaly.draem.model import saved_epoch
 from defect_tf.anomaly.registry import ANOMALY_MODELS
 from defect_tf.anomaly.training import CHECKPOINT_DIR, LocalizerConfig, train_localizer
 from defect_tf.apps.cli import EXIT_INTERRUPTED, Parser, existing_file, existing_folder, number_in, run
 from defect_tf.errors import DefectTFError
-from defect_tf.io.untrusted import read_text
-from defect_tf.limits import MAX_JSON_FILE_BYTES
 from defect_tf.models.registry import BACKBONES
 
 DEFAULTS = LocalizerConfig(data="")
@@ -65,11 +62,13 @@ def build_parser():
 def interrupted(output: str) -> str:
     """The line a user reads after interrupting a run writing into `output`."""
     try:
-        epoch = int(json.loads(read_text(Path(output) / CHECKPOINT_DIR / STATE_FILE, MAX_JSON_FILE_BYTES))["epoch"])
-    except (DefectTFError, ValueError, KeyError, TypeError):
+        state = saved_epoch(Path(output) / CHECKPOINT_DIR)
+    except DefectTFError:
+        state = None
+    if state is None:
         return ("interrupted: nothing of this run was saved (a localiser is saved whole or not at all); run the "
                 "same command again")
-    return (f"interrupted; the last completed epoch ({epoch}) is saved. Continue from it with: python train.py "
+    return (f"interrupted; the last completed epoch ({state['epoch']}) is saved. Continue from it with: python train.py "
             f"--task anomaly --resume --output {output}")
 
 
