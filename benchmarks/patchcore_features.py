@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
-from defect_tf.anomaly.coreset import nearest_distances
 from defect_tf.anomaly.images import model_input, read_photo, standardised
-from defect_tf.anomaly.patchcore import build_feature_model
+from defect_tf.anomaly.patchcore.coreset import nearest_distances
+from defect_tf.anomaly.patchcore.model import build_feature_model
 
 LEVELS = ["P2", "P3", "P4", "P5"]
 TYPES = ["blowhole", "break", "crack", "fray", "uneven"]

@@ -13,8 +13,8 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from defect_tf.anomaly.calibration import F1_RULE, INTACT_RULE, PIXEL_QUANTILE, best_f1_cut, calibrate
-from defect_tf.anomaly.coreset import covering_radius, greedy_coreset, nearest_distances
 from defect_tf.anomaly.images import working_size
+from defect_tf.anomaly.patchcore.coreset import covering_radius, greedy_coreset, nearest_distances
 from defect_tf.anomaly.regions import defect_mask, find_regions
 from defect_tf.errors import BundleError, DefectTFError
 from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pro_curve, pro_score
@@ -287,6 +287,49 @@ def test_the_localiser_bundle_loads_checks_its_files_and_migrates(localizer_outp
     np.save(copy / "bundle" / "memory_bank.npy", bank[::-1])
     with pytest.raises(BundleError, match="memory_bank.npy is not the model"):
         load_localizer(copy)
+
+
+@pytest.mark.integration
+def test_an_exported_localiser_maps_as_keras_does_and_answers_without_tensorflow(localizer_output, tiles, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from defect_tf.anomaly.images import read_photo
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.export.localizer import export_localizer
+
+    copy = tmp_path / "copy"
+    shutil.copytree(localizer_output, copy)
+    record = export_localizer(copy, log=lambda line: None)
+    assert (record.file, record.parity["images"], record.parity["source"]) == ("network.onnx", 12, "test")
+    assert record.parity["decisions_changed"] == 0 and record.parity["max_relative_difference"] <= 1e-4
+    keras, exported = load_localizer(copy, "keras"), load_localizer(copy)  # auto: the export
+    assert keras.runtime.startswith("Keras") and exported.runtime.startswith("ONNX Runtime")
+    photo = tiles / "images" / "tile_31.png"
+    by_keras, by_onnx = keras.locate(read_photo(photo)), exported.locate(read_photo(photo))
+    np.testing.assert_allclose(by_onnx.anomaly_map, by_keras.anomaly_map, rtol=0, atol=1e-4 * np.ptp(by_keras.anomaly_map))
+    assert by_onnx.defective and np.mean(by_onnx.mask != by_keras.mask) < 1e-3
+
+    code = ("import sys\nfrom defect_tf.apps.launch import launch\n"
+            f"status = launch('predict', [{str(photo)!r}, '--model', {str(copy)!r}, '--localize', "
+            f"{str(tmp_path / 'out')!r}, '--json'])\n"
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\n"
+            "print(status, heavy, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "0 []", result.stderr[-2000:]
+    document = json.loads(result.stdout)
+    assert "ONNX Runtime" in document["localizer"]
+    assert abs(document["predictions"][0]["localization"]["defect_pixels"] - int(by_keras.mask.sum())) <= 5
+    assert (tmp_path / "out" / "tile_31_outline.png").is_file()
+
+    network = copy / "bundle" / "network.onnx"
+    data = network.read_bytes()
+    network.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(BundleError, match="network.onnx is not the model"):
+        load_localizer(copy)
+    with pytest.raises(DefectTFError, match="exports to --format onnx only"):
+        export_localizer(copy, "litert")
 
 
 @pytest.mark.integration

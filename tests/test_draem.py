@@ -136,3 +136,15 @@ def test_draem_trains_is_interrupted_resumes_from_its_epoch_and_saves_a_bundle(t
     assert report["fit_seconds"] > trained_before > 0  # the time before the interruption counts
     with pytest.raises(DefectTFError, match="nothing to resume"):
         train.main(["--task", "anomaly", "--resume", "--output", str(output)])
+
+    from defect_tf.export.localizer import export_localizer
+
+    record = export_localizer(output, log=lambda line: None)  # its upsampling takes sides known only at run time
+    assert record.parity["images"] == 12 and record.parity["decisions_changed"] == 0
+    assert record.parity["max_relative_difference"] <= 1e-4
+    exported = load_localizer(output)  # auto: the ONNX export
+    assert exported.runtime.startswith("ONNX Runtime") and not hasattr(exported.model, "network")
+    rng = np.random.default_rng(0)
+    for height, width in [(40, 100), (70, 50), (64, 64)]:
+        photo = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        np.testing.assert_allclose(exported.model.anomaly_map(photo), localizer.model.anomaly_map(photo), atol=1e-5)

@@ -1,7 +1,11 @@
 """What every anomaly model does (as anomalib's models share one base): learn what intact photos look like, then
 give each photo an anomaly map at its own size and an image score. Models differ in how they learn: PatchCore
 fills a memory bank in one pass, DRAEM learns by gradient descent. Thresholds, outlines and reports are
-the same for all (anomaly/calibration.py, anomaly/regions.py, evaluate/localisation.py)."""
+the same for all (anomaly/calibration.py, anomaly/regions.py, evaluate/localisation.py).
+
+Answering is split as anomalib's inferencers are: pre-process and post-process in NumPy (`AnomalyMaps`, imported
+without TensorFlow) around the network's forward pass, which is Keras for a trained model (`AnomalyModel`) and
+ONNX Runtime for an exported one (anomaly/runtimes.py)."""
 
 from __future__ import annotations
 
@@ -15,38 +19,37 @@ from defect_tf.anomaly.images import model_input
 from defect_tf.anomaly.maps import resize_map
 
 Report = Callable[[str], None]  # a line of progress
+Forward = Callable[[np.ndarray], list[np.ndarray]]  # a batch of network inputs -> the network's outputs, in order
 TOP_SHARE = 0.01  # a photo's score: the mean of its map's highest 1% (a first exploration: docs/findings.md)
 
 
-class AnomalyModel(ABC):
-    """An anomaly localiser: `fit` on intact photos, then `anomaly_map` and `image_score` per photo."""
+class AnomalyMaps(ABC):
+    """A model's answer per photo: `network_input` (NumPy), the network's forward pass, `map_from` its outputs
+    (NumPy), then the map at the photo's size and its image score."""
 
     name: ClassVar[str]
-    files: ClassVar[tuple[str, ...]]  # the files it saves into a bundle folder besides bundle.json
-    earlier_seconds: float = 0.0  # fitting time spent before a resume, as its checkpoint recorded it
+    exported_files: ClassVar[tuple[str, ...]] = ()  # the model's files besides its network that an export needs
 
-    def __init__(self, image_size: int, settings: dict):
+    def __init__(self, image_size: int, settings: dict, forward: Forward | None = None):
         self.image_size = int(image_size)
         self.settings = dict(settings)
+        self.forward_pass = forward
 
     @abstractmethod
-    def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print,
-            checkpoint_dir: Path | None = None) -> None:
-        """Learn from `count` intact photos (upright RGB uint8 arrays, each its own size), streamed once. A model
-        that learns over epochs saves its state in `checkpoint_dir` after each and resumes from what it finds there."""
+    def network_input(self, inputs: np.ndarray) -> np.ndarray:
+        """One model input (float32, working size x 3, 0-255) as the network's batch of one."""
 
     @abstractmethod
+    def map_from(self, outputs: list[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+        """The anomaly map at the input's own size, from the network's outputs for it (a batch of one)."""
+
+    def forward(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The network's outputs (NumPy arrays, in a fixed order) for a batch of its inputs."""
+        return [np.asarray(output) for output in self.forward_pass(batch)]
+
     def raw_map(self, inputs: np.ndarray) -> np.ndarray:
         """The anomaly map of one model input (float32, working size x 3), at the input's own size."""
-
-    @abstractmethod
-    def save(self, folder: Path) -> None:
-        """Write the model's files into a bundle folder being filled."""
-
-    @classmethod
-    @abstractmethod
-    def load(cls, folder: Path, image_size: int, settings: dict) -> AnomalyModel:
-        """The model a bundle folder holds (its files already checked against their checksums)."""
+        return self.map_from(self.forward(self.network_input(inputs)), inputs)
 
     def anomaly_map(self, photo: np.ndarray) -> np.ndarray:
         """The photo's anomaly map (float32) at the photo's own height and width: higher is more anomalous."""
@@ -56,6 +59,39 @@ class AnomalyModel(ABC):
         """The photo's anomaly score: the mean of its map's highest TOP_SHARE of pixels (the map is already
         smoothed); with top share 0, the map's maximum (PatchCore's rule)."""
         return top_mean(anomaly_map, float(self.settings.get("top_share", TOP_SHARE)))
+
+    @classmethod
+    def exported(cls, folder: Path, image_size: int, settings: dict, forward: Forward) -> AnomalyMaps:
+        """The maps of a bundle folder's model with an exported network's `forward` (the model's own files beside
+        the network, such as PatchCore's memory bank, read without TensorFlow)."""
+        return cls(image_size, settings, forward)
+
+
+class AnomalyModel(AnomalyMaps):
+    """An anomaly localiser that learns: `fit` on intact photos, `save` into a bundle folder, `load` from one; its
+    network is a Keras model, which `export_network` gives for export."""
+
+    files: ClassVar[tuple[str, ...]]  # the files it saves into a bundle folder besides bundle.json
+    earlier_seconds: float = 0.0  # fitting time spent before a resume, as its checkpoint recorded it
+
+    @abstractmethod
+    def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print,
+            checkpoint_dir: Path | None = None) -> None:
+        """Learn from `count` intact photos (upright RGB uint8 arrays, each its own size), streamed once. A model
+        that learns over epochs saves its state in `checkpoint_dir` after each and resumes from what it finds there."""
+
+    @abstractmethod
+    def export_network(self):
+        """The Keras model of the forward pass: the network's input batch -> its outputs, in `forward`'s order."""
+
+    @abstractmethod
+    def save(self, folder: Path) -> None:
+        """Write the model's files into a bundle folder being filled."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path, image_size: int, settings: dict) -> AnomalyModel:
+        """The model a bundle folder holds (its files already checked against their checksums)."""
 
 
 def top_mean(anomaly_map: np.ndarray, share: float) -> float:

@@ -10,7 +10,7 @@ from typing import Callable
 
 from defect_tf.anomaly.registry import ANOMALY_MODELS
 from defect_tf.bundle.layout import LOCALIZER_PREFIX
-from defect_tf.bundle.metadata import migrated
+from defect_tf.bundle.metadata import ExportRecord, export_problems, migrated
 from defect_tf.errors import BundleError
 
 FORMAT = f"{LOCALIZER_PREFIX}1"
@@ -38,6 +38,7 @@ class LocalizerMetadata:
     trained_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
+    exports: dict[str, dict] = field(default_factory=dict)  # format -> ExportRecord (anomaly/runtimes.py runs it)
     input_rule: str = INPUT_RULE
     format: str = FORMAT
 
@@ -59,6 +60,10 @@ class LocalizerMetadata:
             raise BundleError(f"{where}: localiser metadata that cannot be used: {'; '.join(problems)}")
         return metadata
 
+    def export(self, name: str) -> ExportRecord | None:
+        """The record of the network exported as `name`, if there is one."""
+        return ExportRecord.from_json(self.exports[name]) if name in self.exports else None
+
     def problems(self) -> list[str]:
         problems = []
         if self.model not in ANOMALY_MODELS:
@@ -71,7 +76,7 @@ class LocalizerMetadata:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 problems.append(f"{name} must be a finite number")
-        for name in ("settings", "split", "checksums", "versions"):
+        for name in ("settings", "split", "checksums", "versions", "exports"):
             if not isinstance(getattr(self, name), dict):
                 problems.append(f"{name} must be a mapping")
-        return problems
+        return problems + export_problems(self.exports)

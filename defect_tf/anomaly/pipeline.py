@@ -15,6 +15,7 @@ from defect_tf.anomaly.store import Localization, Localizer
 from defect_tf.data.sources import says_intact
 from defect_tf.errors import ImageError
 from defect_tf.io import output_folder
+from defect_tf.io.file_names import UniqueNames, safe_file_name
 from defect_tf.io.files import atomic_write
 from defect_tf.runtime.predictions import Prediction
 
@@ -76,19 +77,9 @@ class TwoStage:
 def write_overlays(answers: list[Answer], folder: str | Path) -> dict[str, Path]:
     """`<folder>/<stem>_outline.png` per localised photo (names unique within the call): the outline and boxes
     drawn on the photo. Returns image -> file."""
-    from defect_tf.inference.predictor import safe_file_name
-
-    names, used = {}, set()
-    for answer in answers:
-        if answer.localization is None:
-            continue
-        stem, number = safe_file_name(Path(answer.image).stem), 1
-        candidate = f"{stem}_outline.png"
-        while candidate.lower() in used:
-            number += 1
-            candidate = f"{stem}-{number}_outline.png"
-        used.add(candidate.lower())
-        names[answer.image] = candidate
+    unique = UniqueNames()
+    names = {answer.image: unique(safe_file_name(Path(answer.image).stem), "_outline.png")
+             for answer in answers if answer.localization is not None}
     directory = output_folder.claim(folder, names.values(), "--localize")
     written = {}
     for answer in answers:

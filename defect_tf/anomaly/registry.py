@@ -9,17 +9,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class AnomalyEntry:
-    module: str
+    module: str  # the trainable model (Keras)
     cls: str
+    maps_module: str  # its answer around the network, in NumPy: what an exported network runs with
+    maps_cls: str
     summary: str
     default_size: int  # the shorter side of its input
 
 
 ANOMALY_MODELS: dict[str, AnomalyEntry] = {
-    "patchcore": AnomalyEntry("defect_tf.anomaly.patchcore", "PatchCore",
+    "patchcore": AnomalyEntry("defect_tf.anomaly.patchcore.model", "PatchCore",
+                              "defect_tf.anomaly.patchcore.maps", "PatchCoreMaps",
                               "nearest-neighbour distance to a memory bank of pretrained patch features; one pass",
                               default_size=256),
-    "draem": AnomalyEntry("defect_tf.anomaly.draem.model", "Draem",
+    "draem": AnomalyEntry("defect_tf.anomaly.draem.model", "Draem", "defect_tf.anomaly.draem.maps", "DraemMaps",
                           "a reconstructive and a discriminative network trained on synthetic anomalies; epochs",
                           default_size=128),
 }

@@ -9,19 +9,18 @@ beside it make the two stages of one pipeline.
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from defect_tf.anomaly.base import AnomalyModel
+from defect_tf.anomaly.base import AnomalyMaps, AnomalyModel
 from defect_tf.anomaly.metadata import LocalizerMetadata
 from defect_tf.anomaly.regions import Region, defect_mask, find_regions
-from defect_tf.anomaly.registry import get_anomaly_model
-from defect_tf.bundle.layout import BUNDLE_DIR, METADATA_FILE, is_localizer, read_record, sha256_of, verify_file
+from defect_tf.anomaly.runtimes import open_maps
+from defect_tf.bundle.layout import BUNDLE_DIR, METADATA_FILE, is_localizer, read_record, sha256_of
 from defect_tf.errors import BundleError
-from defect_tf.io.files import previous_folders, replace_folder
+from defect_tf.io.files import previous_folders, replace_folder, write_text
 from defect_tf.io.output_folder import DEFAULT_OUTPUT
 
 LOCALIZER_DIR = "localizer"
@@ -46,9 +45,13 @@ class Localization:
 
 @dataclass
 class Localizer:
-    model: AnomalyModel
+    model: AnomalyMaps  # the trained model (Keras), or its exported network's maps (anomaly/runtimes.py)
     metadata: LocalizerMetadata
     path: Path
+    runtime: str = "Keras"  # what runs its network, as the user is told
+
+    def describe(self) -> str:
+        return f"{self.metadata.model} localiser, {self.runtime}"
 
     def locate(self, photo: np.ndarray, outline: bool | None = None) -> Localization:
         """The photo's map and score; its outline and regions when the score reaches the image threshold (or, with
@@ -61,16 +64,10 @@ class Localizer:
         return Localization(score, bool(defective), anomaly_map, mask, find_regions(mask, anomaly_map))
 
 
-def library_versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__}
-
-
 def save_localizer(output_dir: str | Path, model: AnomalyModel, metadata: LocalizerMetadata) -> Path:
     """Write the model's files and `bundle.json` to `<output_dir>/bundle/` atomically."""
+
+    from defect_tf.bundle.store import library_versions
 
     def fill(staging: Path) -> None:
         model.save(staging)
@@ -103,15 +100,15 @@ def has_localizer(path: str | Path) -> bool:
     return True
 
 
-def load_localizer(path: str | Path) -> Localizer:
-    """The localiser in `path` (see `find_localizer`), each of its files checked against its checksum."""
+def load_localizer(path: str | Path, runtime: str = "auto", threads: int | None = None) -> Localizer:
+    """The localiser in `path` (see `find_localizer`), each of its files checked against its checksum, its network
+    run by `runtime` (anomaly/runtimes.py: auto takes its ONNX export where there is one)."""
     location = find_localizer(path)
-    where = str(location / METADATA_FILE)
-    metadata = LocalizerMetadata.from_json(read_record(location), where)
-    model_class = get_anomaly_model(metadata.model)
-    missing = [name for name in model_class.files if name not in metadata.checksums]
-    if missing:
-        raise BundleError(f"{where}: no checksum for {', '.join(missing)}; train the localiser again")
-    for name in model_class.files:
-        verify_file(location, metadata, name)
-    return Localizer(model_class.load(location, metadata.image_size, metadata.settings), metadata, location)
+    metadata = LocalizerMetadata.from_json(read_record(location), str(location / METADATA_FILE))
+    model, described = open_maps(location, metadata, runtime, threads)
+    return Localizer(model, metadata, location, described)
+
+
+def write_localizer_metadata(location: Path, metadata: LocalizerMetadata) -> None:
+    """Replace a localiser's `bundle.json` atomically (after an export is added)."""
+    write_text(location / METADATA_FILE, json.dumps(metadata.to_json(), indent=1), "the previous bundle.json is intact")

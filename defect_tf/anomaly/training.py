@@ -18,7 +18,7 @@ from defect_tf.anomaly.draem.model import DEFAULTS as DRAEM_DEFAULTS
 from defect_tf.anomaly.evaluation import describe, score_localizer
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.metadata import LocalizerMetadata
-from defect_tf.anomaly.patchcore import DEFAULTS as PATCHCORE_DEFAULTS
+from defect_tf.anomaly.patchcore.maps import DEFAULTS as PATCHCORE_DEFAULTS
 from defect_tf.anomaly.registry import ANOMALY_MODELS, get_anomaly_model
 from defect_tf.anomaly.store import DEFAULT_LOCALIZER_OUTPUT, Localizer, save_localizer
 from defect_tf.data.checks import check_images

@@ -201,7 +201,7 @@ def evaluate_localizer(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{split} photos of {labels or data_dir}, {saved.model} localiser ({localizer.path})")
+        print(f"{split} photos of {labels or data_dir}, {localizer.describe()}")
         print(describe(report))
         print(f"metrics saved to {output / METRICS_FILE}")
     return 0

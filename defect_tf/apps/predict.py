@@ -42,7 +42,8 @@ def build_parser() -> Parser:
                         help=f"with --data: the CSV, a row per photo, unreadable ones with their reason (default: "
                              f"{PREDICTIONS_FILE})")
     parser.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES],
-                        help="auto: the bundle's exported model if it has one (onnx, then litert), else keras")
+                        help="auto: the bundle's exported model if it has one (onnx, then litert), else keras; "
+                             "--localize: the localiser's ONNX export if it has one, else keras")
     parser.add_argument("--threads", type=number_in(int, 1, 256),
                         help="threads the runtime computes with (default: one per core)")
     parser.add_argument("--explain", metavar="DIR", type=folder_to_write,
@@ -135,14 +136,11 @@ def predict(args) -> int:
 
 def localize(args) -> int:
     """Stage 1 (the classifier, if --model holds one), then the localiser's outline on the photos called damaged."""
-    from defect_tf.quiet import quiet_tensorflow_start
-
-    quiet_tensorflow_start()  # the localiser's feature model runs with Keras
     from defect_tf.anomaly.pipeline import TwoStage, write_overlays
     from defect_tf.anomaly.store import load_localizer
     from defect_tf.bundle.layout import holds_classifier
 
-    localizer = load_localizer(args.model)
+    localizer = load_localizer(args.model, args.runtime, args.threads)
     classifier = open_inferencer(args.model, args.runtime, args.threads) if holds_classifier(args.model) else None
     answers, errors = TwoStage(classifier, localizer).answer(args.images)
     overlays = write_overlays(answers, args.localize)
@@ -150,12 +148,12 @@ def localize(args) -> int:
         records = [{**answer.to_json(), "overlay": str(overlays[answer.image]) if answer.image in overlays else None}
                    for answer in answers]
         print(json.dumps({"classifier": classifier.describe() if classifier else None,
-                          "localizer": str(localizer.path), "predictions": records,
+                          "localizer": localizer.describe(), "predictions": records,
                           "errors": [str(e) for e in errors]}, indent=1))
     else:
         if classifier is not None:
             print(f"stage 1: {classifier.describe()}")
-        print(f"stage 2: {localizer.metadata.model} localiser ({localizer.path})")
+        print(f"stage 2: {localizer.describe()}")
         for answer in answers:
             print(answer.image)
             if answer.prediction is not None:

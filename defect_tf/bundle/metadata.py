@@ -139,12 +139,17 @@ class BundleMetadata:
         for name in ("checksums", "split", "settings", "versions", "exports"):
             if not isinstance(getattr(self, name), dict):
                 problems.append(f"{name} must be a mapping")
-        if isinstance(self.exports, dict):
-            for name, record in self.exports.items():
-                file = record.get("file") if isinstance(record, dict) else None
-                if not isinstance(file, str) or not file or "/" in file or file.startswith("."):
-                    problems.append(f"exports.{name} must name a file inside the bundle")
-        return problems
+        return problems + export_problems(self.exports)
+
+
+def export_problems(exports) -> list[str]:
+    """What makes a bundle's `exports` record unusable: each must name a file inside the bundle folder."""
+    problems = []
+    for name, record in (exports.items() if isinstance(exports, dict) else ()):
+        file = record.get("file") if isinstance(record, dict) else None
+        if not isinstance(file, str) or not file or "/" in file or "\\" in file or file.startswith("."):
+            problems.append(f"exports.{name} must name a file inside the bundle")
+    return problems
 
 
 @dataclass

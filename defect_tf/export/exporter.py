@@ -144,7 +144,7 @@ def export_bundle(model: str | Path, format_name: str, quantization: str = "none
         record = ExportRecord(file=export.file, runtime=export.runtime, quantization=quantization,
                               input_name=input_name, parity=measured,
                               exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              versions=_versions())
+                              versions=export_versions())
         metadata = bundle.metadata
         metadata.exports[export.name] = record.to_json()
         metadata.checksums[export.file] = sha256_of(final)
@@ -157,7 +157,7 @@ def _size(path: Path) -> int:
         path.stat().st_size
 
 
-def _versions() -> dict[str, str]:
+def export_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}

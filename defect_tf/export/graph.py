@@ -35,10 +35,29 @@ class ErfGelu(keras.layers.Layer):
         return 0.5 * inputs * (1.0 + keras.ops.erf(inputs / math.sqrt(2.0)))
 
 
+class DynamicUpSampling2D(keras.layers.Layer):
+    """Bilinear upsampling by whole factors of a map whose sides are known only at run time (Keras's UpSampling2D
+    needs them when traced): TensorFlow's resize of the same kind (half-pixel centres, no antialiasing)."""
+
+    def __init__(self, size: tuple[int, int], **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        sides = tf.shape(inputs)[1:3] * tf.constant(self.size, tf.int32)
+        return tf.image.resize(inputs, sides, method="bilinear")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "size": self.size}
+
+
 def _onnx_equivalent(layer: keras.layers.Layer) -> keras.layers.Layer:
     """The same layer (its weights shared), or an equivalent that tf2onnx converts: a convolution with one group per
     channel becomes a depthwise convolution (Keras's TensorFlow backend compiles grouped convolutions with XLA,
-    which tf2onnx cannot read), an exact GELU an erf one."""
+    which tf2onnx cannot read), an exact GELU an erf one, a bilinear upsampling one that takes sides known only at
+    run time."""
     if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D) \
             and layer.groups > 1 and layer.groups == layer.filters and layer.kernel.shape[2] == 1:
         depthwise = keras.layers.DepthwiseConv2D(layer.kernel_size, layer.strides, layer.padding,
@@ -48,6 +67,9 @@ def _onnx_equivalent(layer: keras.layers.Layer) -> keras.layers.Layer:
         kernel = np.transpose(keras.ops.convert_to_numpy(layer.kernel), (0, 1, 3, 2))  # (h, w, 1, C) -> (h, w, C, 1)
         depthwise.set_weights([kernel, *([keras.ops.convert_to_numpy(layer.bias)] if layer.use_bias else [])])
         return depthwise
+    if isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "bilinear" \
+            and layer.data_format == "channels_last":
+        return DynamicUpSampling2D(layer.size, name=f"{layer.name}_dynamic")
     if isinstance(layer, keras.layers.Activation) and getattr(layer.activation, "__name__", "") == "gelu":
         return ErfGelu(name=f"{layer.name}_erf")
     return layer

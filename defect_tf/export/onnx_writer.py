@@ -2,7 +2,8 @@
 
 Freezing first matters: Keras's own ONNX export leaves tensors a layer computes once (EfficientNet-B0's input
 normalisation) as graph inputs that ONNX Runtime then demands. Layers tf2onnx cannot convert (ConvNeXt's grouped
-convolutions and exact GELU) are replaced by equivalents first (`graph.onnx_graph`)."""
+convolutions and exact GELU, bilinear upsampling of sides known only at run time) are replaced by equivalents first
+(`graph.onnx_graph`). A model whose input has no fixed sides (an anomaly model's) is exported with none."""
 
 from __future__ import annotations
 
@@ -25,8 +26,7 @@ def write(model: keras.Model, path: Path, quantization: str, calibration: np.nda
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     model = onnx_graph(model)
-    size = model.input_shape[1]
-    signature = [tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME)]
+    signature = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=INPUT_NAME)]  # sides may be None
     forward = tf.function(lambda image: model(image, training=False), input_signature=signature)
     frozen = convert_variables_to_constants_v2(forward.get_concrete_function())
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import cv2
@@ -15,6 +14,7 @@ from defect_tf.data.images import read_image, read_photo, resize_image
 from defect_tf.errors import DefectTFError, ImageError
 from defect_tf.explain.heatmaps import GradCAM, overlay
 from defect_tf.io import output_folder
+from defect_tf.io.file_names import UniqueNames, safe_file_name
 from defect_tf.io.files import atomic_write
 from defect_tf.runtime.predictions import Prediction, label
 from defect_tf.tasks import Task
@@ -109,26 +109,12 @@ def scaled_down(picture: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
 
 
-def safe_file_name(text: str) -> str:
-    """`text` with every run of characters other than letters, digits, `.`, `_` and `-` turned into one `_`."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
-
-
 def overlay_names(predictions: list[Prediction]) -> dict[str, dict[str, str]]:
     """image -> attribute -> overlay file name, unique across all of `predictions`."""
-    used: set[str] = set()
-
-    def unique(stem: str) -> str:
-        candidate, number = stem, 1
-        while candidate.lower() in used:
-            number += 1
-            candidate = f"{stem}-{number}"
-        used.add(candidate.lower())
-        return candidate
-
-    stems = {prediction.image: unique(safe_file_name(Path(prediction.image).stem)) for prediction in predictions}
-    used.clear()
-    return {prediction.image: {attribute: unique(f"{stems[prediction.image]}_{safe_file_name(attribute)}") + ".png"
+    unique_stem = UniqueNames()
+    stems = {prediction.image: unique_stem(safe_file_name(Path(prediction.image).stem)) for prediction in predictions}
+    unique = UniqueNames()
+    return {prediction.image: {attribute: unique(f"{stems[prediction.image]}_{safe_file_name(attribute)}", ".png")
                                for attribute in prediction.detected}
             for prediction in predictions}
 

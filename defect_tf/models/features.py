@@ -1,5 +1,5 @@
 """A backbone's intermediate feature maps by level (timm's `features_only`, keras-hub's `pyramid_outputs`): level
-P`k` is the map at 1/2^k of the input side. Anomaly models (anomaly/patchcore.py) compare photos on these."""
+P`k` is the map at 1/2^k of the input side. Anomaly models (anomaly/patchcore/) compare photos on these."""
 
 from __future__ import annotations
 

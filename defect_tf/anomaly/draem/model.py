@@ -15,10 +15,10 @@ import numpy as np
 
 from defect_tf.anomaly.base import AnomalyModel, Report
 from defect_tf.anomaly.draem.losses import focal_loss, reconstruction_loss
+from defect_tf.anomaly.draem.maps import DraemMaps
 from defect_tf.anomaly.draem.network import draem_network
 from defect_tf.anomaly.draem.synthesis import synthesise
 from defect_tf.anomaly.images import model_input
-from defect_tf.anomaly.maps import smooth
 from defect_tf.errors import BundleError, DefectTFError
 from defect_tf.io.files import atomic_write, write_text
 from defect_tf.io.untrusted import UnreadableFileError, check_file, read_text
@@ -121,8 +121,7 @@ def saved_epoch(directory: Path) -> dict | None:
     return state
 
 
-class Draem(AnomalyModel):
-    name = "draem"
+class Draem(DraemMaps, AnomalyModel):
     files = (MODEL_FILE,)
 
     def __init__(self, image_size: int, settings: dict, network: keras.Model | None = None):
@@ -163,11 +162,13 @@ class Draem(AnomalyModel):
         self.network.fit(data, epochs=epochs, initial_epoch=start, verbose=0,
                          callbacks=[EpochSaved(checkpoint_dir, epochs, s, report, self.earlier_seconds)])
 
-    def raw_map(self, inputs: np.ndarray) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> list[np.ndarray]:
         # called eagerly: a traced predict function generalises to unknown sides after a few photo sizes, and
         # bilinear upsampling cannot take a side it does not know
-        logits = self.network(inputs[None] / 255.0, training=False)["mask"]
-        return smooth(1.0 / (1.0 + np.exp(-np.asarray(logits)[0, ..., 0])))
+        return [np.asarray(self.network(batch, training=False)["mask"])]
+
+    def export_network(self) -> keras.Model:
+        return keras.Model(self.network.inputs, self.network.get_layer("mask").output, name="draem_mask")
 
     def save(self, folder: Path) -> None:
         self.network.save(folder / MODEL_FILE)
