@@ -47,6 +47,8 @@ BAD_VALUES = {
         "--head": ["kan"],
         "--attention": ["channel"],
         "--precision": ["float8"],
+        "--cache": ["ram", ""],
+        "--strategy": ["multiworker", "tpu"],
         "--seed": ["-1", "99999999999", "x"],
         "--split-file": ["{missing}", "{split_bad}"],
     },

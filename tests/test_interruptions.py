@@ -13,7 +13,7 @@ import pytest
 from defect_tf.apps import train as train_cli
 from defect_tf.apps.cli import run
 from defect_tf.bundle.store import load_bundle
-from defect_tf.train import trainer
+from defect_tf.train import preparation, trainer
 from defect_tf.train.checkpoints import EpochCheckpoint
 from defect_tf.train.progress import interrupts_deferred
 
@@ -39,7 +39,7 @@ def interrupted_run(tiny_demo, tmp_path, capsys) -> tuple[int, str, Path]:
 
 @pytest.mark.integration
 def test_interrupted_while_preparing_nothing_was_trained(tiny_demo, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(trainer, "check_data", interrupt)
+    monkeypatch.setattr(preparation, "check_data", interrupt)
     status, stderr, output = interrupted_run(tiny_demo, tmp_path, capsys)
     assert status == 130
     assert stderr == ("interrupted while preparing the run (checking the images, building the model): nothing was "

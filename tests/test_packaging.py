@@ -78,7 +78,7 @@ def test_the_bundles_record_the_decisions_and_the_guarded_readers_import_no_tens
                "defect_tf.anomaly.calibration", "defect_tf.anomaly.images", "defect_tf.anomaly.maps",
                "defect_tf.anomaly.patchcore.coreset", "defect_tf.anomaly.patchcore.maps", "defect_tf.anomaly.draem.maps",
                "defect_tf.anomaly.base", "defect_tf.anomaly.runtimes", "defect_tf.anomaly.store",
-               "defect_tf.anomaly.pipeline", "defect_tf.io.file_names", "defect_tf.evaluate.localisation"]
+               "defect_tf.anomaly.pipeline", "defect_tf.data.cache", "defect_tf.io.file_names", "defect_tf.evaluate.localisation"]
     code = (f"import sys\nfor name in {modules!r}: __import__(name)\n"
             "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\nprint(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -15,6 +15,7 @@ import sys
 from defect_tf.apps import train_anomaly
 from defect_tf.apps.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, run
 from defect_tf.data.augmentation import HEAVY_SHARE, MIXUP_ALPHA, PRESETS, ROTATIONS
+from defect_tf.data.cache import CACHE_CHOICES
 from defect_tf.data.checks import DataReport, check_data
 from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.sources import read_source
@@ -25,6 +26,7 @@ from defect_tf.train.config import TrainConfig
 from defect_tf.train.dtype_policy import POLICIES
 from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
 from defect_tf.train.progress import RunProgress
+from defect_tf.train.strategy import STRATEGIES
 from defect_tf.train.trainer import resume_training, train
 
 DEFAULTS = TrainConfig(data="")
@@ -95,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--precision", default=d.precision, choices=POLICIES,
                           help="auto: mixed_float16 with a GPU, else float32")
     training.add_argument("--seed", type=int, default=d.seed, help="fixes split, shuffling and augmentation")
+    training.add_argument("--strategy", default=d.strategy, choices=STRATEGIES,
+                          help="auto: mirrored over the local GPUs when there are several, else one device; "
+                               "--batch-size is the global batch, split over the replicas")
+    training.add_argument("--cache", default=d.cache, choices=CACHE_CHOICES,
+                          help="where decoded images wait between epochs; auto: in memory while they fit in half "
+                               "the free memory, else on disk in the output folder (removed when the run ends)")
 
     loss = parser.add_argument_group("loss and augmentation")
     loss.add_argument("--gamma", type=float, default=d.gamma,

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from defect_tf.data.cache import CachePlan
 from defect_tf.data.images import exif_orientations, load_image
 
 PARALLEL_CALLS = os.cpu_count() or 1  # files decode on every core
@@ -28,11 +29,12 @@ def fixed_tuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_size: int, *,
                  training: bool = False, augment=None, mixup=None, groups: np.ndarray | None = None,
-                 seed: int = 0) -> tf.data.Dataset:
+                 seed: int = 0, cache: CachePlan | None = None, name: str = "images") -> tf.data.Dataset:
     """Batches of (images, labels). Training batches are reshuffled every epoch and augmented in-graph.
 
-    Decoded images are cached in memory as uint8 (a quarter of float32's size), so files are read
-    and decoded once; shuffling and augmentation happen after the cache and so differ every epoch.
+    Decoded images are cached as uint8 (a quarter of float32's size), in memory or in files named after `name`
+    as `cache` says (data/cache.py; default: memory), so files are read and decoded once; shuffling and
+    augmentation happen after the cache and so differ every epoch. A disk cache bounds the shuffle buffer.
     The training dataset repeats forever (pass `steps_per_epoch(...)` to `fit`), so Keras keeps one
     iterator per `fit`; with `fixed_tuning` no iterator's end waits on the autotuner.
     `groups` (training only, see sampling.py): draw each group equally often instead of each image once;
@@ -41,21 +43,27 @@ def make_dataset(paths: list[str], labels: np.ndarray, image_size: int, batch_si
     def decode(path, orientation, label):
         return tf.cast(tf.round(load_image(path, image_size, orientation)), tf.uint8), label
 
-    def images_of(rows: np.ndarray) -> tf.data.Dataset:
+    cache = cache or CachePlan("memory", None, 0, "")
+
+    def images_of(rows: np.ndarray, stream: str) -> tf.data.Dataset:
         chosen = [paths[i] for i in rows]
         dataset = tf.data.Dataset.from_tensor_slices((chosen, exif_orientations(chosen),
                                                       labels[rows].astype(np.float32)))
-        return dataset.map(decode, num_parallel_calls=PARALLEL_CALLS).cache()
+        return dataset.map(decode, num_parallel_calls=PARALLEL_CALLS).cache(cache.file(stream))
+
+    def shuffled(dataset: tf.data.Dataset, count: int, stream_seed: int) -> tf.data.Dataset:
+        return dataset.shuffle(cache.shuffle_buffer(count, image_size), seed=stream_seed,
+                               reshuffle_each_iteration=True)
 
     if training and groups is not None:
         members = [np.flatnonzero(groups == group) for group in np.unique(groups)]
-        streams = [images_of(rows).shuffle(len(rows), seed=seed + i, reshuffle_each_iteration=True).repeat()
+        streams = [shuffled(images_of(rows, f"{name}-group{i}"), len(rows), seed + i).repeat()
                    for i, rows in enumerate(members)]
         dataset = tf.data.Dataset.sample_from_datasets(streams, seed=seed).batch(batch_size)
     else:
-        dataset = images_of(np.arange(len(paths)))
+        dataset = images_of(np.arange(len(paths)), name)
         if training:
-            dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+            dataset = shuffled(dataset, len(paths), seed)
         dataset = dataset.batch(batch_size)
         if training:
             dataset = dataset.repeat()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from defect_tf.data.augmentation import PRESETS, ROTATIONS
+from defect_tf.data.cache import CACHE_CHOICES
 from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.splits import SPLIT_FRACTIONS
 from defect_tf.errors import DefectTFError
@@ -20,6 +21,7 @@ from defect_tf.models.registry import BACKBONES
 from defect_tf.tasks import TASKS, get_task
 from defect_tf.train.dtype_policy import POLICIES
 from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
+from defect_tf.train.strategy import STRATEGIES
 
 ON_BAD_IMAGE = ("error", "skip")
 
@@ -66,6 +68,8 @@ class TrainConfig:
     split: tuple[float, float, float] = SPLIT_FRACTIONS
     split_file: str | None = None  # `image split` rows to use instead of a new seeded split
     on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
+    cache: str = "auto"  # where decoded images wait between epochs: auto, memory or disk (data/cache.py)
+    strategy: str = "auto"  # the devices a run trains on: auto, one or mirrored (train/strategy.py)
 
     def validate(self) -> None:
         """Stop with one line naming the flag if a setting is out of range or a path is wrong (before any work)."""
@@ -77,7 +81,8 @@ class TrainConfig:
                                ("augment", PRESETS),
                                ("pooling", sorted(POOLING)), ("head", HEADS), ("attention", ATTENTION),
                                ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampler", SAMPLERS),
-                               ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE)):
+                               ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE), ("cache", CACHE_CHOICES),
+                               ("strategy", STRATEGIES)):
             if getattr(self, field) not in allowed:
                 problems.append(f"{_flag(field)} must be one of {', '.join(filter(None, allowed))}, "
                                 f"not {getattr(self, field)!r}")

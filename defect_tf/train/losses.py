@@ -23,6 +23,13 @@ class LossSettings:
     label_smoothing: float  # softmax: share of each target spread over every class
 
 
+def _share_of_known_mean(per_image, known_count):
+    """Each image's loss scaled so that their mean over the batch (Keras's reduction) is their sum divided by
+    `known_count`: the mean over the known labels."""
+    batch = ops.cast(ops.shape(per_image)[0], "float32")
+    return per_image * batch / ops.maximum(known_count, 1.0)
+
+
 @keras.saving.register_keras_serializable(package="defect_tf")
 class MaskedFocalLoss(keras.losses.Loss):
     """Binary focal loss on logits, averaged over the known (non-NA) label entries only.
@@ -31,8 +38,10 @@ class MaskedFocalLoss(keras.losses.Loss):
     known entries, so a batch with many NA is not trained with a smaller gradient. `gamma=0` gives
     masked binary cross-entropy. Optional per-attribute weights scale positive and negative terms, and
     `alpha` (Lin et al., 2017) weighs every positive term by alpha and every negative one by 1 - alpha.
-    `call` returns that mean itself (a scalar, which Keras's reduction leaves as it is), because
-    Keras's per-sample reduction would divide by all entries, known or not.
+    `call` returns each image's part of that mean, scaled by batch / known entries, so that Keras's mean over the
+    batch gives the mean over known entries (its per-entry reduction would divide by all entries, known or not),
+    and Keras scales it for a run over several replicas (a scalar it would leave unscaled, doubling the gradient
+    on two replicas).
     Always computed in float32, also under a mixed-precision policy.
     """
 
@@ -64,7 +73,7 @@ class MaskedFocalLoss(keras.losses.Loss):
         if self.alpha is not None:
             positive_weight, negative_weight = positive_weight * self.alpha, negative_weight * (1.0 - self.alpha)
         per_entry = positive_weight * positive_term + negative_weight * negative_term
-        return ops.sum(per_entry * known) / ops.maximum(ops.sum(known), 1.0)
+        return _share_of_known_mean(ops.sum(per_entry * known, axis=-1), ops.sum(known))
 
     def get_config(self) -> dict:
         return {"name": self.name, "gamma": self.gamma, "alpha": self.alpha,
@@ -94,7 +103,7 @@ class MaskedCategoricalFocalLoss(keras.losses.Loss):
     """Softmax focal cross-entropy over classes, averaged over the images whose class is known.
 
     Labels are one-hot rows (or blends of two, from MixUp); a row with no known class (all NA) adds exactly zero
-    loss and gradient.
+    loss and gradient. `call` returns each image's part of the mean, as MaskedFocalLoss does.
     `gamma=0` gives cross-entropy; `label_smoothing` moves that share of the target evenly onto every
     class; optional per-class weights scale each image by its true class's weight.
     """
@@ -121,7 +130,7 @@ class MaskedCategoricalFocalLoss(keras.losses.Loss):
         per_image = ops.exp(self.gamma * ops.log1p(-ops.minimum(p_true, 1.0 - 1e-7))) * cross_entropy
         if self.class_weights is not None:
             per_image = per_image * ops.sum(target * ops.convert_to_tensor(self.class_weights, "float32"), axis=-1)
-        return ops.sum(per_image * known) / ops.maximum(ops.sum(known), 1.0)
+        return _share_of_known_mean(per_image * known, ops.sum(known))
 
     def get_config(self) -> dict:
         return {"name": self.name, "gamma": self.gamma, "label_smoothing": self.label_smoothing,

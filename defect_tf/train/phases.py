@@ -1,0 +1,125 @@
+"""The two phases of a run over one model: warm-up, then fine-tuning with early stopping.
+
+With pretrained weights this is Keras's transfer-learning recipe: phase 1 trains only the head on a frozen
+backbone; phase 2 unfreezes the backbone's top layers (BatchNormalization stays frozen) at a lower learning rate.
+With `--weights none` a frozen backbone would be random features, so both phases train every layer,
+BatchNormalization included: phase 1 at `lr`, phase 2 at `finetune_lr`. Each phase resumes from the checkpoint of
+an interrupted run that stopped in it; a checkpoint is saved after every epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import keras
+import numpy as np
+from keras.callbacks import TerminateOnNaN
+
+from defect_tf.errors import DefectTFError
+from defect_tf.models.classifier import set_trainable_top, top_layers
+from defect_tf.models.registry import get_backbone
+from defect_tf.train.callbacks import EMAWeights, LossCurve, ResumableEarlyStopping
+from defect_tf.train.checkpoints import Checkpoint, EpochCheckpoint
+from defect_tf.train.config import TrainConfig, checkpoint_settings
+from defect_tf.train.optimizers import ema_momentum, make_optimizer
+
+
+def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
+    if records and not np.isfinite(records[-1].get("loss", np.nan)):
+        raise DefectTFError(f"training diverged (the loss became NaN or infinite at epoch {records[-1]['epoch']}); "
+                            f"try a lower learning rate than {learning_rate}")
+
+
+class TwoPhases:
+    """Warm-up and fine-tuning of `model` on `train_data`, validated on `val_data`, each phase resumable."""
+
+    def __init__(self, model: keras.Model, loss, config: TrainConfig, train_data, val_data, steps: int,
+                 output: Path, record: dict, pretrained: bool, resume: Checkpoint | None, log,
+                 scope: Callable[[], ContextManager] = contextlib.nullcontext):
+        self.model, self.loss, self.config, self.output, self.record = model, loss, config, output, record
+        self.scope = scope  # the distribution strategy's, where the optimiser and metrics are made
+        self.pretrained, self.resume, self.log, self.steps = pretrained, resume, log, steps
+        self.curve = LossCurve(output, records=resume.records if resume else None)
+        self.saved_config = checkpoint_settings(config)
+        verbose = 1 if sys.stdout.isatty() else 2
+        self.fit_settings = dict(validation_data=val_data, steps_per_epoch=steps, shuffle=False,  # data shuffles
+                                 verbose=verbose)
+        self.train_data = train_data
+        self.averaging_momentum = ema_momentum(steps) if config.ema else None
+        self.optimizer_text = {"adam": "Adam", "adamw": f"AdamW (weight decay {config.weight_decay:g})"}[
+            config.optimizer] + (f", EMA of the weights (momentum {self.averaging_momentum:.3f}) validated and kept"
+                                 if config.ema else "") + (
+            "" if config.schedule == "constant" else ", cosine schedule after a linear warm-up, peak")
+
+    def _averaging(self, phase: str) -> list:
+        """With --ema, the callback that puts the average in the model at each epoch's end (first in the list)."""
+        resumed_here = bool(self.resume) and self.resume.phase == phase
+        return [EMAWeights(average_in_model=resumed_here)] if self.config.ema else []
+
+    def _compile(self, learning_rate: float, epochs: int) -> None:
+        c = self.config
+        with self.scope():
+            self.model.compile(optimizer=make_optimizer(c.optimizer, learning_rate, c.schedule, self.steps * epochs,
+                                                        c.weight_decay, self.averaging_momentum), loss=self.loss)
+
+    def _resumes(self, phase: str) -> bool:
+        return bool(self.resume) and self.resume.phase == phase
+
+    def warm_up(self, policy: str) -> None:
+        c, model = self.config, self.model
+        if self.pretrained:
+            set_trainable_top(model, 0, train_batchnorm=False)
+            self.log(f"phase 1/2 warm-up: backbone frozen, head trains; {self.optimizer_text} lr {c.lr}, "
+                     f"{c.warmup_epochs} epochs ({policy})")
+        else:
+            set_trainable_top(model, None, train_batchnorm=True)
+            self.log(f"phase 1/2 warm-up: --weights none, so the backbone is random and freezing it would be "
+                     f"useless: every layer trains from scratch, BatchNorm included; {self.optimizer_text} lr {c.lr}, "
+                     f"{c.warmup_epochs} epochs ({policy})")
+        self._compile(c.lr, c.warmup_epochs)
+        self.curve.phase = "warm-up"
+        if self.resume and not self._resumes("warm-up"):
+            return  # the interrupted run had finished it
+        first_epoch = 0
+        if self._resumes("warm-up"):
+            self.resume.load_model_state(model)
+            first_epoch = self.resume.epoch
+        model.fit(self.train_data, initial_epoch=first_epoch, epochs=c.warmup_epochs,
+                  callbacks=[*self._averaging("warm-up"), self.curve,
+                             EpochCheckpoint(self.output, self.saved_config, self.record, self.curve),
+                             TerminateOnNaN()],
+                  **self.fit_settings)
+        _stop_if_diverged(self.curve.records, c.lr)
+
+    def fine_tune(self) -> None:
+        c, model = self.config, self.model
+        if self.pretrained:
+            unfreeze = top_layers(model, c.unfreeze if c.unfreeze is not None else get_backbone(c.backbone).unfreeze)
+            trainable = set_trainable_top(model, unfreeze, train_batchnorm=False)
+            self.log(f"phase 2/2 fine-tune: top {unfreeze} backbone layers unfrozen ({trainable} trainable, "
+                     f"BatchNorm frozen, backbone in inference mode)")
+        else:
+            set_trainable_top(model, None, train_batchnorm=True)
+            self.log("phase 2/2 fine-tune: every layer keeps training")
+        self.log(f"  {self.optimizer_text} lr {c.finetune_lr}, up to {c.finetune_epochs} epochs, early stopping on "
+                 f"validation loss (patience {c.patience}, best weights restored)")
+        self._compile(c.finetune_lr, c.finetune_epochs)
+        self.curve.phase = "fine-tune"
+        first_epoch, stopping_state, best_weights = c.warmup_epochs, None, None
+        if self._resumes("fine-tune"):
+            self.resume.load_model_state(model)
+            first_epoch, stopping_state = self.resume.epoch, self.resume.early_stopping
+            best_weights = self.resume.best_weights(model)
+        stop = ResumableEarlyStopping(monitor="val_loss", patience=c.patience, restore_best_weights=True,
+                                      resume_from=stopping_state, resume_weights=best_weights)
+        if stop.patience_used_up():
+            model.set_weights(best_weights)  # the run was stopped early just before it was killed
+            return
+        model.fit(self.train_data, initial_epoch=first_epoch, epochs=c.warmup_epochs + c.finetune_epochs,
+                  callbacks=[*self._averaging("fine-tune"), self.curve, stop,
+                             EpochCheckpoint(self.output, self.saved_config, self.record, self.curve, stop),
+                             TerminateOnNaN()], **self.fit_settings)
+        _stop_if_diverged(self.curve.records, c.finetune_lr)
