@@ -1,10 +1,11 @@
 """The cost of more data: time per epoch and peak memory of training on 1,000, 10,000 and 50,000 generated images
 (128 px, 2 CPU cores), the decoded images cached in memory or on disk (`--cache`).
 
-    python benchmarks/scaling.py [--sizes 1000,10000,50000] [--caches memory,disk] [--image-size 128] [--work DIR]
+    python benchmarks/scaling.py [--sizes 1000,10000,50000] [--caches memory,disk] [--image-size 128]
+                                 [--backbone mobilenet_v3_small] [--work DIR]
 
 The demo generator makes the images (once per size, kept in --work). Each arm is `train.py` in a process of its
-own under `/usr/bin/time -v` (its peak resident memory), small_cnn from scratch, two epochs: the first reads and
+own under `/usr/bin/time -v` (its peak resident memory), --backbone from scratch, two epochs: the first reads and
 decodes the files into the cache, the second reads the cache. The step alone is the same fit with one batch held
 in memory (the limit an input pipeline can reach); epoch 2 / step alone is the share the pipeline keeps.
 """
@@ -25,7 +26,7 @@ from common import ROOT, number, record, run, work_folder  # first: quiets Tenso
 import tensorflow as tf
 
 from defect_tf.data.demo import generate_demo
-from defect_tf.data.pipeline import steps_per_epoch
+from defect_tf.data.pipeline import fixed_tuning, steps_per_epoch
 from defect_tf.models.classifier import build_classifier
 from defect_tf.train.losses import MaskedFocalLoss
 
@@ -44,13 +45,13 @@ def images(work: Path, count: int, image_size: int) -> Path:
     return folder
 
 
-def step_alone(count: int, image_size: int, attributes: int) -> float:
+def step_alone(backbone: str, count: int, image_size: int, attributes: int) -> float:
     """Seconds of one epoch's training and validation steps on a batch held in memory (no input pipeline)."""
-    model = build_classifier("small_cnn", attributes, image_size, None)
+    model = build_classifier(backbone, attributes, image_size, None)
     model.compile(optimizer="adam", loss=MaskedFocalLoss(gamma=0.0))
     batch = (tf.random.uniform((BATCH_SIZE, image_size, image_size, 3), 0, 255),
              tf.cast(tf.random.uniform((BATCH_SIZE, attributes)) > 0.5, tf.float32))
-    data = tf.data.Dataset.from_tensors(batch).repeat()
+    data = fixed_tuning(tf.data.Dataset.from_tensors(batch).repeat())  # as the product's: no autotuner stall
     train_steps = steps_per_epoch(int(count * (1 - 2 * VAL_SHARE)), BATCH_SIZE)
     val_steps = steps_per_epoch(int(count * VAL_SHARE), BATCH_SIZE)
     model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # traced once
@@ -60,10 +61,10 @@ def step_alone(count: int, image_size: int, attributes: int) -> float:
     return time.perf_counter() - started
 
 
-def train_arm(folder: Path, output: Path, image_size: int, cache: str) -> dict:
+def train_arm(backbone: str, folder: Path, output: Path, image_size: int, cache: str) -> dict:
     """One training run in its own process: its epochs' seconds, its peak memory and what it said of its cache."""
     command = ["/usr/bin/time", "-v", sys.executable, str(ROOT / "train.py"), "--data", str(folder / "images"),
-               "--labels", str(folder / "labels.txt"), "--output", str(output), "--backbone", "small_cnn",
+               "--labels", str(folder / "labels.txt"), "--output", str(output), "--backbone", backbone,
                "--weights", "none", "--image-size", str(image_size), "--batch-size", str(BATCH_SIZE),
                "--warmup-epochs", str(EPOCHS), "--finetune-epochs", "0", "--cache", cache]
     started = time.time()
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--caches", default="memory,disk")
     parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--backbone", default="mobilenet_v3_small", help="trained from scratch (no weights)")
     parser.add_argument("--work", help="folder for the images and runs (default: a temporary folder)")
     args = parser.parse_args(argv)
     work = work_folder(args.work, "scaling_")
@@ -91,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     for count in sizes:
         folder = images(work, count, args.image_size)
         attributes = len((folder / "labels.txt").read_text().splitlines()[0].split()) - 1
-        alone = step_alone(count, args.image_size, attributes)
+        alone = step_alone(args.backbone, count, args.image_size, attributes)
         figures[str(count)] = {"step_alone_seconds": alone}
         for cache in caches:
-            arm = train_arm(folder, work / f"run-{count}-{cache}", args.image_size, cache)
+            arm = train_arm(args.backbone, folder, work / f"run-{count}-{cache}", args.image_size, cache)
             arm["kept_share"] = alone / arm["epoch_seconds"][-1]
             figures[str(count)][cache] = arm
             print(f"{count:,} images, {cache}: epochs {arm['epoch_seconds']} s, peak "
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{arm['peak_bytes'] / 2**20:,.0f} |")
     decoded = {count: count * (1 - VAL_SHARE) * args.image_size ** 2 * 3 / 2**20 for count in sizes}
     markdown = (
-        f"small_cnn from scratch at {args.image_size} px, batch {BATCH_SIZE}, {EPOCHS} epochs per arm; epoch 1 reads "
+        f"{args.backbone} from scratch at {args.image_size} px, batch {BATCH_SIZE}, {EPOCHS} epochs per arm; epoch 1 reads "
         "and decodes the files into the cache, epoch 2 reads the cache. Step alone: the same epoch's steps on one "
         "batch held in memory; kept: step alone / epoch 2. Peak memory: the training process's maximum resident "
         "set (`/usr/bin/time -v`). Decoded training and validation images: "
