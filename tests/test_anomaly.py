@@ -333,6 +333,22 @@ def test_an_exported_localiser_maps_as_keras_does_and_answers_without_tensorflow
 
 
 @pytest.mark.integration
+def test_exporting_a_classifier_exports_the_localiser_beside_it_too(localizer_output, trained_output, tmp_path,
+                                                                     capsys):
+    import shutil
+
+    from defect_tf.apps import export
+
+    pair = tmp_path / "pair"
+    shutil.copytree(trained_output[0], pair)
+    shutil.copytree(localizer_output, pair / "localizer")
+    assert export.main(["--model", str(pair), "--format", "onnx"]) == 0
+    printed = capsys.readouterr().out
+    assert (pair / "bundle" / "model.onnx").is_file() and (pair / "localizer" / "bundle" / "network.onnx").is_file()
+    assert "exporting the patchcore localiser" in printed and "0 decision(s) changed" in printed
+
+
+@pytest.mark.integration
 def test_a_mask_of_another_size_is_refused_with_its_file_name(tiles, tmp_path):
     import shutil
 

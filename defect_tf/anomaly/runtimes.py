@@ -29,8 +29,8 @@ def maps_class(model: str) -> type[AnomalyMaps]:
 
 
 def choose_runtime(metadata: LocalizerMetadata, runtime: str = "auto") -> str:
-    """"onnx" or "keras" for `runtime` (auto, onnx, keras; another runtime a classifier runs, litert, means auto
-    here): auto takes the ONNX export when the bundle has one and ONNX Runtime is installed."""
+    """What runs the network, onnx or keras, for `--runtime` (auto, onnx, keras; litert, a classifier's runtime,
+    means auto here): auto takes the ONNX export when the bundle has one and ONNX Runtime is installed."""
     exported = EXPORT_FORMAT in metadata.exports
     if runtime == "onnx":
         if not exported:
