@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{arm['peak_bytes'] / 2**20:,.0f} |")
     decoded = {count: count * (1 - VAL_SHARE) * args.image_size ** 2 * 3 / 2**20 for count in sizes}
     markdown = (
-        f"{args.backbone} from scratch at {args.image_size} px, batch {BATCH_SIZE}, {EPOCHS} epochs per arm; epoch 1 reads "
-        "and decodes the files into the cache, epoch 2 reads the cache. Step alone: the same epoch's steps on one "
+        f"{args.backbone} from scratch at {args.image_size} px, batch {BATCH_SIZE}, {EPOCHS} epochs per arm; "
+        "epoch 1 reads and decodes the files into the cache, epoch 2 reads the cache. Step alone: the same epoch's steps on one "
         "batch held in memory; kept: step alone / epoch 2. Peak memory: the training process's maximum resident "
         "set (`/usr/bin/time -v`). Decoded training and validation images: "
         + ", ".join(f"{count:,}: {size:,.0f} MiB" for count, size in decoded.items()) + ".\n\n"

@@ -308,7 +308,8 @@ def test_an_exported_localiser_maps_as_keras_does_and_answers_without_tensorflow
     assert keras.runtime.startswith("Keras") and exported.runtime.startswith("ONNX Runtime")
     photo = tiles / "images" / "tile_31.png"
     by_keras, by_onnx = keras.locate(read_photo(photo)), exported.locate(read_photo(photo))
-    np.testing.assert_allclose(by_onnx.anomaly_map, by_keras.anomaly_map, rtol=0, atol=1e-4 * np.ptp(by_keras.anomaly_map))
+    np.testing.assert_allclose(by_onnx.anomaly_map, by_keras.anomaly_map, rtol=0,
+                               atol=1e-4 * np.ptp(by_keras.anomaly_map))
     assert by_onnx.defective and np.mean(by_onnx.mask != by_keras.mask) < 1e-3
 
     code = ("import sys\nfrom defect_tf.apps.launch import launch\n"

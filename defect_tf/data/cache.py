@@ -78,7 +78,8 @@ def plan_cache(choice: str, images: int, image_size: int, output: Path, memory: 
     directory = output / CACHE_DIR
     free = shutil.disk_usage(output).free if disk_free is None else disk_free
     if free < needed * DISK_MARGIN + DISK_RESERVE:
-        raise DefectTFError(f"the disk cache of {what} needs {describe_size(int(needed * DISK_MARGIN) + DISK_RESERVE)} free "
+        wanted = describe_size(int(needed * DISK_MARGIN) + DISK_RESERVE)
+        raise DefectTFError(f"the disk cache of {what} needs {wanted} free "
                             f"in {output}, which has {describe_size(free)}; free some space, train with a smaller "
                             "--image-size, or use --output on a larger disk")
     why = "--cache disk" if choice == "disk" else f"more than half the free memory ({describe_size(budget)})"

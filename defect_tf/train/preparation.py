@@ -1,6 +1,6 @@
 """From the user's folder and labels to a run's rows, before any model exists: the task's labels, every image
-checked (bad ones stop the run or are left out), where the decoded images are kept (data/cache.py), and the split (or the
-interrupted run's own split and labels, when resuming)."""
+checked (bad ones stop the run or are left out), the split (or the interrupted run's own split and labels, when
+resuming), and where the decoded images are kept (data/cache.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""A training run from start to end: its data prepared (train/preparation.py), the model built, the two phases
-(train/phases.py) on the devices train/strategy.py chose, thresholds calibrated on the validation split, the bundle saved, the test split scored. The
-output folder is claimed and locked first; an interrupted run resumes from its last epoch."""
+"""A training run from start to end: its data prepared (train/preparation.py), the model built on the devices
+train/strategy.py chose, the two phases (train/phases.py), thresholds calibrated on the validation split, the
+bundle saved, the test split scored. The output folder is claimed and locked first; an interrupted run resumes
+from its last epoch."""
 
 from __future__ import annotations
 
