@@ -292,8 +292,8 @@ def test_the_localiser_bundle_loads_checks_its_files_and_migrates(localizer_outp
 @pytest.mark.integration
 def test_an_exported_localiser_maps_as_keras_does_and_answers_without_tensorflow(localizer_output, tiles, tmp_path):
     import shutil
-    import subprocess
-    import sys
+
+    from programs import run_counting_imports
 
     from defect_tf.anomaly.images import read_photo
     from defect_tf.anomaly.store import load_localizer
@@ -312,14 +312,10 @@ def test_an_exported_localiser_maps_as_keras_does_and_answers_without_tensorflow
                                atol=1e-4 * np.ptp(by_keras.anomaly_map))
     assert by_onnx.defective and np.mean(by_onnx.mask != by_keras.mask) < 1e-3
 
-    code = ("import sys\nfrom defect_tf.apps.launch import launch\n"
-            f"status = launch('predict', [{str(photo)!r}, '--model', {str(copy)!r}, '--localize', "
-            f"{str(tmp_path / 'out')!r}, '--json'])\n"
-            "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\n"
-            "print(status, heavy, file=sys.stderr)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stderr.strip().splitlines()[-1] == "0 []", result.stderr[-2000:]
-    document = json.loads(result.stdout)
+    status, heavy, printed, stderr = run_counting_imports(
+        "predict", [str(photo), "--model", str(copy), "--localize", str(tmp_path / "out"), "--json"])
+    assert (status, heavy) == (0, []), stderr[-2000:]
+    document = json.loads(printed)
     assert "ONNX Runtime" in document["localizer"]
     assert abs(document["predictions"][0]["localization"]["defect_pixels"] - int(by_keras.mask.sum())) <= 5
     assert (tmp_path / "out" / "tile_31_outline.png").is_file()

@@ -3,12 +3,11 @@ SavedModel; every backbone of the registry and every task to the formats a runti
 exported model then answers through inference.py without TensorFlow."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from programs import run_counting_imports
 
 from defect_tf.bundle.layout import read_metadata
 from defect_tf.bundle.metadata import BundleMetadata
@@ -144,13 +143,9 @@ def test_inference_with_an_exported_model_imports_no_tensorflow(trained_copy, ti
     root, table = tiny_demo
     export_bundle(output, "onnx", log=quiet)
     photo = str(root / "images" / table.images[20])
-    code = ("import sys\nfrom defect_tf.apps.launch import launch\n"
-            f"status = launch('predict', [{photo!r}, '--model', {str(output)!r}, '--json'])\n"
-            "heavy = sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules)\n"
-            "print(status, heavy, file=sys.stderr)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stderr.strip().splitlines()[-1] == "0 []", result.stderr[-2000:]
-    document = json.loads(result.stdout)
+    status, heavy, printed, stderr = run_counting_imports("predict", [photo, "--model", str(output), "--json"])
+    assert (status, heavy) == (0, []), stderr[-2000:]
+    document = json.loads(printed)
     assert document["runtime"] == "ONNX Runtime" and document["model_file"].endswith("model.onnx")
     keras = open_inferencer(output, "keras").predict([photo])[0][0]
     assert document["predictions"][0]["detected"] == keras.detected

@@ -17,6 +17,7 @@ import numpy as np
 
 from defect_tf.anomaly.images import model_input
 from defect_tf.anomaly.maps import resize_map
+from defect_tf.errors import BundleError
 
 Report = Callable[[str], None]  # a line of progress
 Forward = Callable[[np.ndarray], list[np.ndarray]]  # a batch of network inputs -> the network's outputs, in order
@@ -92,6 +93,17 @@ class AnomalyModel(AnomalyMaps):
     @abstractmethod
     def load(cls, folder: Path, image_size: int, settings: dict) -> AnomalyModel:
         """The model a bundle folder holds (its files already checked against their checksums)."""
+
+
+def load_network(path: Path, what: str):
+    """A Keras model file of a localiser bundle, loaded in safe mode (no code in it runs), or a one-line BundleError
+    naming the model."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        raise BundleError(f"{path.parent}: cannot load the {what} model ({error})") from None
 
 
 def top_mean(anomaly_map: np.ndarray, share: float) -> float:

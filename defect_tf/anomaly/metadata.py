@@ -10,7 +10,7 @@ from typing import Callable
 
 from defect_tf.anomaly.registry import ANOMALY_MODELS
 from defect_tf.bundle.layout import LOCALIZER_PREFIX
-from defect_tf.bundle.metadata import ExportRecord, export_problems, migrated
+from defect_tf.bundle.metadata import export_problems, migrated
 from defect_tf.errors import BundleError
 
 FORMAT = f"{LOCALIZER_PREFIX}1"
@@ -59,10 +59,6 @@ class LocalizerMetadata:
         if problems:
             raise BundleError(f"{where}: localiser metadata that cannot be used: {'; '.join(problems)}")
         return metadata
-
-    def export(self, name: str) -> ExportRecord | None:
-        """The record of the network exported as `name`, if there is one."""
-        return ExportRecord.from_json(self.exports[name]) if name in self.exports else None
 
     def problems(self) -> list[str]:
         problems = []

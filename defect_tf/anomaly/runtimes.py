@@ -19,7 +19,6 @@ from defect_tf.errors import BundleError
 EXPORT_FORMAT = "onnx"  # the one format a localiser exports to: its inputs keep each photo's aspect ratio, so the
 # network takes any height and width, which ONNX graphs do and LiteRT's fixed shapes do not
 EXPORT_FILE = "network.onnx"
-LOCALIZER_RUNTIMES = ("auto", "onnx", "keras")
 
 
 def maps_class(model: str) -> type[AnomalyMaps]:

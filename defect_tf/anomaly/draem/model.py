@@ -13,13 +13,13 @@ from typing import Iterable
 import keras
 import numpy as np
 
-from defect_tf.anomaly.base import AnomalyModel, Report
+from defect_tf.anomaly.base import AnomalyModel, Report, load_network
 from defect_tf.anomaly.draem.losses import focal_loss, reconstruction_loss
 from defect_tf.anomaly.draem.maps import DraemMaps
 from defect_tf.anomaly.draem.network import draem_network
 from defect_tf.anomaly.draem.synthesis import synthesise
 from defect_tf.anomaly.images import model_input
-from defect_tf.errors import BundleError, DefectTFError
+from defect_tf.errors import DefectTFError
 from defect_tf.io.files import atomic_write, write_text
 from defect_tf.io.untrusted import UnreadableFileError, check_file, read_text
 from defect_tf.limits import MAX_JSON_FILE_BYTES, MAX_MODEL_FILE_BYTES
@@ -175,8 +175,4 @@ class Draem(DraemMaps, AnomalyModel):
 
     @classmethod
     def load(cls, folder: Path, image_size: int, settings: dict) -> Draem:
-        try:
-            network = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
-        except Exception as error:
-            raise BundleError(f"{folder}: cannot load the DRAEM model ({error})") from None
-        return cls(image_size, settings, network)
+        return cls(image_size, settings, load_network(folder / MODEL_FILE, "DRAEM"))

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from defect_tf.anomaly.base import AnomalyModel, Report
+from defect_tf.anomaly.base import AnomalyModel, Report, load_network
 from defect_tf.anomaly.images import model_input
 from defect_tf.anomaly.patchcore.coreset import greedy_coreset
 from defect_tf.anomaly.patchcore.maps import BANK_FILE, PatchCoreMaps, read_bank
@@ -74,10 +74,7 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
 
     @classmethod
     def load(cls, folder: Path, image_size: int, settings: dict) -> PatchCore:
-        try:
-            features = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
-        except Exception as error:
-            raise BundleError(f"{folder}: cannot load the PatchCore model ({error})") from None
+        features = load_network(folder / MODEL_FILE, "PatchCore")
         bank = read_bank(folder)
         shapes = features.output_shape if isinstance(features.output_shape, list) else [features.output_shape]
         if sum(shape[-1] for shape in shapes) != bank.shape[1]:
