@@ -24,6 +24,7 @@ from defect_tf.models.registry import BACKBONES
 from defect_tf.tasks import TASKS, task_labels
 from defect_tf.train.config import TrainConfig
 from defect_tf.train.dtype_policy import POLICIES
+from defect_tf.train.head_fit import PROBE_CHOICES
 from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
 from defect_tf.train.progress import RunProgress
 from defect_tf.train.strategy import STRATEGIES
@@ -74,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the output layer")
 
     training = parser.add_argument_group("training (two phases)")
-    training.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="phase 1 epochs")
+    training.add_argument("--linear-probe", default=d.linear_probe, choices=PROBE_CHOICES,
+                          help="auto: where the head is linear on pretrained features, phase 1 fits it to "
+                               "convergence on the frozen features (LP-FT) instead of --warmup-epochs; on: that or "
+                               "refuse the run; off: warm-up epochs")
+    training.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
+                          help="phase 1 epochs, where there is no linear probe")
     training.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                           help="phase 2 maximum epochs (early stopping may end it sooner)")
     training.add_argument("--unfreeze", type=int, default=d.unfreeze,

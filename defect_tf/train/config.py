@@ -20,6 +20,7 @@ from defect_tf.models.heads import ATTENTION, DEFAULT_ATTENTION, DEFAULT_HEAD, D
 from defect_tf.models.registry import BACKBONES
 from defect_tf.tasks import TASKS, get_task
 from defect_tf.train.dtype_policy import POLICIES
+from defect_tf.train.head_fit import PROBE_CHOICES
 from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
 from defect_tf.train.strategy import STRATEGIES
 
@@ -39,7 +40,8 @@ class TrainConfig:
     weights: str = "imagenet"
     image_size: int = 224
     batch_size: int = 32
-    warmup_epochs: int = 5
+    linear_probe: str = "auto"  # phase 1 fits the head on frozen features (train/head_fit.py) where it can
+    warmup_epochs: int = 5  # phase 1 without a linear probe
     finetune_epochs: int = 20
     unfreeze: int | None = None  # None: the backbone's own default (its registry entry)
     lr: float = 1e-3
@@ -75,14 +77,20 @@ class TrainConfig:
         """Stop with one line naming the flag if a setting is out of range or a path is wrong (before any work)."""
         problems = [message for field, (low, high) in NUMBER_RANGES.items() if getattr(self, field) is not None
                     and (message := _out_of_range(field, getattr(self, field), low, high))]
-        if not problems and self.warmup_epochs + self.finetune_epochs == 0:
-            problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained")
+        if not problems and self.warmup_epochs + self.finetune_epochs == 0 and self.linear_probe != "on":
+            problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained (with "
+                            "--linear-probe on, only the head)")
+        if self.linear_probe == "on" and (self.weights.lower() == "none" or self.head != "linear"
+                                          or self.attention != "none"):
+            problems.append("--linear-probe on fits a linear head (--head linear --attention none) on pretrained "
+                            f"features, and this run has --weights {self.weights} --head {self.head} --attention "
+                            f"{self.attention}")
         for field, allowed in (("task", [None, *TASKS]), ("backbone", sorted(BACKBONES)), ("rotation", ROTATIONS),
                                ("augment", PRESETS),
                                ("pooling", sorted(POOLING)), ("head", HEADS), ("attention", ATTENTION),
                                ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampler", SAMPLERS),
                                ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE), ("cache", CACHE_CHOICES),
-                               ("strategy", STRATEGIES)):
+                               ("strategy", STRATEGIES), ("linear_probe", PROBE_CHOICES)):
             if getattr(self, field) not in allowed:
                 problems.append(f"{_flag(field)} must be one of {', '.join(filter(None, allowed))}, "
                                 f"not {getattr(self, field)!r}")

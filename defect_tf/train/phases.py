@@ -2,6 +2,10 @@
 
 With pretrained weights this is Keras's transfer-learning recipe: phase 1 trains only the head on a frozen
 backbone; phase 2 unfreezes the backbone's top layers (BatchNormalization stays frozen) at a lower learning rate.
+Phase 1 is the linear probe (train/head_fit.py: the head fitted to convergence on the frozen features, LP-FT)
+where the head is one logit layer, unless `--linear-probe off`; else `--warmup-epochs` of gradient steps. Phase 2
+starts from the probe's validation loss and weights, so early stopping keeps the probe if fine-tuning never
+beats it.
 With `--weights none` a frozen backbone would be random features, so both phases train every layer,
 BatchNormalization included: phase 1 at `lr`, phase 2 at `finetune_lr`. Each phase resumes from the checkpoint of
 an interrupted run that stopped in it; a checkpoint is saved after every epoch.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Callable, ContextManager
 
@@ -24,6 +29,7 @@ from defect_tf.models.registry import get_backbone
 from defect_tf.train.callbacks import EMAWeights, LossCurve, ResumableEarlyStopping
 from defect_tf.train.checkpoints import Checkpoint, EpochCheckpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings
+from defect_tf.train.head_fit import probe_applies, run_probe
 from defect_tf.train.optimizers import ema_momentum, make_optimizer
 
 
@@ -38,8 +44,15 @@ class TwoPhases:
 
     def __init__(self, model: keras.Model, loss, config: TrainConfig, train_data, val_data, steps: int,
                  output: Path, record: dict, pretrained: bool, resume: Checkpoint | None, log,
-                 scope: Callable[[], ContextManager] = contextlib.nullcontext):
+                 scope: Callable[[], ContextManager] = contextlib.nullcontext, probe_data=None,
+                 probe_labels: np.ndarray | None = None):
         self.model, self.loss, self.config, self.output, self.record = model, loss, config, output, record
+        # the linear probe: the training images in order, not augmented, and their labels
+        self.probe_data, self.probe_labels = probe_data, probe_labels
+        self.probes = config.linear_probe != "off" and probe_applies(model, pretrained) and not (
+            resume and resume.phase == "warm-up")  # a run interrupted in warm-up epochs resumes them
+        self.probe_loss = None  # the probe's validation loss, where fine-tuning starts from
+        self.warmup_epochs = 0 if self.probes else config.warmup_epochs
         self.scope = scope  # the distribution strategy's, where the optimiser and metrics are made
         self.pretrained, self.resume, self.log, self.steps = pretrained, resume, log, steps
         self.curve = LossCurve(output, records=resume.records if resume else None)
@@ -70,6 +83,9 @@ class TwoPhases:
 
     def warm_up(self, policy: str) -> None:
         c, model = self.config, self.model
+        if self.probes:
+            self._probe(policy)
+            return
         if self.pretrained:
             set_trainable_top(model, 0, train_batchnorm=False)
             self.log(f"phase 1/2 warm-up: backbone frozen, head trains; {self.optimizer_text} lr {c.lr}, "
@@ -94,6 +110,22 @@ class TwoPhases:
                   **self.fit_settings)
         _stop_if_diverged(self.curve.records, c.lr)
 
+    def _probe(self, policy: str) -> None:
+        model = self.model
+        set_trainable_top(model, 0, train_batchnorm=False)
+        self.log(f"phase 1/2 linear probe: the head's logits fitted to convergence on the frozen backbone's features "
+                 f"of the training images, not augmented ({policy}; --linear-probe off for --warmup-epochs instead)")
+        if self.resume:
+            return  # the interrupted run had fitted it: its checkpoint holds the head
+        started = time.perf_counter()
+        fit = run_probe(model, self.loss, self.probe_data, self.probe_labels, self.config.seed, self.log)
+        self._compile(self.config.lr, 1)
+        self.probe_loss = float(model.evaluate(self.fit_settings["validation_data"], verbose=0))
+        self.log(f"  validation loss {self.probe_loss:.4f}: fine-tuning keeps the probe unless it does better")
+        self.curve.records.append({"epoch": 0, "phase": "linear probe", "loss": fit.training_loss,
+                                   "val_loss": self.probe_loss, "seconds": round(time.perf_counter() - started, 2)})
+        self.curve.save()
+
     def fine_tune(self) -> None:
         c, model = self.config, self.model
         if self.pretrained:
@@ -108,7 +140,10 @@ class TwoPhases:
                  f"validation loss (patience {c.patience}, best weights restored)")
         self._compile(c.finetune_lr, c.finetune_epochs)
         self.curve.phase = "fine-tune"
-        first_epoch, stopping_state, best_weights = c.warmup_epochs, None, None
+        first_epoch, stopping_state, best_weights = self.warmup_epochs, None, None
+        if self.probe_loss is not None:
+            stopping_state = {"best": self.probe_loss, "wait": 0, "best_epoch": 0}
+            best_weights = model.get_weights()
         if self._resumes("fine-tune"):
             self.resume.load_model_state(model)
             first_epoch, stopping_state = self.resume.epoch, self.resume.early_stopping
@@ -118,7 +153,7 @@ class TwoPhases:
         if stop.patience_used_up():
             model.set_weights(best_weights)  # the run was stopped early just before it was killed
             return
-        model.fit(self.train_data, initial_epoch=first_epoch, epochs=c.warmup_epochs + c.finetune_epochs,
+        model.fit(self.train_data, initial_epoch=first_epoch, epochs=self.warmup_epochs + c.finetune_epochs,
                   callbacks=[*self._averaging("fine-tune"), self.curve, stop,
                              EpochCheckpoint(self.output, self.saved_config, self.record, self.curve, stop),
                              TerminateOnNaN()], **self.fit_settings)

@@ -81,9 +81,11 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
     train_data, val_data = _datasets(config, data, devices, log)
     with devices.scope():  # the model's variables are the strategy's; TwoPhases compiles in the same scope
         model = _model(config, data)
+    probe_data = make_dataset(data.files("train"), data.labels("train"), config.image_size, config.batch_size,
+                              cache=data.cache, name="train")  # in order, not augmented: read only if it probes
     phases = TwoPhases(model, _loss(config, data, log), config, train_data, val_data,
                        steps_per_epoch(len(data.rows["train"]), config.batch_size), output, data.record,
-                       data.weights_file is not None, resume, log, devices.scope)
+                       data.weights_file is not None, resume, log, devices.scope, probe_data, data.labels("train"))
     if resume:
         log(f"resuming after epoch {resume.epoch} ({resume.phase}) from {resume.directory}")
     progress.stage = "training"
@@ -151,7 +153,7 @@ def _save(config: TrainConfig, data: RunData, phases: TwoPhases, val_data, polic
         split=data.record["split"],
         seen_digests=sorted({data.digests[paths[i]] for i in (*data.rows["train"], *data.rows["val"])
                              if paths[i] in data.digests}),
-        epochs_trained=len(phases.curve.records),
+        epochs_trained=sum(record["epoch"] > 0 for record in phases.curve.records),  # epoch 0: the linear probe
         trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     with interrupts_deferred():
