@@ -49,7 +49,7 @@ BAD_VALUES = {
         "--precision": ["float8"],
         "--cache": ["ram", ""],
         "--strategy": ["multiworker", "tpu"],
-        "--linear-probe": ["yes", ""],
+        "--linear-probe": ["auto", ""],
         "--seed": ["-1", "99999999999", "x"],
         "--split-file": ["{missing}", "{split_bad}"],
     },

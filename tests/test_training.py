@@ -64,12 +64,12 @@ def test_runs_with_one_seed_write_identical_split_files(trained_output, tmp_path
 
 @pytest.mark.slow
 def test_demo_command_learns(demo_run):
-    """`make demo` for real: 1200 generated photos, pretrained EfficientNet-Lite0 through both phases (the linear
-    probe, then fine-tuning), offline, macro F1 >= 0.95 on the test split."""
+    """`make demo` for real: 1200 generated photos, pretrained EfficientNet-Lite0 through both phases, offline,
+    macro F1 >= 0.95 on the test split."""
     _, output, config, report = demo_run
     assert (config.backbone, config.weights) == ("efficientnet_lite0", "imagenet")
     history = json.loads((output / "history.json").read_text())
-    assert {"linear probe", "fine-tune"} <= {row["phase"] for row in history}, "both phases ran"
+    assert {"warm-up", "fine-tune"} <= {row["phase"] for row in history}, "both phases ran"
     assert load_bundle(output).metadata.pretrained is True
     macro_f1 = report["calibrated"]["macro"]["f1"]
     print(f"demo test macro F1: {macro_f1:.3f}")

@@ -76,11 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     training = parser.add_argument_group("training (two phases)")
     training.add_argument("--linear-probe", default=d.linear_probe, choices=PROBE_CHOICES,
-                          help="auto: where the head is linear on pretrained features, phase 1 fits it to "
-                               "convergence on the frozen features (LP-FT) instead of --warmup-epochs; on: that or "
-                               "refuse the run; off: warm-up epochs")
+                          help="on: phase 1 fits the linear head to convergence on the frozen pretrained features "
+                               "(LP-FT) instead of --warmup-epochs: ahead with 25 labelled images per class, behind "
+                               "with 5 or 10 (docs/benchmarks.md)")
     training.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
-                          help="phase 1 epochs, where there is no linear probe")
+                          help="phase 1 epochs (without --linear-probe on)")
     training.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                           help="phase 2 maximum epochs (early stopping may end it sooner)")
     training.add_argument("--unfreeze", type=int, default=d.unfreeze,

@@ -40,7 +40,7 @@ class TrainConfig:
     weights: str = "imagenet"
     image_size: int = 224
     batch_size: int = 32
-    linear_probe: str = "auto"  # phase 1 fits the head on frozen features (train/head_fit.py) where it can
+    linear_probe: str = "off"  # on: phase 1 fits the head on frozen features (train/head_fit.py); docs/findings.md
     warmup_epochs: int = 5  # phase 1 without a linear probe
     finetune_epochs: int = 20
     unfreeze: int | None = None  # None: the backbone's own default (its registry entry)
@@ -77,7 +77,7 @@ class TrainConfig:
         """Stop with one line naming the flag if a setting is out of range or a path is wrong (before any work)."""
         problems = [message for field, (low, high) in NUMBER_RANGES.items() if getattr(self, field) is not None
                     and (message := _out_of_range(field, getattr(self, field), low, high))]
-        if not problems and self.warmup_epochs + self.finetune_epochs == 0 and self.linear_probe != "on":
+        if not problems and self.warmup_epochs + self.finetune_epochs == 0 and self.linear_probe == "off":
             problems.append("--warmup-epochs and --finetune-epochs are both 0: nothing would be trained (with "
                             "--linear-probe on, only the head)")
         if self.linear_probe == "on" and (self.weights.lower() == "none" or self.head != "linear"

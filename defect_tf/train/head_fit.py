@@ -21,7 +21,7 @@ from scipy.optimize import minimize
 
 from defect_tf.data.labels import known_mask
 
-PROBE_CHOICES = ("auto", "on", "off")
+PROBE_CHOICES = ("off", "on")
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # penalties tried by cross-validation
 DEFAULT_L2 = 1e-3  # where the training split is too small to cross-validate
 MAX_FOLDS = 5

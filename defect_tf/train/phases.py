@@ -2,10 +2,9 @@
 
 With pretrained weights this is Keras's transfer-learning recipe: phase 1 trains only the head on a frozen
 backbone; phase 2 unfreezes the backbone's top layers (BatchNormalization stays frozen) at a lower learning rate.
-Phase 1 is the linear probe (train/head_fit.py: the head fitted to convergence on the frozen features, LP-FT)
-where the head is one logit layer, unless `--linear-probe off`; else `--warmup-epochs` of gradient steps. Phase 2
-starts from the probe's validation loss and weights, so early stopping keeps the probe if fine-tuning never
-beats it.
+With `--linear-probe on`, phase 1 is the linear probe instead (train/head_fit.py: the head fitted to convergence on
+the frozen features, LP-FT); phase 2 then starts from the probe's validation loss and weights, so early stopping
+keeps the probe if fine-tuning never beats it.
 With `--weights none` a frozen backbone would be random features, so both phases train every layer,
 BatchNormalization included: phase 1 at `lr`, phase 2 at `finetune_lr`. Each phase resumes from the checkpoint of
 an interrupted run that stopped in it; a checkpoint is saved after every epoch.
@@ -49,7 +48,7 @@ class TwoPhases:
         self.model, self.loss, self.config, self.output, self.record = model, loss, config, output, record
         # the linear probe: the training images in order, not augmented, and their labels
         self.probe_data, self.probe_labels = probe_data, probe_labels
-        self.probes = config.linear_probe != "off" and probe_applies(model, pretrained) and not (
+        self.probes = config.linear_probe == "on" and probe_applies(model, pretrained) and not (
             resume and resume.phase == "warm-up")  # a run interrupted in warm-up epochs resumes them
         self.probe_loss = None  # the probe's validation loss, where fine-tuning starts from
         self.warmup_epochs = 0 if self.probes else config.warmup_epochs
@@ -114,7 +113,7 @@ class TwoPhases:
         model = self.model
         set_trainable_top(model, 0, train_batchnorm=False)
         self.log(f"phase 1/2 linear probe: the head's logits fitted to convergence on the frozen backbone's features "
-                 f"of the training images, not augmented ({policy}; --linear-probe off for --warmup-epochs instead)")
+                 f"of the training images, not augmented ({policy})")
         if self.resume:
             return  # the interrupted run had fitted it: its checkpoint holds the head
         started = time.perf_counter()
