@@ -221,6 +221,9 @@ def test_transfer_study_arms_and_few_shot_files(tmp_path):
     assert {name: (arm.finetune_epochs, arm.unfreeze) for name, arm in unfreeze.items()} == {
         "warm-up only": (0, None), "top block": (15, 11), "top two stages": (15, 46), "all": (15, 10_000)}
     assert {arm.backbone for arm in study_arms("accuracy", base, list(RECIPES), [], tmp_path).values()} == set(RECIPES)
+    lite = study_arms("lite", base, [], [], tmp_path)
+    assert {name: (arm.backbone, arm.weights, arm.warmup_epochs, arm.finetune_epochs) for name, arm in lite.items()} \
+        == {name: (name, "imagenet", 5, 15) for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")}
 
 
 def test_the_recipes_benchmark_builds_class_folders_of_links_and_a_few_shot_split(tmp_path):
@@ -277,3 +280,28 @@ def test_a_recorded_command_reads_as_a_user_types_it():
 
     assert as_a_user_types_it(["--dataset", "neu", "--data-root", str(DEFAULT_DATA_ROOT), "--work", "/tmp/bench/x",
                                "--seed", "1"]) == ["--dataset", "neu", "--work", "runs/x", "--seed", "1"]
+
+
+def test_the_few_shot_benchmark_gives_each_arm_its_recipe_and_each_draw_its_own_images(tmp_path):
+    from fewshot import arm_config, draw_files
+
+    from defect_tf.train.config import TrainConfig
+
+    names = [f"{c}_{i}.jpg" for c in "abc" for i in range(10)]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels.txt").write_text("image a b c\n" + "".join(
+        f"{name} {int(name[0] == 'a')} {int(name[0] == 'b')} {int(name[0] == 'c')}\n" for name in names))
+    (tmp_path / "split.txt").write_text("image split\n" + "".join(
+        f"{name} {'test' if int(name[2]) >= 8 else 'train'}\n" for name in names))
+    draws = [draw_files(tmp_path, tmp_path / "labels.txt", "5", draw, tmp_path / f"d{draw}") for draw in (0, 1)]
+    chosen = [{image for image, part in read_split(split).items() if part != "test"} for _, split in draws]
+    assert len(chosen[0]) == len(chosen[1]) == 15 and chosen[0] != chosen[1]  # 5 per class, drawn per draw
+
+    base = TrainConfig(data=str(tmp_path / "images"), backbone="efficientnet_lite0")
+    labels, split = draws[0]
+    settings = {arm: arm_config(base, arm, "5", labels, split, 0, tmp_path / arm) for arm in
+                ("linear probe", "warm-up epochs", "LP-FT")}
+    assert {arm: (c.linear_probe, c.warmup_epochs, c.finetune_epochs, c.patience) for arm, c in settings.items()} == {
+        "linear probe": ("on", 0, 0, 10), "warm-up epochs": ("off", 30, 30, 10), "LP-FT": ("on", 0, 30, 10)}
+    everything = arm_config(base, "warm-up epochs", "all", tmp_path / "labels.txt", split, 2, tmp_path / "all")
+    assert (everything.warmup_epochs, everything.finetune_epochs, everything.patience, everything.seed) == (5, 15, 5, 2)
