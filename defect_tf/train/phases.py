@@ -112,10 +112,10 @@ class TwoPhases:
     def _probe(self, policy: str) -> None:
         model = self.model
         set_trainable_top(model, 0, train_batchnorm=False)
-        self.log(f"phase 1/2 linear probe: the head's logits fitted to convergence on the frozen backbone's features "
-                 f"of the training images, not augmented ({policy})")
         if self.resume:
             return  # the interrupted run had fitted it: its checkpoint holds the head
+        self.log(f"phase 1/2 linear probe: the head's logits fitted to convergence on the frozen backbone's features "
+                 f"of the training images, not augmented ({policy})")
         started = time.perf_counter()
         fit = run_probe(model, self.loss, self.probe_data, self.probe_labels, self.config.seed, self.log)
         self._compile(self.config.lr, 1)
