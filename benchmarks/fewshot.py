@@ -30,13 +30,13 @@ from common import (
     train_and_score,
     work_folder,
 )
-from transfer import FEWSHOT_EPOCHS, fewshot_files
+from transfer import FEWSHOT_EPOCHS, LITE_RECIPE, fewshot_files
 
 from defect_tf.data.labels import parse_labels
 from defect_tf.data.splits import read_split
 from defect_tf.train.config import TrainConfig
 
-FULL_EPOCHS = (5, 15)  # warm-up, fine-tune with every labelled image (benchmarks/transfer.py's Lite0 recipe)
+FULL_EPOCHS = (LITE_RECIPE["warmup_epochs"], LITE_RECIPE["finetune_epochs"])  # with every labelled image
 ARMS = {
     "linear probe": dict(linear_probe="on", warmup_epochs=0, finetune_epochs=0),
     "warm-up epochs": dict(linear_probe="off"),
@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = folder / "labels.txt"
     work = work_folder(args.work, "fewshot_")
     base = TrainConfig(data=str(folder / "images"), labels=str(labels), backbone="efficientnet_lite0",
-                       weights="imagenet", image_size=args.image_size, batch_size=args.batch_size, lr=1e-3,
-                       finetune_lr=1e-4)
+                       image_size=args.image_size, batch_size=args.batch_size, **LITE_RECIPE)
     results: dict[str, dict[str, list]] = {}
     for count in args.per_class:
         results[count] = {arm: [] for arm in args.arms}

@@ -147,7 +147,7 @@ def test_one_lite_models_weights_are_refused_by_another(variant, other):
 
 
 def test_lite0s_top_block_is_its_last_mbconv_block_and_head():
-    model = efficientnet_lite.EfficientNetLite0(input_shape=(64, 64, 3))
+    model = efficientnet_lite.EfficientNetLite("efficientnet_lite0", input_shape=(64, 64, 3))
     top = [layer.name for layer in model.layers[-efficientnet_lite.TOP_BLOCK_LAYERS:]]
     assert top == ["block15_expand_conv", "block15_expand_bn", "block15_expand_activation", "block15_dwconv",
                    "block15_bn", "block15_activation", "block15_project_conv", "block15_project_bn", "top_conv",

@@ -142,21 +142,6 @@ def EfficientNetLite(variant: str, include_top: bool = False, weights: str | Non
     return model
 
 
-def EfficientNetLite0(include_top: bool = False, weights: str | None = None, input_shape=(224, 224, 3),
-                      classes: int = 1000) -> keras.Model:
-    return EfficientNetLite("efficientnet_lite0", include_top, weights, input_shape, classes)
-
-
-def EfficientNetLite1(include_top: bool = False, weights: str | None = None, input_shape=(240, 240, 3),
-                      classes: int = 1000) -> keras.Model:
-    return EfficientNetLite("efficientnet_lite1", include_top, weights, input_shape, classes)
-
-
-def EfficientNetLite2(include_top: bool = False, weights: str | None = None, input_shape=(260, 260, 3),
-                      classes: int = 1000) -> keras.Model:
-    return EfficientNetLite("efficientnet_lite2", include_top, weights, input_shape, classes)
-
-
 def convert_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """PyTorch Lite tensors (OIHW kernels) -> arrays named `<keras layer>/<variable>` (HWIO kernels), for every
     block the tensors hold."""

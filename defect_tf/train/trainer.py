@@ -81,8 +81,10 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
     train_data, val_data = _datasets(config, data, devices, log)
     with devices.scope():  # the model's variables are the strategy's; TwoPhases compiles in the same scope
         model = _model(config, data)
-    probe_data = make_dataset(data.files("train"), data.labels("train"), config.image_size, config.batch_size,
-                              cache=data.cache, name="train")  # in order, not augmented: read only if it probes
+    probe_data = None  # the linear probe's: the training images in order, not augmented
+    if config.linear_probe == "on":
+        probe_data = make_dataset(data.files("train"), data.labels("train"), config.image_size, config.batch_size,
+                                  cache=data.cache, name="train")
     phases = TwoPhases(model, _loss(config, data, log), config, train_data, val_data,
                        steps_per_epoch(len(data.rows["train"]), config.batch_size), output, data.record,
                        data.weights_file is not None, resume, log, devices.scope, probe_data, data.labels("train"))
