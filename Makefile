@@ -19,11 +19,12 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PYTHON) -m pytest -n 2 --dist loadgroup
+	$(PYTHON) -m pytest -n 2 --dist loadgroup --max-worker-restart 0
 
 # `make test`: the full suite in two workers (each builds the small trained-model fixtures; the demo's training
-# runs once, in the worker that runs all its tests). The unit tier: no training, no subprocess, no browser (under a
-# minute, one worker per core).
+# runs once, in the worker that runs all its tests). A worker that dies (out of memory, say) fails the run at once,
+# naming its test: pytest-xdist would replace it and then hang to CI's time limit (its issue 1378).
+# The unit tier: no training, no subprocess, no browser (under a minute, one worker per core).
 test-fast: setup
 	$(VENV)/bin/ruff check .
 	DEFECT_TF_TIER=unit $(PYTHON) -m pytest -q -n auto -m "not slow and not integration and not browser"

@@ -3,6 +3,7 @@ SavedModel; every backbone of the registry and every task to the formats a runti
 exported model then answers through inference.py without TensorFlow."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,7 @@ def untrained_bundle(folder: Path, backbone: str, task: str, tiny_demo) -> Path:
     return folder
 
 
+@pytest.mark.xdist_group("large_conversions")  # 4-5 GB each for the largest: two at once would not fit in 24 GiB
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_every_backbone_exports_to_each_runtime_without_tensorflow_with_parity(backbone, tiny_demo, tmp_path):
     root, table = tiny_demo
@@ -122,6 +124,7 @@ def test_every_task_exports_probabilities_and_decides_as_keras(task, tiny_demo, 
                 assert sum(ours.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and len(ours.detected) == 1
     records = read_metadata(output / "bundle").exports
     assert set(records) == {"onnx", "litert", "saved_model"}
+    assert "tf2onnx" not in sys.modules  # it converts in a process of its own, which returns its memory when it ends
     assert all(record["parity"]["max_abs_difference"] <= MAX_DIFFERENCE for record in records.values())
 
 
