@@ -8,7 +8,8 @@ Draw d draws its images with seed d (few-shot: K per class from the split's trai
 them for validation; all: the split's own train part, val carved out with seed d) and trains with seed d.
 Arms: `linear probe` (the head fitted on frozen features, nothing else: a logistic regression); `warm-up epochs`
 (the recipe before LP-FT: head epochs on the frozen backbone, then fine-tuning); `LP-FT` (the probe, then the
-same fine-tuning, starting from the probe's validation loss).
+same fine-tuning, starting from the probe's validation loss). `--small-val` as train.py's: with `train` (its
+default) the 6 and 12 validation images of 5 and 10 per class are trained on, with every epoch run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from common import (
 from transfer import FEWSHOT_EPOCHS, LITE_RECIPE, fewshot_files
 
 from defect_tf.data.labels import parse_labels
-from defect_tf.data.splits import read_split
+from defect_tf.data.splits import MIN_VALIDATION_IMAGES, SMALL_VALIDATION, read_split
 from defect_tf.train.config import TrainConfig
 
 FULL_EPOCHS = (LITE_RECIPE["warmup_epochs"], LITE_RECIPE["finetune_epochs"])  # with every labelled image
@@ -91,13 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--small-val", choices=SMALL_VALIDATION, default=TrainConfig(data="").small_validation)
     parser.add_argument("--work", help="folder for the runs (default: a temporary folder; a rerun there continues)")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "neu")
     labels = folder / "labels.txt"
     work = work_folder(args.work, "fewshot_")
     base = TrainConfig(data=str(folder / "images"), labels=str(labels), backbone="efficientnet_lite0",
-                       image_size=args.image_size, batch_size=args.batch_size, **LITE_RECIPE)
+                       image_size=args.image_size, batch_size=args.batch_size, small_validation=args.small_val,
+                       **LITE_RECIPE)
     results: dict[str, dict[str, list]] = {}
     for count in args.per_class:
         results[count] = {arm: [] for arm in args.arms}
@@ -119,11 +122,16 @@ def main(argv: list[str] | None = None) -> int:
              f"{FEWSHOT_EPOCHS[0]} warm-up + up to {FEWSHOT_EPOCHS[1]} fine-tuning epochs (patience {PATIENCE}); all "
              f"labelled images: {FULL_EPOCHS[0]} + up to {FULL_EPOCHS[1]}. `linear probe`: the head fitted on frozen "
              "features alone; `warm-up epochs`: the recipe before LP-FT; `LP-FT`: the probe instead of the warm-up "
-             "epochs, then the same fine-tuning. Train time: the probe's and the epochs' wall times, mean per run.")
+             "epochs, then the same fine-tuning. Train time: the probe's and the epochs' wall times, mean per run. "
+             f"`--small-val {args.small_val}`: validation images, when fewer than {MIN_VALIDATION_IMAGES}, are "
+             + ("held out for early stopping." if args.small_val == "hold-out" else
+                "trained on, and every epoch runs."))
     markdown = f"{intro}\n\n" + "\n".join(table(results, args.arms, args.draws))
     print(markdown)
-    record(f"fewshot_lpft_{args.image_size}px", f"Few labels: linear probe vs warm-up epochs vs LP-FT, "
-           f"{args.image_size} px, {args.draws} draws", markdown,
+    trained_on = args.small_val == "train"
+    record(f"fewshot_lpft_{args.image_size}px" + ("_val_trained" if trained_on else ""),
+           f"Few labels: linear probe vs warm-up epochs vs LP-FT, {args.image_size} px, {args.draws} draws"
+           + (", small validation splits trained on" if trained_on else ""), markdown,
            {"settings": vars(args), "results": results})
     return 0
 

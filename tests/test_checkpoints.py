@@ -17,9 +17,12 @@ EPOCHS = dict(warmup=4, finetune=4)
 pytestmark = pytest.mark.integration  # every test here trains or resumes a real run
 
 
-def start_training(root, output, labels=None):
+SCRATCH = ["--backbone", "small_cnn", "--weights", "none"]
+
+
+def start_training(root, output, labels=None, model=SCRATCH):
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(root / "images"), "--labels",
-               str(labels or root / "labels.txt"), "--output", str(output), "--backbone", "small_cnn", "--weights", "none",
+               str(labels or root / "labels.txt"), "--output", str(output), *model,
                "--image-size", "32", "--batch-size", "4", "--warmup-epochs", str(EPOCHS["warmup"]),
                "--finetune-epochs", str(EPOCHS["finetune"]), "--patience", "10"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -78,6 +81,29 @@ def test_a_killed_training_run_resumes_to_a_complete_bundle(tiny_demo, tmp_path,
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming after epoch {checkpoint.epoch}" in result.stdout
     assert_complete_run(output)
+
+
+def test_a_linear_probe_run_killed_in_fine_tuning_resumes_without_fitting_the_probe_again(tiny_demo, tmp_path):
+    root, _ = tiny_demo
+    output = tmp_path / "outputs"
+    process = start_training(root, output, model=["--backbone", "efficientnet_lite0", "--weights", "imagenet",
+                                                  "--linear-probe", "on"])
+    wait_for_epoch(output, 2, process)
+    process.kill()
+    first, _ = process.communicate(timeout=120)
+    assert first.count("phase 1/2 linear probe") == 1
+    checkpoint = read_checkpoint(output)
+    assert checkpoint.phase == "fine-tune" and checkpoint.epoch >= 2
+
+    result = resume(output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming after epoch {checkpoint.epoch} (fine-tune)" in result.stdout
+    assert "phase 1/2 linear probe" not in result.stdout  # the checkpoint holds the probe's head
+    history = json.loads((output / "history.json").read_text())
+    assert [(row["epoch"], row["phase"]) for row in history] == \
+        [(0, "linear probe")] + [(epoch, "fine-tune") for epoch in range(1, EPOCHS["finetune"] + 1)]
+    assert load_bundle(output).metadata.epochs_trained == EPOCHS["finetune"]
+    assert not (output / "checkpoint").exists()
 
 
 def test_resume_without_a_checkpoint_says_why(tmp_path):

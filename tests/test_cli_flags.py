@@ -50,6 +50,7 @@ BAD_VALUES = {
         "--cache": ["ram", ""],
         "--strategy": ["multiworker", "tpu"],
         "--linear-probe": ["auto", ""],
+        "--small-val": ["keep", ""],
         "--seed": ["-1", "99999999999", "x"],
         "--split-file": ["{missing}", "{split_bad}"],
     },

@@ -102,7 +102,7 @@ def test_a_pretrained_run_starts_from_the_probe_fitted_on_its_own_training_image
     output = tmp_path / "out"
     config = TrainConfig(data=str(root / "images"), labels=str(root / "labels.txt"), output=str(output),
                          backbone="efficientnet_lite0", weights="imagenet", image_size=32, batch_size=8,
-                         linear_probe="on", warmup_epochs=0, finetune_epochs=0)
+                         linear_probe="on", warmup_epochs=0, finetune_epochs=0, small_validation="hold-out")
     train(config, log=lambda *_: None)
 
     history = json.loads((output / "history.json").read_text())

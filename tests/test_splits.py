@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from defect_tf.data.labels import NA
-from defect_tf.data.splits import read_split, split_from_file, stratified_split, write_split
+from defect_tf.data.splits import (
+    MIN_VALIDATION_IMAGES,
+    read_split,
+    split_from_file,
+    stratified_split,
+    train_on_small_validation,
+    write_split,
+)
 from defect_tf.errors import DefectTFError
 
 
@@ -72,3 +79,12 @@ def test_split_file_paths_are_normalised_like_label_paths(tmp_path):
     (tmp_path / "split.txt").write_text("image split\n./a.png train\nsub/../b.png val\nc.png test\n")
     assert list(split_from_file(tmp_path / "split.txt", ["a.png", "b.png", "c.png"], np.zeros((3, 1)))) == [
         "train", "val", "test"]
+
+
+@pytest.mark.parametrize("validation, trained_on", [(0, False), (1, True), (19, True), (20, False), (21, False)])
+def test_a_validation_split_under_twenty_images_is_trained_on_and_test_images_stay(validation, trained_on):
+    split = np.array(["train"] * 30 + ["val"] * validation + ["test"] * 7, dtype=object)
+    result = train_on_small_validation(split)
+    assert MIN_VALIDATION_IMAGES == 20
+    assert list(result) == ["train"] * 30 + ["train" if trained_on else "val"] * validation + ["test"] * 7
+    assert list(split[30:30 + validation]) == ["val"] * validation  # the caller's array is left as it was

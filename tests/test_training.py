@@ -128,3 +128,32 @@ def test_check_reports_without_training_and_skip_trains_without_bad_images(tiny_
     assert "truncated.png" in skipped and "missing.png" in skipped
     bundle = load_bundle(output)
     assert sum(len(names) for names in bundle.metadata.split.values()) == 48
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("small_validation", ["train", "hold-out"])
+def test_a_pretrained_run_with_few_validation_images_trains_on_them_and_runs_every_epoch(small_validation, tiny_demo,
+                                                                                          tmp_path):
+    """48 images hold out 7 for validation: too few to stop early on (docs/findings.md), so a pretrained run trains on
+    them with every epoch run and thresholds at 0.5; --small-val hold-out keeps today's early stopping."""
+    root, _ = tiny_demo
+    output, lines = tmp_path / "out", []
+    config = TrainConfig(data=str(root / "images"), labels=str(root / "labels.txt"), output=str(output),
+                         backbone="efficientnet_lite0", weights="imagenet", image_size=32, batch_size=8,
+                         warmup_epochs=1, finetune_epochs=3, small_validation=small_validation)
+    train(config, log=lines.append)
+    parts = list(read_split(output / "split.txt").values())
+    history = json.loads((output / "history.json").read_text())
+    bundle = load_bundle(output)
+    assert parts.count("test") == 7
+    if small_validation == "train":
+        assert (parts.count("train"), parts.count("val")) == (41, 0)
+        assert any("would hold 7 images, fewer than 20" in line for line in lines)
+        assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+        assert not any("val_loss" in row for row in history)
+        assert bundle.metadata.thresholds == [0.5] * 4
+        assert "thresholds: 0.5 for every attribute (no validation images to calibrate on)" in lines
+    else:
+        assert (parts.count("train"), parts.count("val")) == (34, 7)
+        assert all("val_loss" in row for row in history)
+        assert any("early stopping on validation loss" in line for line in lines)

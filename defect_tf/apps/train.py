@@ -19,6 +19,7 @@ from defect_tf.data.cache import CACHE_CHOICES
 from defect_tf.data.checks import DataReport, check_data
 from defect_tf.data.sampling import SAMPLERS
 from defect_tf.data.sources import read_source
+from defect_tf.data.splits import MIN_VALIDATION_IMAGES, SMALL_VALIDATION
 from defect_tf.models.heads import ATTENTION, HEADS, POOLING
 from defect_tf.models.registry import BACKBONES
 from defect_tf.tasks import TASKS, task_labels
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--split-file", metavar="FILE", default=d.split_file,
                       help="`image split` rows (train / val / test; val carved out of train if absent) instead "
                            "of a new split")
+    data.add_argument("--small-val", dest="small_validation", choices=SMALL_VALIDATION, default=d.small_validation,
+                      help=f"a pretrained run with fewer than {MIN_VALIDATION_IMAGES} validation images: train on them "
+                           "too, every epoch run and thresholds 0.5 (train), or hold them out for early stopping and "
+                           "calibration (hold-out)")
     data.add_argument("--image-size", type=int, default=d.image_size, help="images are resized to this square")
 
     model = parser.add_argument_group("model")

@@ -12,6 +12,9 @@ from defect_tf.io.files import write_text
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # of the images, in the order of SPLITS
+# Fewer validation images than this steer a pretrained run worse than training on them (docs/findings.md)
+MIN_VALIDATION_IMAGES = 20
+SMALL_VALIDATION = ("train", "hold-out")  # what a pretrained run does with fewer: train on them too, or hold out
 
 
 def stratified_split(values: np.ndarray, fractions=SPLIT_FRACTIONS, seed: int = 0) -> np.ndarray:
@@ -50,6 +53,15 @@ def stratified_split(values: np.ndarray, fractions=SPLIT_FRACTIONS, seed: int = 
         have_total[part] += 1
         have_positive[part] += positive[row]
     return np.asarray(SPLITS)[assignment]
+
+
+def train_on_small_validation(split: np.ndarray) -> np.ndarray:
+    """`split` with its validation images moved to training when there are fewer than MIN_VALIDATION_IMAGES."""
+    split = np.asarray(split, dtype=object).copy()
+    validation = split == "val"
+    if 0 < validation.sum() < MIN_VALIDATION_IMAGES:
+        split[validation] = "train"
+    return split
 
 
 def write_split(path: str | Path, images: list[str], split_names) -> None:

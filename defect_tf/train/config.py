@@ -11,7 +11,7 @@ import numpy as np
 from defect_tf.data.augmentation import PRESETS, ROTATIONS
 from defect_tf.data.cache import CACHE_CHOICES
 from defect_tf.data.sampling import SAMPLERS
-from defect_tf.data.splits import SPLIT_FRACTIONS
+from defect_tf.data.splits import SMALL_VALIDATION, SPLIT_FRACTIONS
 from defect_tf.errors import DefectTFError
 from defect_tf.io.output_folder import DEFAULT_OUTPUT
 from defect_tf.io.untrusted import UnreadableFileError, check_file
@@ -69,6 +69,7 @@ class TrainConfig:
     seed: int = 0
     split: tuple[float, float, float] = SPLIT_FRACTIONS
     split_file: str | None = None  # `image split` rows to use instead of a new seeded split
+    small_validation: str = "train"  # pretrained, under MIN_VALIDATION_IMAGES: train on them (no early stopping)
     on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
     cache: str = "auto"  # where decoded images wait between epochs: auto, memory or disk (data/cache.py)
     strategy: str = "auto"  # the devices a run trains on: auto, one or mirrored (train/strategy.py)
@@ -90,7 +91,8 @@ class TrainConfig:
                                ("pooling", sorted(POOLING)), ("head", HEADS), ("attention", ATTENTION),
                                ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampler", SAMPLERS),
                                ("precision", POLICIES), ("on_bad_image", ON_BAD_IMAGE), ("cache", CACHE_CHOICES),
-                               ("strategy", STRATEGIES), ("linear_probe", PROBE_CHOICES)):
+                               ("strategy", STRATEGIES), ("linear_probe", PROBE_CHOICES),
+                               ("small_validation", SMALL_VALIDATION)):
             if getattr(self, field) not in allowed:
                 problems.append(f"{_flag(field)} must be one of {', '.join(filter(None, allowed))}, "
                                 f"not {getattr(self, field)!r}")

@@ -4,7 +4,8 @@ With pretrained weights this is Keras's transfer-learning recipe: phase 1 trains
 backbone; phase 2 unfreezes the backbone's top layers (BatchNormalization stays frozen) at a lower learning rate.
 With `--linear-probe on`, phase 1 is the linear probe instead (train/head_fit.py: the head fitted to convergence on
 the frozen features, LP-FT); phase 2 then starts from the probe's validation loss and weights, so early stopping
-keeps the probe if fine-tuning never beats it.
+keeps the probe if fine-tuning never beats it. A pretrained run with too few validation images trains on them
+(train/preparation.py): then every epoch runs and the last is kept.
 With `--weights none` a frozen backbone would be random features, so both phases train every layer,
 BatchNormalization included: phase 1 at `lr`, phase 2 at `finetune_lr`. Each phase resumes from the checkpoint of
 an interrupted run that stopped in it; a checkpoint is saved after every epoch.
@@ -39,7 +40,8 @@ def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
 
 
 class TwoPhases:
-    """Warm-up and fine-tuning of `model` on `train_data`, validated on `val_data`, each phase resumable."""
+    """Warm-up and fine-tuning of `model` on `train_data`, validated on `val_data` (None: no early stopping), each
+    phase resumable."""
 
     def __init__(self, model: keras.Model, loss, config: TrainConfig, train_data, val_data, steps: int,
                  output: Path, record: dict, pretrained: bool, resume: Checkpoint | None, log,
@@ -60,6 +62,7 @@ class TwoPhases:
         verbose = 1 if sys.stdout.isatty() else 2
         self.fit_settings = dict(validation_data=val_data, steps_per_epoch=steps, shuffle=False,  # data shuffles
                                  verbose=verbose)
+        self.validates = val_data is not None  # None: too few validation images, trained on (train/preparation.py)
         self.train_data = train_data
         self.averaging_momentum = ema_momentum(steps) if config.ema else None
         self.optimizer_text = {"adam": "Adam", "adamw": f"AdamW (weight decay {config.weight_decay:g})"}[
@@ -119,11 +122,13 @@ class TwoPhases:
                  f"of the training images, not augmented ({policy})")
         started = time.perf_counter()
         fit = run_probe(model, self.loss, self.probe_data, self.probe_labels, self.config.seed, self.log)
-        self._compile(self.config.lr, 1)
-        self.probe_loss = float(model.evaluate(self.fit_settings["validation_data"], verbose=0))
-        self.log(f"  validation loss {self.probe_loss:.4f}: fine-tuning keeps the probe unless it does better")
-        self.curve.records.append({"epoch": 0, "phase": "linear probe", "loss": fit.training_loss,
-                                   "val_loss": self.probe_loss, "seconds": round(time.perf_counter() - started, 2)})
+        record = {"epoch": 0, "phase": "linear probe", "loss": fit.training_loss}
+        if self.validates:
+            self._compile(self.config.lr, 1)
+            self.probe_loss = float(model.evaluate(self.fit_settings["validation_data"], verbose=0))
+            self.log(f"  validation loss {self.probe_loss:.4f}: fine-tuning keeps the probe unless it does better")
+            record["val_loss"] = self.probe_loss
+        self.curve.records.append({**record, "seconds": round(time.perf_counter() - started, 2)})
         self.curve.save()
 
     def fine_tune(self) -> None:
@@ -136,8 +141,10 @@ class TwoPhases:
         else:
             set_trainable_top(model, None, train_batchnorm=True)
             self.log("phase 2/2 fine-tune: every layer keeps training")
-        self.log(f"  {self.optimizer_text} lr {c.finetune_lr}, up to {c.finetune_epochs} epochs, early stopping on "
-                 f"validation loss (patience {c.patience}, best weights restored)")
+        self.log(f"  {self.optimizer_text} lr {c.finetune_lr}, " + (
+            f"up to {c.finetune_epochs} epochs, early stopping on validation loss (patience {c.patience}, best "
+            "weights restored)" if self.validates else
+            f"{c.finetune_epochs} epochs, the last kept (no validation images to stop on)"))
         self._compile(c.finetune_lr, c.finetune_epochs)
         self.curve.phase = "fine-tune"
         first_epoch, stopping_state, best_weights = self.warmup_epochs, None, None
@@ -148,13 +155,15 @@ class TwoPhases:
             self.resume.load_model_state(model)
             first_epoch, stopping_state = self.resume.epoch, self.resume.early_stopping
             best_weights = self.resume.best_weights(model)
-        stop = ResumableEarlyStopping(monitor="val_loss", patience=c.patience, restore_best_weights=True,
-                                      resume_from=stopping_state, resume_weights=best_weights)
-        if stop.patience_used_up():
-            model.set_weights(best_weights)  # the run was stopped early just before it was killed
-            return
+        stop = None
+        if self.validates:
+            stop = ResumableEarlyStopping(monitor="val_loss", patience=c.patience, restore_best_weights=True,
+                                          resume_from=stopping_state, resume_weights=best_weights)
+            if stop.patience_used_up():
+                model.set_weights(best_weights)  # the run was stopped early just before it was killed
+                return
         model.fit(self.train_data, initial_epoch=first_epoch, epochs=self.warmup_epochs + c.finetune_epochs,
-                  callbacks=[*self._averaging("fine-tune"), self.curve, stop,
+                  callbacks=[*self._averaging("fine-tune"), self.curve, *([stop] if stop else []),
                              EpochCheckpoint(self.output, self.saved_config, self.record, self.curve, stop),
                              TerminateOnNaN()], **self.fit_settings)
         _stop_if_diverged(self.curve.records, c.finetune_lr)

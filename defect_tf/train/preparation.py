@@ -13,7 +13,15 @@ from defect_tf.data.cache import CachePlan, plan_cache
 from defect_tf.data.checks import check_data
 from defect_tf.data.labels import LabelTable, known_mask, label_counts
 from defect_tf.data.sources import load_source
-from defect_tf.data.splits import SPLITS, split_from_file, split_from_parts, stratified_split, write_split
+from defect_tf.data.splits import (
+    MIN_VALIDATION_IMAGES,
+    SPLITS,
+    split_from_file,
+    split_from_parts,
+    stratified_split,
+    train_on_small_validation,
+    write_split,
+)
 from defect_tf.errors import DefectTFError, ImageError, LabelError
 from defect_tf.io.files import write_text
 from defect_tf.models.classifier import resolve_weights
@@ -140,15 +148,21 @@ def prepare_run(config: TrainConfig, output: Path, resume: Checkpoint | None, lo
     table, digests = _drop_bad_images(config, table, output, log, resuming=resume is not None)
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
 
+    trains_on_small_validation = weights_file is not None and config.small_validation == "train"
     if split is not None:
         split_source = f"the interrupted run's own split, from {resume.directory}"
     else:
         split, split_source = _split(config, table, source.split)
+        if trains_on_small_validation and 0 < np.sum(split == "val") < MIN_VALIDATION_IMAGES:
+            log(f"the validation split would hold {np.sum(split == 'val')} images, fewer than "
+                f"{MIN_VALIDATION_IMAGES}: too few to steer early stopping or calibrate thresholds, so they train "
+                "too and every epoch runs (--small-val hold-out keeps them apart)")
+            split = train_on_small_validation(split)
     write_split(output / SPLIT_FILE, table.images, split)
     rows = {name: np.flatnonzero(split == name) for name in SPLITS}
     log("split: " + ", ".join(f"{name} {len(rows[name])}" for name in SPLITS)
         + f" ({split_source}, saved to {output / SPLIT_FILE})")
-    if len(rows["train"]) == 0 or len(rows["val"]) == 0:
+    if len(rows["train"]) == 0 or (len(rows["val"]) == 0 and not trains_on_small_validation):
         raise DefectTFError(f"{len(table.images)} images are too few to hold out a validation split; "
                             "label more images (a few dozen at the very least)")
     cache = plan_cache(config.cache, len(rows["train"]) + len(rows["val"]), config.image_size, output)

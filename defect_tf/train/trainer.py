@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from defect_tf.bundle.layout import BUNDLE_DIR
 from defect_tf.bundle.metadata import BundleMetadata
@@ -22,6 +23,7 @@ from defect_tf.data.pipeline import make_dataset, steps_per_epoch
 from defect_tf.data.sampling import balance_groups, describe_groups
 from defect_tf.errors import DefectTFError
 from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle
+from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD
 from defect_tf.inference.predictor import predict_probabilities
 from defect_tf.io import output_folder
 from defect_tf.models.classifier import build_classifier
@@ -108,8 +110,11 @@ def _datasets(config: TrainConfig, data: RunData, devices: Devices, log):
                               devices.batch_for(config.batch_size, len(data.rows["train"])), training=True,
                               augment=augment, mixup=mixup, groups=groups, seed=config.seed, cache=data.cache,
                               name="train")
-    val_data = make_dataset(data.files("val"), data.labels("val"), config.image_size,
-                            devices.batch_for(config.batch_size, len(data.rows["val"])), cache=data.cache, name="val")
+    val_data = None  # none held out: a pretrained run with too few trains on them (train/preparation.py)
+    if len(data.rows["val"]):
+        val_data = make_dataset(data.files("val"), data.labels("val"), config.image_size,
+                                devices.batch_for(config.batch_size, len(data.rows["val"])), cache=data.cache,
+                                name="val")
     if groups is not None:
         log(describe_groups(groups, data.table.attributes))
     if mixup:
@@ -136,8 +141,16 @@ def _save(config: TrainConfig, data: RunData, phases: TwoPhases, val_data, polic
           progress: RunProgress, log):
     """Thresholds from the validation split, then the bundle, saved with interruptions held back; returns it."""
     model, task = phases.model, data.task
-    thresholds = task.thresholds(data.labels("val"), predict_probabilities(model, val_data, task), config.threshold)
-    log(task.describe_thresholds(thresholds, data.table.attributes, config.threshold))
+    if val_data is not None:
+        thresholds = task.thresholds(data.labels("val"), predict_probabilities(model, val_data, task),
+                                     config.threshold)
+        log(task.describe_thresholds(thresholds, data.table.attributes, config.threshold))
+    else:
+        cut = NAIVE_THRESHOLD if config.threshold is None else config.threshold
+        none = np.zeros((0, len(data.table.attributes)))
+        thresholds = task.thresholds(none, none, cut)
+        log(f"thresholds: {cut:g} for every attribute (no validation images to calibrate on)" if thresholds else
+            task.describe_thresholds(thresholds, data.table.attributes, config.threshold))
     paths = data.paths
     metadata = BundleMetadata(
         attributes=data.table.attributes,
