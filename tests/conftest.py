@@ -28,6 +28,7 @@ TRAINED_FIXTURES = {"trained_output": "integration", "exported_output": "integra
 SHARED_BY_ONE_WORKER = ("demo_run",)  # fixtures too costly to build in each worker (`make test` runs two)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """A test that uses a trained model's fixture belongs to that fixture's tier; the tests of a costly fixture run
     in one worker (`--dist loadgroup`), which builds it once."""
@@ -39,6 +40,15 @@ def pytest_collection_modifyitems(config, items):
         for fixture in SHARED_BY_ONE_WORKER:
             if fixture in names:
                 item.add_marker(pytest.mark.xdist_group(fixture))
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """Under `--dist loadgroup`, a worker's test ids carry their group (`id@group`); none do when pytest-xdist does
+    not group under the installed pytest (9.2 with pytest-xdist 3.8, silently): stop, rather than run the two
+    workers' costliest tests at once (this suite always has grouped tests)."""
+    if node.config.getoption("dist") == "loadgroup" and ids and not any("@" in test_id for test_id in ids):
+        pytest.exit("--dist loadgroup groups none of the tests under this pytest and pytest-xdist (pytest-xdist "
+                    "issue 1386): install requirements.txt's pins", returncode=3)
 
 
 @pytest.fixture(autouse=True)
