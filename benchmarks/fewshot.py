@@ -8,8 +8,8 @@ Draw d draws its images with seed d (few-shot: K per class from the split's trai
 them for validation; all: the split's own train part, val carved out with seed d) and trains with seed d.
 Arms: `linear probe` (the head fitted on frozen features, nothing else: a logistic regression); `warm-up epochs`
 (the recipe before LP-FT: head epochs on the frozen backbone, then fine-tuning); `LP-FT` (the probe, then the
-same fine-tuning, starting from the probe's validation loss). `--small-val` as train.py's: with `train` (its
-default) the 6 and 12 validation images of 5 and 10 per class are trained on, with every epoch run.
+same fine-tuning, starting from the probe's validation loss). `--small-val` as train.py's: with `train` the 6 and
+12 validation images of 5 and 10 per class are trained on, with every epoch run (`auto`: with the probe only).
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ ARMS = {
     "LP-FT": dict(linear_probe="on", warmup_epochs=0),
 }
 PATIENCE = 10  # as benchmarks/transfer.py's few-shot arms
+SMALL_VALIDATION_TEXT = {"hold-out": "held out for early stopping.", "train": "trained on, and every epoch runs.",
+                         "auto": "trained on with the linear probe (every epoch runs), held out otherwise."}
+SMALL_VALIDATION_RECORDS = {"hold-out": ("", ""), "train": ("_val_trained", ", small validation splits trained on"),
+                            "auto": ("_val_auto", ", small validation splits trained on with the probe")}
 
 
 def draw_files(folder: Path, labels: Path, count: str, draw: int, work: Path) -> tuple[Path, Path]:
@@ -124,14 +128,13 @@ def main(argv: list[str] | None = None) -> int:
              "features alone; `warm-up epochs`: the recipe before LP-FT; `LP-FT`: the probe instead of the warm-up "
              "epochs, then the same fine-tuning. Train time: the probe's and the epochs' wall times, mean per run. "
              f"`--small-val {args.small_val}`: validation images, when fewer than {MIN_VALIDATION_IMAGES}, are "
-             + ("held out for early stopping." if args.small_val == "hold-out" else
-                "trained on, and every epoch runs."))
+             + SMALL_VALIDATION_TEXT[args.small_val])
     markdown = f"{intro}\n\n" + "\n".join(table(results, args.arms, args.draws))
     print(markdown)
-    trained_on = args.small_val == "train"
-    record(f"fewshot_lpft_{args.image_size}px" + ("_val_trained" if trained_on else ""),
-           f"Few labels: linear probe vs warm-up epochs vs LP-FT, {args.image_size} px, {args.draws} draws"
-           + (", small validation splits trained on" if trained_on else ""), markdown,
+    suffix, title = SMALL_VALIDATION_RECORDS[args.small_val]
+    record(f"fewshot_lpft_{args.image_size}px{suffix}",
+           f"Few labels: linear probe vs warm-up epochs vs LP-FT, {args.image_size} px, {args.draws} draws{title}",
+           markdown,
            {"settings": vars(args), "results": results})
     return 0
 

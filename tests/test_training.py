@@ -157,3 +157,13 @@ def test_a_pretrained_run_with_few_validation_images_trains_on_them_and_runs_eve
         assert (parts.count("train"), parts.count("val")) == (34, 7)
         assert all("val_loss" in row for row in history)
         assert any("early stopping on validation loss" in line for line in lines)
+
+
+@pytest.mark.parametrize("small_validation, linear_probe, pretrained, trains", [
+    ("auto", "on", True, True), ("auto", "off", True, False), ("auto", "on", False, False),
+    ("train", "off", True, True), ("train", "on", False, False),
+    ("hold-out", "on", True, False), ("hold-out", "off", True, False)])
+def test_small_validation_splits_train_only_on_pretrained_features_and_by_default_with_the_probe(
+        small_validation, linear_probe, pretrained, trains):
+    config = TrainConfig(data="x", small_validation=small_validation, linear_probe=linear_probe)
+    assert config.trains_on_small_validation(pretrained) is trains

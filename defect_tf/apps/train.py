@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "of a new split")
     data.add_argument("--small-val", dest="small_validation", choices=SMALL_VALIDATION, default=d.small_validation,
                       help=f"a pretrained run with fewer than {MIN_VALIDATION_IMAGES} validation images: train on them "
-                           "too, every epoch run and thresholds 0.5 (train), or hold them out for early stopping and "
-                           "calibration (hold-out)")
+                           "too, every epoch run and thresholds 0.5 (train), hold them out for early stopping and "
+                           "calibration (hold-out), or train on them with --linear-probe on only (auto)")
     data.add_argument("--image-size", type=int, default=d.image_size, help="images are resized to this square")
 
     model = parser.add_argument_group("model")

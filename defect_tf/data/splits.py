@@ -14,7 +14,9 @@ SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # of the images, in the order of SPLITS
 # Fewer validation images than this steer a pretrained run worse than training on them (docs/findings.md)
 MIN_VALIDATION_IMAGES = 20
-SMALL_VALIDATION = ("train", "hold-out")  # what a pretrained run does with fewer: train on them too, or hold out
+# What a pretrained run does with fewer: train on them too, hold them out, or (auto) train on them with the linear
+# probe, the recipe they measured better with (train/config.py)
+SMALL_VALIDATION = ("auto", "train", "hold-out")
 
 
 def stratified_split(values: np.ndarray, fractions=SPLIT_FRACTIONS, seed: int = 0) -> np.ndarray:

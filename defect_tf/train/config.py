@@ -69,10 +69,17 @@ class TrainConfig:
     seed: int = 0
     split: tuple[float, float, float] = SPLIT_FRACTIONS
     split_file: str | None = None  # `image split` rows to use instead of a new seeded split
-    small_validation: str = "train"  # pretrained, under MIN_VALIDATION_IMAGES: train on them (no early stopping)
+    small_validation: str = "auto"  # pretrained, under MIN_VALIDATION_IMAGES: see trains_on_small_validation
     on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
     cache: str = "auto"  # where decoded images wait between epochs: auto, memory or disk (data/cache.py)
     strategy: str = "auto"  # the devices a run trains on: auto, one or mirrored (train/strategy.py)
+
+    def trains_on_small_validation(self, pretrained: bool) -> bool:
+        """Whether fewer than MIN_VALIDATION_IMAGES validation images train too (no early stopping, thresholds 0.5):
+        only on pretrained features; by default (auto) with the linear probe, which they measured better with on
+        NEU at 5 and 10 images per class, and not the warm-up epochs (docs/findings.md)."""
+        return pretrained and (self.small_validation == "train" or
+                               (self.small_validation == "auto" and self.linear_probe == "on"))
 
     def validate(self) -> None:
         """Stop with one line naming the flag if a setting is out of range or a path is wrong (before any work)."""
