@@ -131,11 +131,12 @@ def test_check_reports_without_training_and_skip_trains_without_bad_images(tiny_
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("small_validation", ["train", "hold-out"])
+@pytest.mark.parametrize("small_validation", ["train", "hold-out", "auto"])
 def test_a_pretrained_run_with_few_validation_images_trains_on_them_and_runs_every_epoch(small_validation, tiny_demo,
                                                                                           tmp_path):
     """48 images hold out 7 for validation: too few to stop early on (docs/findings.md), so a pretrained run trains on
-    them with every epoch run and thresholds at 0.5; --small-val hold-out keeps today's early stopping."""
+    them with every epoch run and thresholds at 0.5; --small-val hold-out keeps today's early stopping, as does auto
+    without the linear probe, saying that the probe may help."""
     root, _ = tiny_demo
     output, lines = tmp_path / "out", []
     config = TrainConfig(data=str(root / "images"), labels=str(root / "labels.txt"), output=str(output),
@@ -157,6 +158,8 @@ def test_a_pretrained_run_with_few_validation_images_trains_on_them_and_runs_eve
         assert (parts.count("train"), parts.count("val")) == (34, 7)
         assert all("val_loss" in row for row in history)
         assert any("early stopping on validation loss" in line for line in lines)
+        assert any(line.startswith("note: 7 validation images are few; --linear-probe on") for line in lines) == \
+            (small_validation == "auto")
 
 
 @pytest.mark.parametrize("small_validation, linear_probe, pretrained, trains", [

@@ -153,15 +153,16 @@ def prepare_run(config: TrainConfig, output: Path, resume: Checkpoint | None, lo
         split_source = f"the interrupted run's own split, from {resume.directory}"
     else:
         split, split_source = _split(config, table, source.split)
-        held_out = np.sum(split == "val")
-        if trains_on_small_validation and 0 < held_out < MIN_VALIDATION_IMAGES:
-            log(f"the validation split would hold {held_out} images, fewer than {MIN_VALIDATION_IMAGES}: too few to "
-                "steer early stopping or calibrate thresholds, so they train too and every epoch runs "
-                "(--small-val hold-out keeps them apart)")
-            split = train_on_small_validation(split)
-        elif weights_file is not None and config.small_validation == "auto" and 0 < held_out < MIN_VALIDATION_IMAGES:
-            log(f"note: {held_out} validation images are few; --linear-probe on, which then trains on them, "
-                "measured best at 10 labelled images per class (docs/findings.md)")
+        held_out = int(np.sum(split == "val"))
+        if weights_file is not None and 0 < held_out < MIN_VALIDATION_IMAGES:
+            if trains_on_small_validation:
+                log(f"the validation split would hold {held_out} images, fewer than {MIN_VALIDATION_IMAGES}: too few "
+                    "to steer early stopping or calibrate thresholds, so they train too and every epoch runs "
+                    "(--small-val hold-out keeps them apart)")
+                split = train_on_small_validation(split)
+            elif config.small_validation == "auto":
+                log(f"note: {held_out} validation images are few; --linear-probe on, which then trains on them, "
+                    "measured best at 10 labelled images per class (docs/findings.md)")
     write_split(output / SPLIT_FILE, table.images, split)
     rows = {name: np.flatnonzero(split == name) for name in SPLITS}
     log("split: " + ", ".join(f"{name} {len(rows[name])}" for name in SPLITS)
