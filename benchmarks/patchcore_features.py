@@ -1,12 +1,13 @@
 """Which backbone levels PatchCore compares photos on, measured on the magnetic tiles (`../shared/data/anomaly`).
 
-An exploration, cheaper than the full pipeline: every photo's Lite0 maps (P2-P5, shorter side 256 px, standardised)
+An exploration, cheaper than the full pipeline: every photo's backbone maps (P2-P5, shorter side 256 px, standardised)
 are computed once and cached; each configuration then builds its patch features (3x3 neighbourhood average,
 coarser levels brought to the finest level's grid), draws a random memory bank (no coreset) from the intact train
 photos, and scores the test split: image AUROC (the mean of each map's top 1%) and pixel AUROC (every 4th pixel,
 at the model's input size), overall and per defect type.
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
+        [--backbone efficientnet_lite0] [--side 256]
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ def rows(path: Path) -> dict[str, str]:
     return dict(line.split() for line in path.read_text().splitlines()[1:] if line.strip())
 
 
-def cached_maps(folder: Path, work: Path, side: int) -> dict:
+def cached_maps(folder: Path, work: Path, side: int, backbone: str) -> dict:
     """Every photo's maps at P2-P5 (float16), its mask at the input size, split, label and type; cached in `work`."""
-    cache = work / f"maps{side}.pkl"
+    cache = work / f"maps{side}.pkl" if backbone == "efficientnet_lite0" else work / f"maps_{backbone}_{side}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
     split, label, kind = rows(folder / "split.txt"), rows(folder / "labels.txt"), rows(folder / "types.txt")
-    model = build_feature_model("efficientnet_lite0", LEVELS, "imagenet")
+    model = build_feature_model(backbone, LEVELS, "imagenet")
     out = {}
     for name in tqdm(sorted(split), desc="features", unit="photo"):
         x = standardised(model_input(read_photo(folder / "images" / name), side))
@@ -111,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", nargs="+", default=["P3,P4", "P3,P4,P5"])
     parser.add_argument("--centre", nargs="+", default=["none"], choices=["none", "median"])
     parser.add_argument("--bank", type=int, default=40_000)
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--side", type=int, default=256, help="the photos' shorter side")
     parser.add_argument("--work", help="folder for the cached maps")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
-    cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), 256)
+    cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
     lines = ["| levels | per-photo centring | image AUROC | pixel AUROC | " + " | ".join(
         f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|" + "---:|" * len(TYPES)]
     figures = {}
@@ -125,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {levels} | {centre} | {result['image_auroc']:.3f} | {result['pixel_auroc']:.3f} | "
                          + " | ".join(f"{result[k][0]:.2f} / {result[k][1]:.2f}" for k in TYPES) + " |")
             print(lines[-1], flush=True)
-    record("patchcore_features", "PatchCore's feature levels on the magnetic tiles (exploration)",
-           f"Random memory bank of {args.bank:,} rows (no coreset), shorter side 256 px, standardised photos.\n\n"
+    record(f"patchcore_features_{args.backbone}_{args.side}px",
+           f"PatchCore's feature levels on the magnetic tiles (exploration): {args.backbone}, {args.side} px",
+           f"Random memory bank of {args.bank:,} rows (no coreset), shorter side {args.side} px, standardised photos.\n\n"
            + "\n".join(lines), figures)
     return 0
 
