@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from defect_tf.apps import evaluate, export, predict, serve, train, train_anomaly, web
+from defect_tf.apps import evaluate, export, predict, prepare, serve, train, train_anomaly, web
 from defect_tf.apps.cli import run
 
-COMMANDS = {"train": train, "train_anomaly": train_anomaly, "inference": predict, "evaluate": evaluate, "app": web, "export": export, "serve": serve}
+COMMANDS = {"train": train, "prepare": prepare, "train_anomaly": train_anomaly, "inference": predict, "evaluate": evaluate, "app": web, "export": export, "serve": serve}
 
 # command -> flag -> bad values. "{file}" is an existing file, "{folder}" an existing folder without a bundle,
 # "{data}" the data folder, "{busy_port}" a port another socket holds, "{split_bad}" a malformed split file.
@@ -162,6 +162,8 @@ def base_arguments(command: str, places: dict) -> list[str]:
     """Valid arguments for everything but the flag under test."""
     return {"train": ["--data", places["data"], "--labels", places["labels"], "--output", places["output"],
                       "--backbone", "small_cnn", "--weights", "none", "--image-size", "32"],
+            "prepare": ["--data", places["data"], "--labels", places["labels"], "--output", places["output"],
+                        "--image-size", "32"],
             "train_anomaly": ["--task", "anomaly", "--data", places["data"], "--output", places["output"]],
             "inference": [places["image"], "--model", places["model"]],
             "evaluate": ["--model", places["model"]],
@@ -176,6 +178,11 @@ def with_flag(arguments: list[str], flag: str, value: str) -> list[str]:
         return [*arguments[:index], flag, value, *arguments[index + 2:]]
     return [*arguments, flag, value]
 
+
+# prepare's flags are train.py's, checked alike
+BAD_VALUES["prepare"] = {flag: BAD_VALUES["train"][flag] for flag in (
+    "--data", "--labels", "--task", "--positive", "--on-bad-image", "--split-file", "--image-size", "--seed",
+    "--output")}
 
 CASES = [(command, flag, value) for command, flags in BAD_VALUES.items() for flag, values in flags.items()
          for value in values]

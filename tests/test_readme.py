@@ -7,12 +7,12 @@ After adding or changing a flag, regenerate the page with: python tests/test_rea
 import argparse
 from pathlib import Path
 
-from defect_tf.apps import evaluate, export, predict, serve, train, train_anomaly, web
+from defect_tf.apps import evaluate, export, predict, prepare, serve, train, train_anomaly, web
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FLAGS_PAGE = ROOT / "docs" / "flags.md"
-PROGRAMS = {"train.py": train, "train.py --task anomaly": train_anomaly, "inference.py": predict, "evaluate.py": evaluate, "export.py": export, "app.py": web,
+PROGRAMS = {"train.py": train, "prepare.py": prepare, "train.py --task anomaly": train_anomaly, "inference.py": predict, "evaluate.py": evaluate, "export.py": export, "app.py": web,
             "serve.py": serve}
 
 

@@ -29,6 +29,7 @@ from defect_tf.apps.cli import (
 )
 from defect_tf.bundle.layout import holds_classifier
 from defect_tf.bundle.store import load_bundle
+from defect_tf.data.shards import is_shard_folder, open_shards
 from defect_tf.data.sources import load_source
 from defect_tf.data.splits import SPLITS
 from defect_tf.errors import DefectTFError, LabelError
@@ -96,7 +97,10 @@ def evaluate(args) -> int:
     if labels_file and not args.labels and not Path(labels_file).is_file():
         raise DefectTFError(f"the model's label file {labels_file} no longer exists; pass one with --labels FILE")
     task_name = bundle.task.name
-    source = load_source(data_dir, labels_file)
+    shards = open_shards(data_dir) if is_shard_folder(data_dir) else None
+    if shards and args.labels:
+        raise DefectTFError(f"--labels: the shards in {data_dir} hold their labels; leave it out")
+    source = shards.label_source() if shards else load_source(data_dir, labels_file)
     # from two classes (folders, a class CSV), a binary model's defect class is its one attribute
     positive = bundle.attributes[0] if task_name == "binary" and source.one_class_per_image else None
     task, source, problems = task_labels(source, task_name, positive)
@@ -110,15 +114,19 @@ def evaluate(args) -> int:
     output = Path(args.output) if args.output else bundle.path.parent
     _, runtime = runtime_of_file(args.model, args.runtime or "auto")
     runtime = "keras" if runtime == "auto" and not args.runtime else runtime
+    if shards and runtime != "keras":
+        raise DefectTFError(f"--runtime {runtime} reads image files, and {data_dir} holds prepared shards; score them "
+                            "with --runtime keras, or pass the image folder with --data DIR --labels FILE")
     inferencer = None if runtime == "keras" else open_inferencer(args.model, runtime)
-    report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size, inferencer)
+    report = evaluate_bundle(bundle, data_dir, table, output, args.batch_size, inferencer, shards)
     if args.two_stage:
         report = {"classifier": report, **evaluate_two_stages(args, bundle, runtime, output)}
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         ran = inferencer.describe() if inferencer else f"Keras ({bundle.path / 'model.keras'})"
-        print(f"{split} images of {labels_file or f'the class folders of {data_dir}'}, {task.name} model run by {ran}")
+        where = f"the shards in {data_dir}" if shards else labels_file or f"the class folders of {data_dir}"
+        print(f"{split} images of {where}, {task.name} model run by {ran}")
         print(task.format_report(report.get("classifier", report)))
         plots = ", ".join(str(output / name) for name in task.report_files)
         print(f"metrics saved to {output / METRICS_FILE}, plots to {plots}")

@@ -11,6 +11,7 @@ from defect_tf.apps.launch import launch
 COMMANDS = {
     "train": ("train", [], "train a model (python train.py)"),
     "check": ("train", ["--check"], "check labels and images without training (python train.py --check)"),
+    "prepare": ("prepare", [], "write a large training set once as shards for train.py (python prepare.py)"),
     "predict": ("predict", [], "label photos with a trained model (python inference.py)"),
     "evaluate": ("evaluate", [], "score a trained model on labelled images (python evaluate.py)"),
     "export": ("export", [], "export a model to ONNX, LiteRT or SavedModel, parity proved (python export.py)"),

@@ -36,35 +36,44 @@ ANOMALY_TASK = "anomaly"  # not a classifier task: apps/train_anomaly.py
 CHECK_FLAGS = ("--check", "--data", "--labels", "--task", "--positive")  # what --check reads
 
 
+SOURCE_HELP = ("the images: the label file's paths are relative to it; without --labels, one sub-folder per class "
+               "(required)")
+
+
+def add_source_flags(group, d: TrainConfig, tasks: list[str], data_help: str = SOURCE_HELP) -> None:
+    """Where the images and labels come from, which task and how they are split: train.py's and prepare's."""
+    group.add_argument("--data", metavar="DIR", help=data_help)
+    group.add_argument("--labels", metavar="FILE",
+                       help="label file (`image attr1 attr2 ...`, rows of 1/0/NA) or `image,class` CSV")
+    group.add_argument("--task", default=d.task, choices=tasks,
+                       help="multilabel: attributes per image; multiclass: one class each; binary: defect or not "
+                            "(default: multiclass for class folders or a class CSV)"
+                            + ("; anomaly: a localiser trained on intact photos, with flags of its own"
+                               if ANOMALY_TASK in tasks else ""))
+    group.add_argument("--positive", metavar="CLASS", default=d.positive,
+                       help="--task binary from two class folders or a class CSV: the defect class (default: the "
+                            "names tell, e.g. not good or ok)")
+    group.add_argument("--on-bad-image", choices=["error", "skip"], default=d.on_bad_image,
+                       help="missing or unreadable images: stop, listing all (error), or leave them out, listed in "
+                            "OUTPUT/skipped_images.txt (skip)")
+    group.add_argument("--split-file", metavar="FILE", default=d.split_file,
+                       help="`image split` rows (train / val / test; val carved out of train if absent) instead "
+                            "of a new split")
+    group.add_argument("--image-size", type=int, default=d.image_size, help="images are resized to this square")
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     parser = Parser(description=__doc__)
     data = parser.add_argument_group("data")
-    data.add_argument("--data", metavar="DIR",
-                      help="the images: the label file's paths are relative to it; without --labels, one "
-                           "sub-folder per class (required)")
-    data.add_argument("--labels", metavar="FILE",
-                      help="label file (`image attr1 attr2 ...`, rows of 1/0/NA) or `image,class` CSV")
-    data.add_argument("--task", default=d.task, choices=[*TASKS, ANOMALY_TASK],
-                      help="multilabel: attributes per image; multiclass: one class each; binary: defect or not "
-                           "(default: multiclass for class folders or a class CSV); anomaly: a localiser trained "
-                           "on intact photos, with flags of its own")
-    data.add_argument("--positive", metavar="CLASS", default=d.positive,
-                      help="--task binary from two class folders or a class CSV: the defect class (default: the "
-                           "names tell, e.g. not good or ok)")
+    add_source_flags(data, d, [*TASKS, ANOMALY_TASK],
+                     SOURCE_HELP[:-1] + "; or a folder of shards written by defect-tf prepare)")
     data.add_argument("--check", action="store_true",
                       help="check the label file and every image, report all problems, and exit without training")
-    data.add_argument("--on-bad-image", choices=["error", "skip"], default=d.on_bad_image,
-                      help="missing or unreadable images: stop, listing all (error), or leave them out, listed in "
-                           "OUTPUT/skipped_images.txt (skip)")
-    data.add_argument("--split-file", metavar="FILE", default=d.split_file,
-                      help="`image split` rows (train / val / test; val carved out of train if absent) instead "
-                           "of a new split")
     data.add_argument("--small-val", dest="small_validation", choices=SMALL_VALIDATION, default=d.small_validation,
                       help=f"a pretrained run with fewer than {MIN_VALIDATION_IMAGES} validation images: train on them "
                            "too, every epoch run and thresholds 0.5 (train), hold them out for early stopping and "
                            "calibration (hold-out), or train on them with --linear-probe on only (auto)")
-    data.add_argument("--image-size", type=int, default=d.image_size, help="images are resized to this square")
 
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=d.backbone, choices=sorted(BACKBONES),

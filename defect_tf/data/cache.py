@@ -23,7 +23,7 @@ SHUFFLE_BUDGET = 256 << 20  # bytes of decoded images a shuffle buffer may hold 
 
 @dataclass(frozen=True)
 class CachePlan:
-    kind: str  # "memory" or "disk"
+    kind: str  # "memory", "disk" or "shards" (none: read from prepared shards every epoch)
     directory: Path | None  # disk: the folder of the cache files
     decoded_bytes: int  # the decoded training and validation images, as uint8
     line: str  # what the run says about it
@@ -61,9 +61,11 @@ def free_memory() -> int | None:
 
 
 def plan_cache(choice: str, images: int, image_size: int, output: Path, memory: int | None = None,
-               disk_free: int | None = None) -> CachePlan:
+               disk_free: int | None = None, from_shards: bool = False) -> CachePlan:
     """The cache for `images` decoded at `image_size`: `choice` auto, memory or disk. `memory` and `disk_free`
-    (bytes) default to this machine's free memory and the free space of `output`'s file system."""
+    (bytes) default to this machine's free memory and the free space of `output`'s file system. Images read
+    `from_shards` (data/shards.py) are on disk already, decoded: where a disk cache would be chosen, they are read
+    from the shards every epoch instead ("shards")."""
     needed = decoded_size(images, image_size)
     memory = free_memory() if memory is None else memory
     budget = None if memory is None else int(MEMORY_SHARE * memory)
@@ -74,7 +76,11 @@ def plan_cache(choice: str, images: int, image_size: int, output: Path, memory: 
             raise DefectTFError(f"--cache memory: {what} need more than half of this machine's free memory "
                                 f"({describe_size(memory)}); use --cache disk (or auto), or a smaller --image-size")
         told = "" if budget is None else f", within half the free memory ({describe_size(budget)})"
-        return CachePlan("memory", None, needed, f"cache: {what} in memory{told}; --cache disk to keep them on disk")
+        hint = "read them from the shards every epoch" if from_shards else "keep them on disk"
+        return CachePlan("memory", None, needed, f"cache: {what} in memory{told}; --cache disk to {hint}")
+    why = "--cache disk" if choice == "disk" else f"more than half the free memory ({describe_size(budget)})"
+    if from_shards:
+        return CachePlan("shards", None, needed, f"cache: none; {what} read from the shards every epoch ({why})")
     directory = output / CACHE_DIR
     free = shutil.disk_usage(output).free if disk_free is None else disk_free
     if free < needed * DISK_MARGIN + DISK_RESERVE:
@@ -82,7 +88,6 @@ def plan_cache(choice: str, images: int, image_size: int, output: Path, memory: 
         raise DefectTFError(f"the disk cache of {what} needs {wanted} free "
                             f"in {output}, which has {describe_size(free)}; free some space, train with a smaller "
                             "--image-size, or use --output on a larger disk")
-    why = "--cache disk" if choice == "disk" else f"more than half the free memory ({describe_size(budget)})"
     return CachePlan("disk", directory, needed,
                      f"cache: {what} on disk in {directory} ({why}; removed when the run ends)")
 

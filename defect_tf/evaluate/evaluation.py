@@ -11,6 +11,7 @@ from defect_tf.bundle.store import Bundle
 from defect_tf.data.checks import DataReport, check_images
 from defect_tf.data.labels import LabelTable
 from defect_tf.data.pipeline import make_dataset
+from defect_tf.data.shards import Shards
 from defect_tf.errors import ImageError, LabelError
 from defect_tf.inference.predictor import PREDICT_BATCH, predict_probabilities
 from defect_tf.io import output_folder
@@ -63,27 +64,31 @@ def seen_in_training(bundle: Bundle, data_dir: str | Path, images: list[str],
 
 
 def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, output_dir: str | Path,
-                    batch_size: int = PREDICT_BATCH, inferencer=None) -> dict:
+                    batch_size: int = PREDICT_BATCH, inferencer=None, shards: Shards | None = None) -> dict:
     """Predict `table`'s images with the bundle (or with `inferencer`, a runtime's: an exported model), score them as
-    its task does, write metrics.json and the task's plots."""
+    its task does, write metrics.json and the task's plots. `shards`: `data_dir` is a prepared shard folder, whose
+    images were checked when it was written."""
     task = bundle.task
     with output_folder.locked(output_dir):
         output_dir = output_folder.claim(output_dir, (METRICS_FILE, *task.report_files))
         table = align_attributes(table, bundle.attributes)
         values = task.prepare(table.values)
         paths = [str(Path(data_dir) / image) for image in table.images]
-        headers, bad = check_images(paths)
-        if bad:
-            raise ImageError(DataReport(bad_images=bad).describe_bad_images())
+        if shards is None:
+            headers, bad = check_images(paths)
+            if bad:
+                raise ImageError(DataReport(bad_images=bad).describe_bad_images())
+            digests = {path: header.digest for path, header in headers.items()}
+        else:
+            digests = {shards.path(image): digest for image, digest in zip(shards.table.images, shards.digests)}
         if inferencer is None:
-            dataset = make_dataset(paths, values, bundle.image_size, batch_size)
+            dataset = make_dataset(paths, values, bundle.image_size, batch_size, shards=shards)
             probabilities = predict_probabilities(bundle.model, dataset, task)
         else:
             batches = (inferencer.preprocess(paths[start:start + batch_size])[0]
                        for start in range(0, len(paths), batch_size))
             probabilities = np.concatenate([inferencer.forward(batch) for batch in batches])
         report = task.report(values, probabilities, bundle.thresholds, bundle.attributes)
-        digests = {path: header.digest for path, header in headers.items()}
         report["seen_in_training"] = len(seen_in_training(bundle, data_dir, table.images, digests))
         write_text(output_dir / METRICS_FILE, json.dumps(report, indent=1))
         task.plot(values, probabilities, bundle.thresholds, bundle.attributes, output_dir)

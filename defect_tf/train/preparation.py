@@ -12,6 +12,7 @@ import numpy as np
 from defect_tf.data.cache import CachePlan, plan_cache
 from defect_tf.data.checks import check_data
 from defect_tf.data.labels import LabelTable, known_mask, label_counts
+from defect_tf.data.shards import Shards, is_shard_folder, open_shards
 from defect_tf.data.sources import load_source
 from defect_tf.data.splits import (
     MIN_VALIDATION_IMAGES,
@@ -48,6 +49,7 @@ class RunData:
     digests: dict[str, str]  # path -> content digest of every readable image
     record: dict  # attributes, labels and split, as a checkpoint saves them
     cache: CachePlan  # where the decoded images are kept between epochs
+    shards: Shards | None = None  # the prepared shards the images are read from (None: their files)
 
     def labels(self, part: str) -> np.ndarray:
         return self.table.values[self.rows[part]]
@@ -56,7 +58,7 @@ class RunData:
         return list(self.paths[self.rows[part]])
 
 
-def _drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log,
+def drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log,
                      resuming: bool) -> tuple[LabelTable, dict[str, str]]:
     """Check every image before training; stop on bad ones (`error`), or leave them out (`skip`). Returns the
     images kept and every readable image's content digest (path -> digest).
@@ -117,7 +119,7 @@ def _resumed_rows(resume: Checkpoint, table: LabelTable, labels_file: str, log) 
     return table, np.asarray([part[image] for image in table.images])
 
 
-def _split(config: TrainConfig, table: LabelTable, source_split: dict | None) -> tuple[np.ndarray, str]:
+def choose_split(config: TrainConfig, table: LabelTable, source_split: dict | None) -> tuple[np.ndarray, str]:
     """A new run's split and where it came from: a split file, the train/ val/ test/ folders, or seeded."""
     if config.split_file:
         return (split_from_file(config.split_file, table.images, table.values, config.split, config.seed),
@@ -130,29 +132,60 @@ def _split(config: TrainConfig, table: LabelTable, source_split: dict | None) ->
     return stratified_split(table.values, config.split, config.seed), f"seed {config.seed}"
 
 
+def _opened_shards(config: TrainConfig) -> Shards | None:
+    """The prepared shards --data names (None for an image folder); settings the shards fix are refused."""
+    if not is_shard_folder(config.data):
+        return None
+    shards = open_shards(config.data)
+    problems = []
+    if config.labels:
+        problems.append(f"--labels: the shards in {config.data} hold their labels; leave it out")
+    if config.split_file:
+        problems.append(f"--split-file: the shards in {config.data} hold their split; leave it out")
+    if config.image_size != shards.image_size:
+        problems.append(f"--image-size {config.image_size}: the shards in {config.data} hold images at "
+                        f"{shards.image_size} px; pass --image-size {shards.image_size}, or prepare them again at "
+                        f"{config.image_size}")
+    if problems:
+        raise DefectTFError("; ".join(problems))
+    return shards
+
+
 def prepare_run(config: TrainConfig, output: Path, resume: Checkpoint | None, log) -> RunData:
-    """The run's task, checked images and split (saved to the output folder), with a line per step."""
-    source = load_source(config.data, config.labels)
+    """The run's task, checked images and split (saved to the output folder), with a line per step. From prepared
+    shards (data/shards.py), the images were checked and the split chosen when they were written."""
+    shards = _opened_shards(config)
+    source = shards.label_source() if shards else load_source(config.data, config.labels)
     task, source, label_problems = task_labels(source, config.task, config.positive)
     if label_problems:
         raise LabelError("\n".join(label_problems))
     if config.task_problems(task.name):  # the layout chose the task: the settings meet it only now
         raise DefectTFError("; ".join(config.task_problems(task.name)))
     table, labels_from = source.table, config.labels or f"the class folders of {config.data}"
+    if shards:
+        labels_from = f"the shards in {config.data}"
     split = None
     if resume:
         table, split = _resumed_rows(resume, table, labels_from, log)
     log(f"task: {task.name}; labels from {labels_from} ({source.layout})")
     log(task.summarize(table))
     weights_file = resolve_weights(config.backbone, config.weights)  # before the image scan: fail fast offline
-    table, digests = _drop_bad_images(config, table, output, log, resuming=resume is not None)
+    if shards:
+        digests = {shards.path(image): digest for image, digest in zip(shards.table.images, shards.digests)}
+    else:
+        table, digests = drop_bad_images(config, table, output, log, resuming=resume is not None)
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
 
     trains_on_small_validation = config.trains_on_small_validation(weights_file is not None)
     if split is not None:
         split_source = f"the interrupted run's own split, from {resume.directory}"
     else:
-        split, split_source = _split(config, table, source.split)
+        if shards:
+            split = split_from_parts(shards.parts(), table.images, table.values, config.split, config.seed,
+                                     f"the shards in {config.data}")
+            split_source = f"as prepared in {config.data}"
+        else:
+            split, split_source = choose_split(config, table, source.split)
         held_out = int(np.sum(split == "val"))
         if weights_file is not None and 0 < held_out < MIN_VALIDATION_IMAGES:
             if trains_on_small_validation:
@@ -170,7 +203,8 @@ def prepare_run(config: TrainConfig, output: Path, resume: Checkpoint | None, lo
     if len(rows["train"]) == 0 or (len(rows["val"]) == 0 and not trains_on_small_validation):
         raise DefectTFError(f"{len(table.images)} images are too few to hold out a validation split; "
                             "label more images (a few dozen at the very least)")
-    cache = plan_cache(config.cache, len(rows["train"]) + len(rows["val"]), config.image_size, output)
+    cache = plan_cache(config.cache, len(rows["train"]) + len(rows["val"]), config.image_size, output,
+                       from_shards=shards is not None)
     train_labels = table.values[rows["train"]]
     untrained = [name for name, known in zip(table.attributes, known_mask(train_labels).any(axis=0)) if not known]
     if untrained:
@@ -183,4 +217,4 @@ def prepare_run(config: TrainConfig, output: Path, resume: Checkpoint | None, lo
               "labels": {image: row for image, row in zip(table.images, table.values.tolist())},
               "split": {name: [table.images[i] for i in rows[name]] for name in SPLITS}}
     log(cache.line)
-    return RunData(task, table, paths, rows, untrained, weights_file, digests, record, cache)
+    return RunData(task, table, paths, rows, untrained, weights_file, digests, record, cache, shards)

@@ -86,7 +86,7 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
     probe_data = None  # the linear probe's: the training images in order, not augmented
     if config.linear_probe == "on":
         probe_data = make_dataset(data.files("train"), data.labels("train"), config.image_size, config.batch_size,
-                                  cache=data.cache, name="train")
+                                  cache=data.cache, name="train", shards=data.shards)
     phases = TwoPhases(model, _loss(config, data, log), config, train_data, val_data,
                        steps_per_epoch(len(data.rows["train"]), config.batch_size), output, data.record,
                        data.weights_file is not None, resume, log, devices.scope, probe_data, data.labels("train"))
@@ -109,12 +109,12 @@ def _datasets(config: TrainConfig, data: RunData, devices: Devices, log):
     train_data = make_dataset(data.files("train"), data.labels("train"), config.image_size,
                               devices.batch_for(config.batch_size, len(data.rows["train"])), training=True,
                               augment=augment, mixup=mixup, groups=groups, seed=config.seed, cache=data.cache,
-                              name="train")
+                              name="train", shards=data.shards)
     val_data = None  # none held out: a pretrained run with too few trains on them (train/preparation.py)
     if len(data.rows["val"]):
         val_data = make_dataset(data.files("val"), data.labels("val"), config.image_size,
                                 devices.batch_for(config.batch_size, len(data.rows["val"])), cache=data.cache,
-                                name="val")
+                                name="val", shards=data.shards)
     if groups is not None:
         log(describe_groups(groups, data.table.attributes))
     if mixup:
@@ -184,7 +184,8 @@ def _score(config: TrainConfig, data: RunData, bundle, output: Path, started: fl
     if len(test_rows) == 0:
         log("no test split (too few images): skipping the test evaluation")
         return {}
-    report = evaluate_bundle(bundle, config.data, data.table.subset(test_rows), output, config.batch_size)
+    report = evaluate_bundle(bundle, config.data, data.table.subset(test_rows), output, config.batch_size,
+                             shards=data.shards)
     log(f"test split ({len(test_rows)} images):\n{task.format_report(report)}")
     plots = ", ".join(str(output / name) for name in (LOSS_CURVE_FILE, *task.report_files))
     log(f"test {task.headline(report)}; metrics in {output / METRICS_FILE}, plots in {plots}; "
