@@ -97,6 +97,10 @@ class Shards:
         """The name a row's image goes by in a run (as `data/image` does for a folder)."""
         return str(self.folder / image)
 
+    def digests_by_path(self) -> dict[str, str]:
+        """Each image's content digest, by the name it goes by in a run (see `path`)."""
+        return {self.path(image): digest for image, digest in zip(self.table.images, self.digests)}
+
     def parts(self) -> dict[str, str]:
         """image -> train / val / test, as prepared."""
         return dict(zip(self.table.images, self.split.tolist()))

@@ -80,7 +80,7 @@ def evaluate_bundle(bundle: Bundle, data_dir: str | Path, table: LabelTable, out
                 raise ImageError(DataReport(bad_images=bad).describe_bad_images())
             digests = {path: header.digest for path, header in headers.items()}
         else:
-            digests = {shards.path(image): digest for image, digest in zip(shards.table.images, shards.digests)}
+            digests = shards.digests_by_path()
         if inferencer is None:
             dataset = make_dataset(paths, values, bundle.image_size, batch_size, shards=shards)
             probabilities = predict_probabilities(bundle.model, dataset, task)

@@ -59,7 +59,7 @@ class RunData:
 
 
 def drop_bad_images(config: TrainConfig, table: LabelTable, output: Path, log,
-                     resuming: bool) -> tuple[LabelTable, dict[str, str]]:
+                    resuming: bool) -> tuple[LabelTable, dict[str, str]]:
     """Check every image before training; stop on bad ones (`error`), or leave them out (`skip`). Returns the
     images kept and every readable image's content digest (path -> digest).
 
@@ -171,7 +171,7 @@ def prepare_run(config: TrainConfig, output: Path, resume: Checkpoint | None, lo
     log(task.summarize(table))
     weights_file = resolve_weights(config.backbone, config.weights)  # before the image scan: fail fast offline
     if shards:
-        digests = {shards.path(image): digest for image, digest in zip(shards.table.images, shards.digests)}
+        digests = shards.digests_by_path()
     else:
         table, digests = drop_bad_images(config, table, output, log, resuming=resume is not None)
     paths = np.asarray([str(Path(config.data) / image) for image in table.images])
