@@ -33,6 +33,8 @@ from defect_tf.models.classifier import build_classifier
 from defect_tf.train.losses import MaskedFocalLoss
 
 EPOCHS = 2
+DEFAULT_CACHES = "memory,disk,shards"
+CACHE_TITLES = {"memory": "memory", "disk": "disk cache", "shards": "shards"}
 BATCH_SIZE = 32
 VAL_SHARE = 0.15  # the default split's validation share
 
@@ -98,7 +100,7 @@ def train_arm(backbone: str, folder: Path, work: Path, count: int, image_size: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,50000")
-    parser.add_argument("--caches", default="memory,disk,shards")
+    parser.add_argument("--caches", default=DEFAULT_CACHES)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--backbone", default="mobilenet_v3_small", help="trained from scratch (no weights)")
     parser.add_argument("--work", help="folder for the images and runs (default: a temporary folder)")
@@ -140,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{count:,}: {size:,.0f} MiB" for count, size in decoded.items()) + ".\n\n"
         "| images | cache | prepare | epoch 1 (s) | epoch 2 (s) | step alone (s) | kept | peak memory (MiB) |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
-    record("scaling", "The cost of more data: memory vs disk cache vs shards", markdown, figures)
+    name = "scaling" if caches == DEFAULT_CACHES.split(",") else "scaling_" + "_".join(caches)
+    record(name, "The cost of more data: " + " vs ".join(CACHE_TITLES[cache] for cache in caches), markdown,
+           figures)
     return 0
 
 

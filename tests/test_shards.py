@@ -44,20 +44,20 @@ def shard_files(folder):
     return sorted(path.name for path in folder.glob("*.tfrecord*"))
 
 
-def test_the_plan_cuts_each_split_in_table_order_into_shards_of_equal_size():
+def test_the_plan_deals_each_split_in_table_order_over_groups_of_shards_read_together():
     split = np.array(["train", "test", "train", "val", "train", "train", "test", "train", "val", "train", "train",
                       "test"])
-    per_shard = records_per_shard(8, 3 * 8 * 8 * 3)
-    plan = plan_shards(split, 8, 3 * 8 * 8 * 3)
-    assert per_shard == 3
+    assert records_per_shard(8, 3 * 8 * 8 * 3) == 3
+    plan = plan_shards(split, 8, 3 * 8 * 8 * 3, interleave=2)
+    # train rows 0 2 4 5 7 9 10: a group of 2 shards x 3 rows (0 2 4 5 7 9) dealt in turns, then the rest (10)
     assert [(shard["file"], shard["rows"]) for shard in plan] == [
-        ("train-00000-of-00003.tfrecord", [0, 2, 4]), ("train-00001-of-00003.tfrecord", [5, 7, 9]),
+        ("train-00000-of-00003.tfrecord", [0, 4, 7]), ("train-00001-of-00003.tfrecord", [2, 5, 9]),
         ("train-00002-of-00003.tfrecord", [10]), ("val-00000-of-00001.tfrecord", [3, 8]),
         ("test-00000-of-00001.tfrecord", [1, 6, 11])]
 
 
 def test_prepared_shards_hold_the_split_train_would_choose_and_the_pixels_it_would_decode(demo):
-    manifest = run_prepare(demo)
+    manifest = run_prepare(demo, shard_bytes=3 * SIDE * SIDE * 3)  # more shards than are read at once
     table = parse_labels(demo / "labels.txt")
     split = stratified_split(table.values, seed=0)  # train.py's split for --seed 0 over the same rows
     shards = open_shards(demo / "shards")
@@ -67,9 +67,10 @@ def test_prepared_shards_hold_the_split_train_would_choose_and_the_pixels_it_wou
     assert manifest["counts"]["train"]["positive"] == {
         name: int(np.sum(table.values[split == "train", j] == 1)) for j, name in enumerate(table.attributes)}
     assert manifest["finished"] and manifest["image_size"] == SIDE
-    assert [shard["records"] for shard in manifest["shards"] if shard["split"] == "train"] == \
-        [PER_SHARD] * (counts["train"] // PER_SHARD) + ([counts["train"] % PER_SHARD] if counts["train"] % PER_SHARD
-                                                        else [])
+    assert counts == {"train": 34, "val": 7, "test": 7}
+    # 34 rows, 3 per shard, 4 shards read together: two groups of 4 x 3, then 10 dealt over 4 shards
+    assert [shard["records"] for shard in manifest["shards"] if shard["split"] == "train"] == [3] * 10 + [2, 2]
+    assert manifest["interleave"] == 4
     # one split's images, in table order: the shards give them in that order, pixel for pixel as decoding does
     train = [str(demo / "images" / image) for image, part in zip(table.images, split) if part == "train"]
     from_shards = list(shards.images([shards.path(image) for image, part in zip(table.images, split)

@@ -18,6 +18,7 @@ from defect_tf.data.pipeline import decoded_images
 from defect_tf.data.shards import (
     FORMAT,
     MANIFEST_FILE,
+    PARALLEL_READS,
     SHARD_BYTES,
     TABLE_FILE,
     VERSION,
@@ -36,14 +37,19 @@ from defect_tf.io.untrusted import describe_size
 PARTIAL = ".partial"  # a shard being written: never listed in a manifest, so never read
 
 
-def plan_shards(split: np.ndarray, image_size: int, shard_bytes: int = SHARD_BYTES) -> list[dict]:
-    """Each shard's file name, split and table rows: each split's rows in table order, cut into shards."""
+def plan_shards(split: np.ndarray, image_size: int, shard_bytes: int = SHARD_BYTES,
+                interleave: int = PARALLEL_READS) -> list[dict]:
+    """Each shard's file name, split and table rows: each split's rows in table order, in groups that fill
+    `interleave` shards, dealt in turns over the group's shards (data/shards.py reads them back in that order)."""
     per_shard, plan = records_per_shard(image_size, shard_bytes), []
     for name in SPLITS:
-        rows = np.flatnonzero(split == name)
-        count = -(-len(rows) // per_shard)
-        plan += [{"file": shard_name(name, index, count), "split": name,
-                  "rows": rows[index * per_shard:(index + 1) * per_shard].tolist()} for index in range(count)]
+        rows, cut = np.flatnonzero(split == name), []
+        for start in range(0, len(rows), per_shard * interleave):
+            group = rows[start:start + per_shard * interleave]
+            shards = -(-len(group) // per_shard)
+            cut += [group[turn::shards].tolist() for turn in range(shards)]
+        plan += [{"file": shard_name(name, index, len(cut)), "split": name, "rows": chosen}
+                 for index, chosen in enumerate(cut)]
     return plan
 
 
@@ -52,7 +58,7 @@ def planned_files(plan: list[dict]) -> list[str]:
     return [name for shard in plan for name in (shard["file"], shard["file"] + PARTIAL)]
 
 
-def _manifest(plan: list[dict], image_size: int, labels_hash: str, about: dict, finished: bool,
+def _manifest(plan: list[dict], image_size: int, interleave: int, labels_hash: str, about: dict, finished: bool,
               folder: Path, table: LabelTable, split: np.ndarray) -> dict:
     shards = [{"file": shard["file"], "split": shard["split"], "records": len(shard["rows"]),
                **({"bytes": (folder / shard["file"]).stat().st_size} if finished else {})} for shard in plan]
@@ -64,12 +70,13 @@ def _manifest(plan: list[dict], image_size: int, labels_hash: str, about: dict, 
                         **{key: dict(zip(table.attributes, map(int, per_attribute[key])))
                            for key in ("positive", "negative", "na")}}
     return {"format": FORMAT, "version": VERSION, "finished": finished, "image_size": image_size,
+            "interleave": interleave,
             "labels_sha256": labels_hash, "images": len(table.images), "counts": counts, **about, "shards": shards}
 
 
 def _same_plan(old: dict, new: dict) -> bool:
     def key(manifest: dict) -> tuple:
-        return (manifest.get("image_size"), manifest.get("labels_sha256"),
+        return (manifest.get("image_size"), manifest.get("interleave"), manifest.get("labels_sha256"),
                 [(shard.get("file"), shard.get("split"), shard.get("records")) for shard in manifest.get("shards", [])])
     return key(old) == key(new)
 
@@ -94,12 +101,12 @@ def _write_shard(path: Path, paths: list[str], rows: list[int], image_size: int,
 
 
 def write_shards(folder: Path, plan: list[dict], table: LabelTable, split: np.ndarray, paths: list[str],
-                 digests: list[str], image_size: int, about: dict, log=print) -> dict:
+                 digests: list[str], image_size: int, about: dict, log=print, interleave: int = PARALLEL_READS) -> dict:
     """Write (or finish writing) the shards `plan` (see `plan_shards`) of `table`'s images (`paths`, each row's
     file) into `folder`, which the caller has locked and claimed the plan's files in; returns the finished
     manifest. `about`: the source's layout and what prepared it, kept in the manifest."""
     text = table_text(table, split, digests)
-    manifest = _manifest(plan, image_size, sha256(text), about, False, folder, table, split)
+    manifest = _manifest(plan, image_size, interleave, sha256(text), about, False, folder, table, split)
     if (folder / MANIFEST_FILE).is_file():
         old = read_manifest(folder)
         if not _same_plan(old, manifest):
@@ -125,6 +132,6 @@ def write_shards(folder: Path, plan: list[dict], table: LabelTable, split: np.nd
     with tqdm(total=len(table.images), initial=images_done, desc="shards", unit="image", disable=None) as bar:
         for shard in todo:
             _write_shard(folder / shard["file"], [paths[row] for row in shard["rows"]], shard["rows"], image_size, bar)
-    manifest = _manifest(plan, image_size, sha256(text), about, True, folder, table, split)
+    manifest = _manifest(plan, image_size, interleave, sha256(text), about, True, folder, table, split)
     write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=1))
     return manifest

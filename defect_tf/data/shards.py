@@ -3,12 +3,17 @@ stored as TFRecord files per split beside a manifest (`shards.json`) and the lab
 `train.py --data SHARDS/` reads them with parallel, interleaved reads instead of decoding the image files.
 
 A record holds one image (uint8, image_size x image_size x 3, as data/pipeline.py decodes it) and its row in the
-table. Only a finished manifest's shards are read: a shard is written under a temporary name and renamed when whole."""
+table. Each split's rows, in table order, are dealt in turns over groups of `interleave` shards (row 0 to the
+group's first shard, row 1 to its second, ...), so reading a split's shards `interleave` at a time, one record from
+each in turn, gives back the table's order with a few records buffered per shard (reading whole shards in order
+would buffer whole shards). Only a finished manifest's shards are read: a shard is written under a temporary name
+and renamed when whole."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +27,14 @@ from defect_tf.errors import DefectTFError
 from defect_tf.io.untrusted import read_text
 from defect_tf.limits import MAX_JSON_FILE_BYTES
 
+PARALLEL_CALLS = os.cpu_count() or 1  # records parsed on every core
+
 MANIFEST_FILE = "shards.json"
 TABLE_FILE = "table.json"
 FORMAT = "defect_tf-shards"
 VERSION = 1
 SHARD_BYTES = 128 << 20  # a shard's target size: large enough to read fast, small enough to write and copy one by one
-PARALLEL_READS = 4  # shards read at once
+PARALLEL_READS = 4  # shards read at once, one record from each in turn (a new folder's `interleave`)
 
 
 def is_shard_folder(folder: str | Path) -> bool:
@@ -81,12 +88,13 @@ class Shards:
 
     folder: Path
     image_size: int
+    interleave: int  # shards read at once, a record from each in turn (how the rows were dealt)
     layout: str
     one_class_per_image: bool
     table: LabelTable
     split: np.ndarray  # each row's part
     digests: list[str]  # each row's content digest
-    files: list[tuple[str, np.ndarray]]  # each shard's file and the table rows it holds, in reading order
+    files: list[tuple[str, str]]  # each shard's file and split, in reading order
 
     def label_source(self) -> LabelSource:
         """The labels as the prepared folder's source gave them (the task is chosen from them as from the folder)."""
@@ -107,33 +115,30 @@ class Shards:
 
     def images(self, paths: list[str]) -> tf.data.Dataset:
         """(uint8 image, position in `paths`) for the images named `paths` (see `path`), in the shards' order:
-        the order of `paths` when they are one split's rows in table order. Only the shards holding them are read."""
+        the order of `paths` when they are one split's rows in table order. Only the splits holding them are read."""
         row_of = {self.path(image): row for row, image in enumerate(self.table.images)}
         unknown = [path for path in paths if path not in row_of]
         if unknown:
             raise DefectTFError(f"{self.folder}: {len(unknown)} image(s) are not in these shards, e.g. {unknown[0]}")
         position = np.full(len(self.table.images), -1, np.int64)
         position[[row_of[path] for path in paths]] = np.arange(len(paths))
-        chosen = [(str(self.folder / name), len(rows)) for name, rows in self.files if (position[rows] >= 0).any()]
+        splits = set(self.split[position >= 0])
+        chosen = [str(self.folder / name) for name, split in self.files if split in splits]
         if not chosen:
             return tf.data.Dataset.from_tensor_slices(
                 (tf.zeros((0, self.image_size, self.image_size, 3), tf.uint8), tf.zeros((0,), tf.int64)))
-        block = max(records for _, records in chosen)  # whole shards in turn: their order, read ahead in parallel
-        readers = min(PARALLEL_READS, len(chosen))
-        records = tf.data.Dataset.from_tensor_slices([name for name, _ in chosen]).interleave(
-            tf.data.TFRecordDataset, cycle_length=readers, block_length=block, num_parallel_calls=readers,
+        records = tf.data.Dataset.from_tensor_slices(chosen).interleave(
+            tf.data.TFRecordDataset, cycle_length=self.interleave, block_length=1, num_parallel_calls=self.interleave,
             deterministic=True)
         lookup, side = tf.constant(position), self.image_size
 
         def parse(record):
             example = tf.io.parse_single_example(record, {"image": tf.io.FixedLenFeature([], tf.string),
                                                           "row": tf.io.FixedLenFeature([], tf.int64)})
-            return example["image"], tf.gather(lookup, example["row"])
+            place = tf.gather(lookup, example["row"])
+            return tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), (side, side, 3)), place
 
-        def decode(image, place):
-            return tf.reshape(tf.io.decode_raw(image, tf.uint8), (side, side, 3)), place
-
-        chosen_records = records.map(parse).filter(lambda image, place: place >= 0).map(decode)
+        chosen_records = records.map(parse, num_parallel_calls=PARALLEL_CALLS).filter(lambda image, place: place >= 0)
         # the count is known (Keras's predict and validation warn of a dataset that may run out otherwise)
         return chosen_records.apply(tf.data.experimental.assert_cardinality(len(paths)))
 
@@ -146,6 +151,17 @@ def open_shards(folder: str | Path) -> Shards:
     if not manifest.get("finished"):
         raise DefectTFError(f"{folder}: defect-tf prepare did not finish writing these shards; run the same command "
                             "again to finish them (finished shards are kept)")
+    kinds = {"image_size": int, "interleave": int, "layout": str, "one_class_per_image": bool, "shards": list,
+             "labels_sha256": str}
+    wrong = [key for key, kind in kinds.items() if not isinstance(manifest.get(key), kind)]
+    if not wrong and not all(isinstance(entry, dict) and isinstance(entry.get("file"), str)
+                             and Path(entry["file"]).name == entry["file"] and entry.get("split") in SPLITS
+                             and isinstance(entry.get("records"), int) and isinstance(entry.get("bytes"), int)
+                             for entry in manifest["shards"]):
+        wrong = ["shards"]
+    if wrong:
+        raise DefectTFError(f"{folder / MANIFEST_FILE}: not a shard manifest ({', '.join(wrong)} missing or of the "
+                            "wrong type); prepare the shards again")
     text = read_text(folder / TABLE_FILE, MAX_JSON_FILE_BYTES, "shard label table")
     problems = []
     if sha256(text) != manifest.get("labels_sha256"):
@@ -161,23 +177,19 @@ def open_shards(folder: str | Path) -> Shards:
         raise DefectTFError(f"{folder / TABLE_FILE}: not a shard label table ({error})") from None
     files = []
     for split_name in SPLITS:
-        rows_of_split = np.flatnonzero(split == split_name)
-        start = 0
+        held = 0
         for shard in (entry for entry in manifest["shards"] if entry["split"] == split_name):
             path = folder / shard["file"]
-            if Path(shard["file"]).name != shard["file"]:
-                problems.append(f"{shard['file']!r} is not a file name")
-                continue
             if not path.is_file():
                 problems.append(f"{shard['file']} is missing")
             elif path.stat().st_size != shard["bytes"]:
                 problems.append(f"{shard['file']} holds {path.stat().st_size:,} bytes, not the {shard['bytes']:,} "
                                 "it was written with")
-            files.append((shard["file"], rows_of_split[start:start + shard["records"]]))
-            start += shard["records"]
-        if start != len(rows_of_split):
-            problems.append(f"the {split_name} shards hold {start} images, the table {len(rows_of_split)}")
+            files.append((shard["file"], split_name))
+            held += shard["records"]
+        if held != int(np.sum(split == split_name)):
+            problems.append(f"the {split_name} shards hold {held} images, the table {int(np.sum(split == split_name))}")
     if problems:
         raise DefectTFError(f"{folder}: damaged shards: {'; '.join(problems)}; prepare them again into a new folder")
-    return Shards(folder, int(manifest["image_size"]), str(manifest["layout"]), bool(manifest["one_class_per_image"]),
-                  table, split, digests, files)
+    return Shards(folder, manifest["image_size"], manifest["interleave"], manifest["layout"],
+                  manifest["one_class_per_image"], table, split, digests, files)
