@@ -40,7 +40,7 @@ def test_the_console_script_runs_each_program_by_name(capsys):
     assert "predict   label photos" in capsys.readouterr().out
     assert defect_tf_command.main([]) == 2
     assert defect_tf_command.main(["fit"]) == 2
-    assert "unknown command 'fit'; choose one of: train, check, predict, evaluate, export, serve, web, demo" in capsys.readouterr().err
+    assert "unknown command 'fit'; choose one of: train, check, prepare, predict, evaluate, export, serve, web, demo" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         defect_tf_command.main(["evaluate", "--help"])
     assert exit_info.value.code == 0 and "usage: defect-tf evaluate" in capsys.readouterr().out
