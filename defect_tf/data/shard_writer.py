@@ -118,8 +118,9 @@ def write_shards(folder: Path, plan: list[dict], table: LabelTable, split: np.nd
     else:
         write_text(folder / TABLE_FILE, text)
         write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=1))
-    done = [shard for shard in plan if (folder / shard["file"]).is_file()]
-    todo = [shard for shard in plan if shard not in done]
+    finished = [(folder / shard["file"]).is_file() for shard in plan]
+    done = [shard for shard, whole in zip(plan, finished) if whole]
+    todo = [shard for shard, whole in zip(plan, finished) if not whole]
     needed = sum(len(shard["rows"]) for shard in todo) * (image_size * image_size * 3 + 64)
     free = shutil.disk_usage(folder).free
     if needed > free:
