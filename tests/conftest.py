@@ -66,6 +66,7 @@ def unit_tier_guard(request, monkeypatch):
     import keras
 
     monkeypatch.setattr(keras.Model, "fit", refused("training (keras.Model.fit)"))
+    monkeypatch.setattr("defect_tf.train.phases.fit_on_workers", refused("training (train/worker_loop.py)"))
     monkeypatch.setattr(subprocess.Popen, "__init__", refused("a subprocess"))
 
 

@@ -48,7 +48,7 @@ BAD_VALUES = {
         "--attention": ["channel"],
         "--precision": ["float8"],
         "--cache": ["ram", ""],
-        "--strategy": ["multiworker", "tpu"],
+        "--strategy": ["tpu", "parameter-server"],
         "--linear-probe": ["auto", ""],
         "--small-val": ["keep", ""],
         "--seed": ["-1", "99999999999", "x"],

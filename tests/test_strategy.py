@@ -1,14 +1,18 @@
 """The devices a run trains on (train/strategy.py): one device, or replicas kept in step by MirroredStrategy, with
-the batch given as the global batch; a cluster in TF_CONFIG is refused in one line (Keras 3 cannot train on it)."""
+the batch given as the global batch; the machines TF_CONFIG names (tests/test_workers.py trains on two)."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from defect_tf.errors import DefectTFError
-from defect_tf.train.strategy import MULTI_WORKER_ISSUE, choose_devices, cluster_workers
+from defect_tf.train.strategy import Cluster, choose_devices, cluster_workers, read_cluster
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_machines_tf_config_names_are_counted():
@@ -19,13 +23,28 @@ def test_the_machines_tf_config_names_are_counted():
         cluster_workers({"TF_CONFIG": "workers: 2"})
 
 
-def test_one_device_and_a_cluster_refused_with_the_reason(monkeypatch):
+def test_the_chief_is_the_one_tf_distribute_names():
+    def cluster(roles: dict, task_type: str, index: int) -> Cluster:
+        return read_cluster({"TF_CONFIG": json.dumps({"cluster": roles, "task": {"type": task_type, "index": index}})})
+
+    workers = {"worker": ["a:1", "b:1"]}
+    assert [cluster(workers, "worker", index).chief for index in (0, 1)] == [True, False]
+    with_chief = {"chief": ["a:1"], "worker": ["b:1"]}
+    assert [cluster(with_chief, role, 0).chief for role in ("chief", "worker")] == [True, False]
+    assert read_cluster({}) is None
+
+
+def test_one_device_and_a_cluster_that_one_machine_cannot_train_on(monkeypatch):
     devices = choose_devices("one", 32)
-    assert (devices.name, devices.replicas, devices.line) == ("one", 1, "devices: one (CPU:0)")
+    assert (devices.name, devices.replicas, devices.line, devices.chief) == ("one", 1, "devices: one (CPU:0)", True)
+    with pytest.raises(DefectTFError, match="--strategy multiworker needs TF_CONFIG naming the machines"):
+        choose_devices("multiworker", 32)
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
                                                 "task": {"type": "worker", "index": 0}}))
-    with pytest.raises(DefectTFError, match=f"TF_CONFIG names 2 machines.*{MULTI_WORKER_ISSUE}.*Unset TF_CONFIG"):
-        choose_devices("auto", 32)
+    for name in ("one", "mirrored"):
+        with pytest.raises(DefectTFError, match=f"TF_CONFIG names 2 machines, but --strategy {name} trains on this "
+                                                "machine only: use --strategy multiworker"):
+            choose_devices(name, 32)
 
 
 def test_batches_split_over_replicas_as_keras_can_take_them():
@@ -76,3 +95,41 @@ def test_two_mirrored_replicas_train_as_one_device_does_with_the_same_global_bat
     scores = {name: json.loads((tmp_path / name / "metrics.json").read_text())["calibrated"]["macro"]["f1"]
               for name in ("one", "mirrored")}
     assert abs(scores["one"] - scores["mirrored"]) <= 0.25, scores
+
+
+def fenced(text: str, heading: str, language: str) -> str:
+    """The first `language` code block after `heading` in a Markdown text."""
+    after = text[text.index(heading):]
+    start = after.index(f"```{language}\n") + len(language) + 4
+    return after[start:after.index("```", start)]
+
+
+@pytest.mark.integration  # runs the examples' shell lines
+def test_the_cluster_examples_in_the_scaling_guide_give_each_worker_its_tf_config(tmp_path):
+    import yaml  # gradio's dependency
+
+    guide = (ROOT / "docs" / "scaling.md").read_text()
+    # Slurm: the srun line with a stand-in for scontrol listing two nodes, as task 1
+    script = fenced(guide, "### On Slurm", "bash")
+    line = script[script.index("srun bash -c '") + len("srun bash -c '"):script.rindex("'")]
+    (tmp_path / "scontrol").write_text("#!/bin/sh\necho node-a\necho node-b\n")
+    (tmp_path / "scontrol").chmod(0o755)
+    printed = subprocess.run(["bash", "-c", line.replace("exec defect-tf train", 'echo "$TF_CONFIG" #')],
+                             capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SLURM_PROCID": "1",
+                                  "SLURM_JOB_NODELIST": "node-[a-b]"}).stdout
+    cluster = read_cluster({"TF_CONFIG": printed})
+    assert (cluster.workers, cluster.role, cluster.index, cluster.chief) == (2, "worker", 1, False)
+    assert json.loads(printed)["cluster"]["worker"] == ["node-a:12345", "node-b:12345"]
+    # Kubernetes: the Job's command as the pod of index 0 runs it
+    service, job = yaml.safe_load_all(fenced(guide, "### On Kubernetes", "yaml"))
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    command = container["args"][0].replace("exec defect-tf train", 'echo "$TF_CONFIG" #')
+    printed = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "JOB_COMPLETION_INDEX": "0"}).stdout
+    cluster = read_cluster({"TF_CONFIG": printed})
+    assert (cluster.workers, cluster.index, cluster.chief) == (2, 0, True)
+    hosts = [f"{job['metadata']['name']}-{index}.{service['metadata']['name']}:12345" for index in range(2)]
+    assert json.loads(printed)["cluster"]["worker"] == hosts
+    assert job["spec"]["template"]["spec"]["subdomain"] == service["metadata"]["name"]
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2

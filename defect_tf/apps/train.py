@@ -30,6 +30,7 @@ from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
 from defect_tf.train.progress import RunProgress
 from defect_tf.train.strategy import STRATEGIES
 from defect_tf.train.trainer import resume_training, train
+from defect_tf.train.worker_loop import WorkerLost
 
 DEFAULTS = TrainConfig(data="")
 ANOMALY_TASK = "anomaly"  # not a classifier task: apps/train_anomaly.py
@@ -118,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="auto: mixed_float16 with a GPU, else float32")
     training.add_argument("--seed", type=int, default=d.seed, help="fixes split, shuffling and augmentation")
     training.add_argument("--strategy", default=d.strategy, choices=STRATEGIES,
-                          help="auto: mirrored over the local GPUs when there are several, else one device; "
-                               "--batch-size is the global batch, split over the replicas")
+                          help="auto: multiworker when TF_CONFIG names several machines, else mirrored over the "
+                               "local GPUs when there are several, else one device; --batch-size is the global "
+                               "batch, split over the replicas (docs/scaling.md)")
     training.add_argument("--cache", default=d.cache, choices=CACHE_CHOICES,
                           help="where decoded images wait between epochs; auto: in memory while they fit in half "
                                "the free memory, else on disk in the output folder (removed when the run ends)")
@@ -234,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(progress.interrupted(args.output), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except WorkerLost as lost:  # every worker says what the chief saved, and restarts from it
+        print(f"error: {lost}; {progress.interrupted(args.output)} (on every worker)", file=sys.stderr)
+        return EXIT_USER_ERROR
     return 0
 
 

@@ -72,7 +72,7 @@ class TrainConfig:
     small_validation: str = "auto"  # pretrained, under MIN_VALIDATION_IMAGES: see trains_on_small_validation
     on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
     cache: str = "auto"  # where decoded images wait between epochs: auto, memory or disk (data/cache.py)
-    strategy: str = "auto"  # the devices a run trains on: auto, one or mirrored (train/strategy.py)
+    strategy: str = "auto"  # the devices a run trains on: auto, one, mirrored or multiworker (train/strategy.py)
 
     def trains_on_small_validation(self, pretrained: bool) -> bool:
         """Whether fewer than MIN_VALIDATION_IMAGES validation images train too (no early stopping, thresholds 0.5):

@@ -13,11 +13,9 @@ an interrupted run that stopped in it; a checkpoint is saved after every epoch.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Callable, ContextManager
 
 import keras
 import numpy as np
@@ -31,6 +29,8 @@ from defect_tf.train.checkpoints import Checkpoint, EpochCheckpoint
 from defect_tf.train.config import TrainConfig, checkpoint_settings
 from defect_tf.train.head_fit import run_probe
 from defect_tf.train.optimizers import ema_momentum, make_optimizer
+from defect_tf.train.strategy import Devices
+from defect_tf.train.worker_loop import fit_on_workers
 
 
 def _stop_if_diverged(records: list[dict], learning_rate: float) -> None:
@@ -44,9 +44,8 @@ class TwoPhases:
     phase resumable."""
 
     def __init__(self, model: keras.Model, loss, config: TrainConfig, train_data, val_data, steps: int,
-                 output: Path, record: dict, pretrained: bool, resume: Checkpoint | None, log,
-                 scope: Callable[[], ContextManager] = contextlib.nullcontext, probe_data=None,
-                 probe_labels: np.ndarray | None = None):
+                 output: Path, record: dict, pretrained: bool, resume: Checkpoint | None, log, devices: Devices,
+                 probe_data=None, probe_labels: np.ndarray | None = None):
         self.model, self.loss, self.config, self.output, self.record = model, loss, config, output, record
         # the linear probe: the training images in order, not augmented, and their labels
         self.probe_data, self.probe_labels = probe_data, probe_labels
@@ -55,13 +54,14 @@ class TwoPhases:
         self.probes = config.linear_probe == "on" and not (resume and resume.phase == "warm-up")
         self.probe_loss = None  # the probe's validation loss, where fine-tuning starts from
         self.warmup_epochs = 0 if self.probes else config.warmup_epochs
-        self.scope = scope  # the distribution strategy's, where the optimiser and metrics are made
+        self.devices = devices  # where the optimiser and metrics are made, and how the epochs run
+        self.distributed = None  # with several machines: the training and validation data as the replicas get it
+        self.scope = devices.scope
         self.pretrained, self.resume, self.log, self.steps = pretrained, resume, log, steps
         self.curve = LossCurve(output, records=resume.records if resume else None)
         self.saved_config = checkpoint_settings(config)
         verbose = 1 if sys.stdout.isatty() else 2
-        self.fit_settings = dict(validation_data=val_data, steps_per_epoch=steps, shuffle=False,  # data shuffles
-                                 verbose=verbose)
+        self.verbose, self.val_data = verbose, val_data
         self.validates = val_data is not None  # None: too few validation images, trained on (train/preparation.py)
         self.train_data = train_data
         self.averaging_momentum = ema_momentum(steps) if config.ema else None
@@ -80,6 +80,20 @@ class TwoPhases:
         with self.scope():
             self.model.compile(optimizer=make_optimizer(c.optimizer, learning_rate, c.schedule, self.steps * epochs,
                                                         c.weight_decay, self.averaging_momentum), loss=self.loss)
+
+    def _run_epochs(self, initial_epoch: int, epochs: int, callbacks: list) -> None:
+        """Train from `initial_epoch` to `epochs` with Keras's `fit`, or with train/worker_loop.py where `fit`
+        fails (several machines)."""
+        if self.devices.own_loop:
+            if self.distributed is None:  # once per run, as `fit`'s iterators continue the shuffle's orders
+                self.distributed = (self.devices.distribute(self.train_data),
+                                    None if self.val_data is None else self.devices.distribute(self.val_data))
+            fit_on_workers(self.model, self.devices, self.distributed[0], self.steps, initial_epoch, epochs,
+                           self.distributed[1], callbacks, self.verbose)
+            return
+        self.model.fit(self.train_data, initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks,
+                       validation_data=self.val_data, steps_per_epoch=self.steps, shuffle=False,  # data shuffles
+                       verbose=self.verbose)
 
     def _resumes(self, phase: str) -> bool:
         return bool(self.resume) and self.resume.phase == phase
@@ -104,13 +118,12 @@ class TwoPhases:
             return  # the interrupted run had finished it
         first_epoch = 0
         if self._resumes("warm-up"):
-            self.resume.load_model_state(model)
+            with self.scope():
+                self.resume.load_model_state(model)
             first_epoch = self.resume.epoch
-        model.fit(self.train_data, initial_epoch=first_epoch, epochs=c.warmup_epochs,
-                  callbacks=[*self._averaging("warm-up"), self.curve,
-                             EpochCheckpoint(self.output, self.saved_config, self.record, self.curve),
-                             TerminateOnNaN()],
-                  **self.fit_settings)
+        self._run_epochs(first_epoch, c.warmup_epochs,
+                         [*self._averaging("warm-up"), self.curve,
+                          EpochCheckpoint(self.output, self.saved_config, self.record, self.curve), TerminateOnNaN()])
         _stop_if_diverged(self.curve.records, c.lr)
 
     def _probe(self, policy: str) -> None:
@@ -125,7 +138,7 @@ class TwoPhases:
         record = {"epoch": 0, "phase": "linear probe", "loss": fit.training_loss}
         if self.validates:
             self._compile(self.config.lr, 1)
-            self.probe_loss = float(model.evaluate(self.fit_settings["validation_data"], verbose=0))
+            self.probe_loss = float(model.evaluate(self.val_data, verbose=0))
             self.log(f"  validation loss {self.probe_loss:.4f}: fine-tuning keeps the probe unless it does better")
             record["val_loss"] = self.probe_loss
         self.curve.records.append({**record, "seconds": round(time.perf_counter() - started, 2)})
@@ -152,7 +165,8 @@ class TwoPhases:
             stopping_state = {"best": self.probe_loss, "wait": 0, "best_epoch": 0}
             best_weights = model.get_weights()
         if self._resumes("fine-tune"):
-            self.resume.load_model_state(model)
+            with self.scope():
+                self.resume.load_model_state(model)
             first_epoch, stopping_state = self.resume.epoch, self.resume.early_stopping
             best_weights = self.resume.best_weights(model)
         stop = None
@@ -162,8 +176,8 @@ class TwoPhases:
             if stop.patience_used_up():
                 model.set_weights(best_weights)  # the run was stopped early just before it was killed
                 return
-        model.fit(self.train_data, initial_epoch=first_epoch, epochs=self.warmup_epochs + c.finetune_epochs,
-                  callbacks=[*self._averaging("fine-tune"), self.curve, *([stop] if stop else []),
-                             EpochCheckpoint(self.output, self.saved_config, self.record, self.curve, stop),
-                             TerminateOnNaN()], **self.fit_settings)
+        self._run_epochs(first_epoch, self.warmup_epochs + c.finetune_epochs,
+                         [*self._averaging("fine-tune"), self.curve, *([stop] if stop else []),
+                          EpochCheckpoint(self.output, self.saved_config, self.record, self.curve, stop),
+                          TerminateOnNaN()])
         _stop_if_diverged(self.curve.records, c.finetune_lr)

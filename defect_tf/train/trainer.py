@@ -1,12 +1,13 @@
 """A training run from start to end: its data prepared (train/preparation.py), the model built on the devices
 train/strategy.py chose, the two phases (train/phases.py), thresholds calibrated on the validation split, the
 bundle saved, the test split scored. The output folder is claimed and locked first; an interrupted run resumes
-from its last epoch."""
+from its last epoch. On several machines only the chief writes there: the others train into a temporary folder."""
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from defect_tf.train.phases import TwoPhases
 from defect_tf.train.preparation import SKIPPED_FILE, SPLIT_FILE, RunData, prepare_run
 from defect_tf.train.progress import RunProgress, interrupts_deferred
 from defect_tf.train.strategy import Devices, choose_devices
+from defect_tf.train.worker_loop import PEER_FAILURES, worker_lost
 
 # Everything a training run writes into its output folder (claimed there before the run writes anything).
 OUTPUTS = (BUNDLE_DIR, CHECKPOINT_DIR, CACHE_DIR, SPLIT_FILE, HISTORY_FILE, LOSS_CURVE_FILE, METRICS_FILE, SKIPPED_FILE,
@@ -53,13 +55,25 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None,
     progress = progress or RunProgress()
     config.validate()
     output_folder.check_no_overlap(config.output, config.data)
-    with output_folder.locked(config.output):
-        report = _train(config, log, resume, progress)
+    devices = choose_devices(config.strategy, config.batch_size)  # first: MultiWorkerMirroredStrategy needs it
+    if devices.own_loop and config.linear_probe == "on":
+        raise DefectTFError("--linear-probe on is not available with several machines (--strategy multiworker); "
+                            "train without it, or on one machine")
+    try:
+        if not devices.chief:  # only the chief writes the run's files; this worker's go to a folder removed at the end
+            with tempfile.TemporaryDirectory(prefix="defect_tf-worker-") as scratch:
+                return _train(replace(config, output=scratch), devices, log, resume, progress)
+        with output_folder.locked(config.output):
+            report = _train(config, devices, log, resume, progress)
+    except PEER_FAILURES as error:
+        if devices.name != "multiworker":
+            raise
+        raise worker_lost(error) from None
     progress.stage = "done"
     return report
 
 
-def _train(config: TrainConfig, log, resume: Checkpoint | None, progress: RunProgress) -> dict:
+def _train(config: TrainConfig, devices: Devices, log, resume: Checkpoint | None, progress: RunProgress) -> dict:
     started = time.time()
     output = output_folder.claim(config.output, OUTPUTS)
     keras.utils.set_random_seed(config.seed)
@@ -68,7 +82,6 @@ def _train(config: TrainConfig, log, resume: Checkpoint | None, progress: RunPro
         log(f"note: {output} holds an interrupted run's checkpoint; this new run replaces it "
             f"(to continue that run instead: train.py --resume --output {output})")
         remove_checkpoint(output)
-    devices = choose_devices(config.strategy, config.batch_size)
     data = prepare_run(config, output, resume, log)
     log(devices.line)
     start_cache(data.cache)
@@ -89,12 +102,19 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
                                   cache=data.cache, name="train", shards=data.shards)
     phases = TwoPhases(model, _loss(config, data, log), config, train_data, val_data,
                        steps_per_epoch(len(data.rows["train"]), config.batch_size), output, data.record,
-                       data.weights_file is not None, resume, log, devices.scope, probe_data, data.labels("train"))
+                       data.weights_file is not None, resume, log, devices, probe_data, data.labels("train"))
     if resume:
         log(f"resuming after epoch {resume.epoch} ({resume.phase}) from {resume.directory}")
     progress.stage = "training"
     phases.warm_up(policy)
     phases.fine_tune()
+    if not devices.chief:
+        log("training done; the chief saves the bundle and scores the test split")
+        return {}
+    if devices.own_loop:  # Keras's predict and evaluate fail under the strategy too: the same weights, outside it
+        weights = model.get_weights()
+        phases.model = model = _model(config, data)
+        model.set_weights(weights)
     progress.stage = "saving"
     bundle = _save(config, data, phases, val_data, policy, output, progress, log)
     log(f"saved model bundle to {bundle.path} ({time.time() - started:.0f} s so far)")
