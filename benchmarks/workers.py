@@ -87,7 +87,8 @@ def cluster_run(commands: list[list[str]], log: Path) -> list[subprocess.Complet
 
 def train_arm(name: str, args: argparse.Namespace, folder: Path, work: Path) -> dict:
     """One arm's epoch seconds (from the chief's history) and its wall time."""
-    output = work / f"run-{name}"
+    folder_name = f"run-{name.replace(' ', '-')}"
+    output = work / folder_name
     command = [str(ROOT / "train.py"), "--data", str(folder / "images"), "--labels", str(folder / "labels.txt"),
                "--output", str(output), "--backbone", args.backbone, "--weights", "none", "--image-size",
                str(args.image_size), "--batch-size", str(BATCH_SIZE), "--warmup-epochs", str(EPOCHS),
@@ -99,7 +100,7 @@ def train_arm(name: str, args: argparse.Namespace, folder: Path, work: Path) -> 
             raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     else:
         workers = 1 if name == "one worker" else 2
-        cluster_run([[*command, "--strategy", "multiworker"]] * workers, work / f"run-{name}")
+        cluster_run([[*command, "--strategy", "multiworker"]] * workers, work / folder_name)
     history = json.loads((output / "history.json").read_text())
     return {"epoch_seconds": [item["seconds"] for item in history], "wall_seconds": time.time() - started}
 
