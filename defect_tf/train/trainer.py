@@ -60,11 +60,12 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None,
         raise DefectTFError("--linear-probe on is not available with several machines (--strategy multiworker); "
                             "train without it, or on one machine")
     try:
-        if not devices.chief:  # only the chief writes the run's files; this worker's go to a folder removed at the end
+        if devices.chief:
+            with output_folder.locked(config.output):
+                report = _train(config, devices, log, resume, progress)
+        else:  # only the chief writes the run's files; this worker's go to a folder removed at the end
             with tempfile.TemporaryDirectory(prefix="defect_tf-worker-") as scratch:
-                return _train(replace(config, output=scratch), devices, log, resume, progress)
-        with output_folder.locked(config.output):
-            report = _train(config, devices, log, resume, progress)
+                report = _train(replace(config, output=scratch), devices, log, resume, progress)
     except PEER_FAILURES as error:
         if devices.name != "multiworker":
             raise
@@ -111,7 +112,8 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
     if not devices.chief:
         log("training done; the chief saves the bundle and scores the test split")
         return {}
-    if devices.own_loop:  # Keras's predict and evaluate fail under the strategy too: the same weights, outside it
+    if devices.own_loop:  # Keras's evaluate fails under the strategy (as fit does) and predict would split the
+        # images over the workers: the chief calibrates, saves and scores the same weights outside the strategy
         weights = model.get_weights()
         phases.model = model = _model(config, data)
         model.set_weights(weights)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 
 from defect_tf.errors import DefectTFError
 from defect_tf.train.strategy import Devices
@@ -27,8 +26,17 @@ class WorkerLost(DefectTFError):
     """A worker of the cluster died or stopped answering, so training stopped on every worker."""
 
 
+def _distribution_scaling():
+    """Keras's own division of a loss by the replicas under a strategy, and its inverse (private to Keras, so
+    imported only by a multi-worker run: a Keras without them fails that run at its start, never another)."""
+    from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+
+    return scale_loss_for_distribution, unscale_loss_for_distribution
+
+
 def _train_step(model: keras.Model, strategy: tf.distribute.Strategy):
     optimizer = model.optimizer
+    scale_loss_for_distribution, unscale_loss_for_distribution = _distribution_scaling()
 
     def on_replica(images, labels):
         with tf.GradientTape() as tape:
@@ -40,7 +48,7 @@ def _train_step(model: keras.Model, strategy: tf.distribute.Strategy):
         gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         count = tf.cast(tf.shape(images)[0], tf.float32)
-        return unscale_loss_for_distribution(loss) * count, count
+        return tf.cast(unscale_loss_for_distribution(loss), tf.float32) * count, count
 
     @tf.function
     def step(batches):
@@ -51,9 +59,11 @@ def _train_step(model: keras.Model, strategy: tf.distribute.Strategy):
 
 
 def _validation_step(model: keras.Model, strategy: tf.distribute.Strategy):
+    _, unscale_loss_for_distribution = _distribution_scaling()
+
     def on_replica(images, labels):
         count = tf.cast(tf.shape(images)[0], tf.float32)
-        loss = unscale_loss_for_distribution(model.loss(labels, model(images, training=False)))
+        loss = tf.cast(unscale_loss_for_distribution(model.loss(labels, model(images, training=False))), tf.float32)
         return tf.where(count > 0, loss * count, 0.0), count  # a replica may get no image of the last batch
 
     @tf.function
