@@ -431,3 +431,15 @@ def test_evaluate_two_stage_scores_the_localiser_alone_and_behind_the_classifier
     defective = {image for image in tested if int(image[5:7]) >= 30}
     assert report["two_stage"]["recall"] == pytest.approx(len(called & defective) / 6)
     assert report["localizer"]["pixel_auroc"] > 0.95
+
+
+def test_an_anomaly_model_refuses_a_cluster_of_machines_before_any_work(tmp_path, monkeypatch):
+    from defect_tf.anomaly.training import LocalizerConfig, train_localizer
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    config = LocalizerConfig(data=str(tmp_path / "photos"), output=str(tmp_path / "out"))
+    with pytest.raises(DefectTFError, match="TF_CONFIG names 2 machines, but anomaly models train on one machine "
+                                            r"\(only classifiers train across machines\): unset TF_CONFIG"):
+        train_localizer(config)
+    assert not (tmp_path / "out").exists()

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from defect_tf.errors import DefectTFError
-from defect_tf.train.strategy import Cluster, choose_devices, cluster_workers, read_cluster
+from defect_tf.train.strategy import Cluster, choose_devices, read_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_machines_tf_config_names_are_counted():
-    assert cluster_workers({}) == 0
+    assert read_cluster({}) is None
     cluster = {"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, "task": {"type": "chief", "index": 0}}
-    assert cluster_workers({"TF_CONFIG": json.dumps(cluster)}) == 3
+    assert read_cluster({"TF_CONFIG": json.dumps(cluster)}) == Cluster(3, "chief", 0, True)
     with pytest.raises(DefectTFError, match="TF_CONFIG is not the JSON tf.distribute reads"):
-        cluster_workers({"TF_CONFIG": "workers: 2"})
+        read_cluster({"TF_CONFIG": "workers: 2"})
 
 
 def test_the_chief_is_the_one_tf_distribute_names():

@@ -28,6 +28,7 @@ from defect_tf.io.files import write_text
 from defect_tf.io.untrusted import read_text
 from defect_tf.limits import MAX_JSON_FILE_BYTES
 from defect_tf.models.registry import BACKBONES
+from defect_tf.train.strategy import read_cluster
 
 METRICS_FILE = "metrics.json"
 SPLIT_FILE = "split.txt"
@@ -132,6 +133,10 @@ def saved_run(output: str | Path) -> LocalizerConfig:
 def train_localizer(config: LocalizerConfig, log=print) -> dict:
     """Fit, calibrate, save and score a localiser; returns the test report (empty without test photos).
     With `config.resume`, the run in `config.output` continues from its checkpoint with its own settings."""
+    cluster = read_cluster()
+    if cluster and cluster.workers > 1:  # each machine would fit its own model into the same folder
+        raise DefectTFError(f"TF_CONFIG names {cluster.workers} machines, but anomaly models train on one machine "
+                            "(only classifiers train across machines): unset TF_CONFIG")
     if config.resume:
         config = saved_run(config.output)
     config.validate()

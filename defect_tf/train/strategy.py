@@ -94,12 +94,6 @@ def read_cluster(environment: dict | None = None) -> Cluster | None:
                             "\"task\": {\"type\": \"worker\", \"index\": 0}})") from None
 
 
-def cluster_workers(environment: dict | None = None) -> int:
-    """How many machines TF_CONFIG names (0 without one)."""
-    cluster = read_cluster(environment)
-    return cluster.workers if cluster else 0
-
-
 def choose_devices(name: str, batch_size: int) -> Devices:
     """The strategy `name` asks for (auto: several machines when TF_CONFIG names them, else mirrored over the
     local GPUs when there are several, else one device). Made before any other TensorFlow work of the run, as
