@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from common import ROOT, number, record, run, work_folder  # first: quiets Tenso
 # isort: split
 from defect_tf.data.demo import generate_demo
 from defect_tf.data.pipeline import steps_per_epoch
+from defect_tf.train.strategy import local_cluster
 
 EPOCHS = 3
 BATCH_SIZE = 32
@@ -57,23 +57,11 @@ print(json.dumps({"seconds": sorted(times)[len(times) // 2],
 """
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("127.0.0.1", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
-
-
-def cluster_run(commands: list[list[str]], log: Path) -> list[subprocess.CompletedProcess]:
+def cluster_run(commands: list[list[str]], log: Path) -> None:
     """Each command in a process of its own, as the workers of one TF_CONFIG cluster on 127.0.0.1."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(commands))]}
     processes = []
-    for index, command in enumerate(commands):
-        environment = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
-                                                              "task": {"type": "worker", "index": index}})}
+    for index, (command, tf_config) in enumerate(zip(commands, local_cluster(len(commands)))):
+        environment = {**os.environ, "TF_CONFIG": tf_config}
         out = open(log.with_suffix(f".{index}.log"), "w")
         processes.append((subprocess.Popen([sys.executable, *command], stdout=out, stderr=subprocess.STDOUT,
                                            env=environment, text=True), out))
@@ -82,7 +70,6 @@ def cluster_run(commands: list[list[str]], log: Path) -> list[subprocess.Complet
         out.close()
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(process.args[1:])} failed: see {out.name}")
-    return processes
 
 
 def train_arm(name: str, args: argparse.Namespace, folder: Path, work: Path) -> dict:

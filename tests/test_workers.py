@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from defect_tf.bundle.store import load_bundle
 from defect_tf.train.checkpoints import read_checkpoint
+from defect_tf.train.strategy import local_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = dict(warmup=2, finetune=3)
@@ -27,27 +27,15 @@ EPOCH_LINE = re.compile(r"loss: ([0-9.]+) - val_loss: ([0-9.]+)")
 pytestmark = pytest.mark.integration  # every test here trains
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("127.0.0.1", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
-
-
 class Workers:
     """Two `train.py` processes, one per worker of a TF_CONFIG cluster on 127.0.0.1; each with its own TMPDIR."""
 
     def __init__(self, folder: Path, arguments: list[str]):
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
         self.folder, self.processes = folder, []
-        for index in range(2):
+        for index, tf_config in enumerate(local_cluster(2)):
             scratch = folder / f"tmp{index}"
             scratch.mkdir(parents=True, exist_ok=True)
-            environment = {**os.environ, "TMPDIR": str(scratch),
-                           "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+            environment = {**os.environ, "TMPDIR": str(scratch), "TF_CONFIG": tf_config}
             with open(folder / f"out{index}", "w") as out, open(folder / f"err{index}", "w") as err:
                 self.processes.append(subprocess.Popen([sys.executable, str(ROOT / "train.py"), *arguments],
                                                        stdout=out, stderr=err, env=environment, text=True))

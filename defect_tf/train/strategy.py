@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -92,6 +93,18 @@ def read_cluster(environment: dict | None = None) -> Cluster | None:
     except (ValueError, AttributeError, TypeError):
         raise DefectTFError("TF_CONFIG is not the JSON tf.distribute reads ({\"cluster\": {\"worker\": [...]}, "
                             "\"task\": {\"type\": \"worker\", \"index\": 0}})") from None
+
+
+def local_cluster(workers: int) -> list[str]:
+    """The TF_CONFIG of each of `workers` processes on this machine (127.0.0.1, ports free now): a cluster to try
+    training over several machines on one, as tests/test_workers.py and benchmarks/workers.py do."""
+    sockets = [socket.socket() for _ in range(workers)]
+    for each in sockets:
+        each.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{each.getsockname()[1]}" for each in sockets]}
+    for each in sockets:
+        each.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(workers)]
 
 
 def choose_devices(name: str, batch_size: int) -> Devices:
