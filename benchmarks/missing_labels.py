@@ -1,14 +1,21 @@
 """Missing labels, four ways, scored against the full truth on one shared split.
 
-    python benchmarks/missing_labels.py --dataset neu [--data-root ../shared/data] [--image-size 64]
+    python benchmarks/missing_labels.py --dataset neu [--data-root ../shared/data] [--image-size 64] [--na 0.7]
 
 Arms: `full` (labels.txt); `masked` (labels_na.txt, NA masked: the product's way); `na_as_0`
 (labels_na.txt with every NA written as 0: the common mistake); `drop_rows` (only the rows of
 labels_na.txt without any NA). A control arm on request, `full_budget` (random complete rows of
 labels.txt holding as many known labels as labels_na.txt), tells whether masked trails full because
-of the masking or only because it has fewer labels. Every arm uses the same split file, image size,
+of the masking or only because it has fewer labels. `pseudo` (on request) fills NA cells in: the masked
+arm's model predicts its training images, an NA cell where it is confident becomes that label (the
+confidence cut per attribute from the validation images' known labels, see `confident_limits`), and a
+new model trains from scratch on the filled file. Every arm uses the same split file, image size,
 epochs and seed, and every arm is scored on the same test images (all of the split's, also those
 `drop_rows` left out of its label file) against labels.txt.
+
+`--na F` hides a fraction F of labels.txt's cells by the data sets' own rule for labels_na.txt
+(`numpy.random.RandomState(0).rand(rows, columns) < F`; 0.3 gives labels_na.txt itself, and a larger F
+hides every cell a smaller one hides, and more).
 """
 
 from __future__ import annotations
@@ -22,19 +29,88 @@ import numpy as np
 
 import common  # before defect_tf: it quiets TensorFlow's start-up
 
+from defect_tf.bundle.store import load_bundle
 from defect_tf.data.labels import LabelTable, format_labels, parse_labels
+from defect_tf.data.pipeline import make_dataset
+from defect_tf.data.splits import read_split
+from defect_tf.inference.predictor import predict_probabilities
 
 ARMS = ("full", "masked", "na_as_0", "drop_rows")
 CONTROL_ARMS = ("full_budget",)  # not asked for by default: explains a gap between masked and full
+FILLING_ARMS = ("pseudo",)  # needs the masked arm's model
+PSEUDO_PRECISION = 0.98  # how often a filled-in label must be right on the validation images
 
 
-def arm_labels(arm: str, folder: Path, work: Path, seed: int = 0) -> Path:
-    """The label file one arm trains on."""
+def na_labels(folder: Path, work: Path, fraction: float) -> Path:
+    """labels.txt with a `fraction` of its cells hidden (NA) by the rule that made the data set's labels_na.txt."""
+    full = parse_labels(folder / "labels.txt")
+    hidden = np.random.RandomState(0).rand(*full.values.shape) < fraction
+    path = work / f"labels_na{round(100 * fraction)}.txt"
+    path.write_text(format_labels(LabelTable(full.attributes, full.images, np.where(hidden, -1.0, full.values))),
+                    encoding="utf-8")
+    return path
+
+
+def confident_limits(probabilities: np.ndarray, labels: np.ndarray, precision: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per attribute, the probabilities at or below `low` / at or above `high` that are right `precision` of the
+    time on known labels (`labels` 1, 0 or NA = -1): the widest such tails of the validation images' predictions.
+    An attribute whose validation labels allow no such tail gets low -inf / high +inf (nothing filled in)."""
+    columns = probabilities.shape[1]
+    low, high = np.full(columns, -np.inf), np.full(columns, np.inf)
+    for column in range(columns):
+        known = labels[:, column] >= 0
+        p, truth = probabilities[known, column], labels[known, column]
+        for side, wanted in ((high, 1.0), (low, 0.0)):
+            order = np.argsort(-p if wanted else p, kind="stable")
+            right = np.cumsum(truth[order] == wanted) / np.arange(1, len(order) + 1)
+            good = np.flatnonzero(right >= precision)
+            if len(good):
+                side[column] = p[order[good[-1]]]
+    return low, high
+
+
+def fill_confident(values: np.ndarray, probabilities: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """`values` with each NA cell (-1) set to 1 where its probability is at least `high`, 0 where at most `low`."""
+    filled = values.copy()
+    missing = values < 0
+    filled[missing & (probabilities >= high)] = 1.0
+    filled[missing & (probabilities <= low)] = 0.0
+    return filled
+
+
+def pseudo_labels(masked_output: Path, na_file: Path, data_dir: str, split_file: str, work: Path) -> tuple[Path, dict]:
+    """The pseudo arm's label file: `na_file` with the training images' NA cells filled in where the masked arm's
+    model is confident. Returns the file and counts of what was filled (and how much of it is right is not known
+    here: the benchmark compares against labels.txt separately)."""
+    bundle = load_bundle(masked_output)
+    table = parse_labels(na_file)
+    parts = read_split(split_file)
+    rows = {part: [i for i, image in enumerate(table.images) if parts.get(image) == part] for part in ("train", "val")}
+    probabilities = {}
+    for part, indices in rows.items():
+        paths = [str(Path(data_dir) / table.images[i]) for i in indices]
+        dataset = make_dataset(paths, np.zeros((len(paths), len(table.attributes)), np.float32), bundle.image_size, 64)
+        probabilities[part] = predict_probabilities(bundle.model, dataset, bundle.task)
+    low, high = confident_limits(probabilities["val"], table.values[rows["val"]], PSEUDO_PRECISION)
+    values = table.values.copy()
+    before = values[rows["train"]]
+    values[rows["train"]] = fill_confident(before, probabilities["train"], low, high)
+    after = values[rows["train"]]
+    counts = {"na_cells": int((before < 0).sum()), "filled_1": int(((before < 0) & (after == 1)).sum()),
+              "filled_0": int(((before < 0) & (after == 0)).sum()), "low": low.tolist(), "high": high.tolist()}
+    path = work / "labels_pseudo.txt"
+    path.write_text(format_labels(LabelTable(table.attributes, table.images, values)), encoding="utf-8")
+    return path, counts
+
+
+def arm_labels(arm: str, folder: Path, work: Path, seed: int = 0, na_file: Path | None = None) -> Path:
+    """The label file one arm trains on (`na_file`: the masked labels, labels_na.txt unless given)."""
+    na_file = na_file or folder / "labels_na.txt"
     if arm == "full":
         return folder / "labels.txt"
     if arm == "masked":
-        return folder / "labels_na.txt"
-    table = parse_labels(folder / "labels_na.txt")
+        return na_file
+    table = parse_labels(na_file)
     if arm == "na_as_0":
         changed = LabelTable(table.attributes, table.images, np.where(table.values < 0, 0.0, table.values))
     elif arm == "drop_rows":
@@ -48,11 +124,12 @@ def arm_labels(arm: str, folder: Path, work: Path, seed: int = 0) -> Path:
     return path
 
 
-def results_table(results: dict) -> list[str]:
+def results_table(results: dict, na_name: str = "labels_na.txt") -> list[str]:
     """The comparison's table: what each arm trained on, its scores against the full truth."""
-    described = {"full": "labels.txt", "masked": "labels_na.txt, NA masked", "na_as_0": "labels_na.txt, NA → 0",
-                 "drop_rows": "labels_na.txt rows without NA",
-                 "full_budget": "labels.txt, random rows with as many labels as labels_na.txt"}
+    described = {"full": "labels.txt", "masked": f"{na_name}, NA masked", "na_as_0": f"{na_name}, NA → 0",
+                 "drop_rows": f"{na_name} rows without NA",
+                 "full_budget": f"labels.txt, random rows with as many labels as {na_name}",
+                 "pseudo": f"{na_name}, confident NA cells of training images filled in by the masked model"}
 
     def top1(r: dict) -> str:  # only where most test images carry one label (NEU), not on DeepPCB
         single_label = (r["test_images"] or 0) <= 2 * (r["single_label_images"] or 0)
@@ -64,20 +141,53 @@ def results_table(results: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=["neu", "multilabel"])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + CONTROL_ARMS)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + CONTROL_ARMS + FILLING_ARMS)
+    parser.add_argument("--na", type=float, help="hide this fraction of labels.txt's cells instead of using "
+                        "labels_na.txt (0.3 gives labels_na.txt)")
     common.add_comparison_options(parser)
     args = parser.parse_args(argv)
+    if "pseudo" in args.arms and "masked" not in args.arms:
+        parser.error("the pseudo arm starts from the masked arm's model: list masked too")
     folder = common.data_folder(args.data_root, args.dataset)
     work, base = common.start_comparison(args, folder, folder / "labels.txt", f"missing_labels_{args.dataset}")
-    arms = {arm: replace(base, labels=str(arm_labels(arm, folder, work, args.seed)), output=str(work / arm))
-            for arm in args.arms}
-    results = common.train_arms(arms, folder / "labels.txt", work,
-                                lambda arm: f"training on {Path(arms[arm].labels).name}")
+    na_file = na_labels(folder, work, args.na) if args.na is not None else folder / "labels_na.txt"
+    trained_first = [arm for arm in args.arms if arm not in FILLING_ARMS]
+    arms = {arm: replace(base, labels=str(arm_labels(arm, folder, work, args.seed, na_file)), output=str(work / arm))
+            for arm in trained_first}
+    describe = lambda arm: f"training on {Path(arms[arm].labels).name}"  # noqa: E731
+    results = common.train_arms(arms, folder / "labels.txt", work, describe)
+    if "pseudo" in args.arms:
+        labels, filled = pseudo_labels(work / "masked", na_file, base.data, base.split_file, work)
+        print(f"pseudo: {filled['filled_1']} ones and {filled['filled_0']} zeros filled into "
+              f"{filled['na_cells']} NA cells of the training images", flush=True)
+        arms["pseudo"] = replace(base, labels=str(labels), output=str(work / "pseudo"))
+        results |= common.train_arms({"pseudo": arms["pseudo"]}, folder / "labels.txt", work, describe)
+        truth = parse_labels(folder / "labels.txt").values
+        filled_values = parse_labels(labels).values
+        newly = (parse_labels(na_file).values < 0) & (filled_values >= 0)
+        results["pseudo"] |= {"filled": filled, "filled_right": float((filled_values[newly] == truth[newly]).mean())
+                              if newly.any() else None,
+                              "train_seconds_with_masked": results["pseudo"]["train_seconds"]
+                              + results["masked"]["train_seconds"]}
 
-    common.publish_comparison(f"missing_labels_{args.dataset}", f"Missing labels: {args.dataset}", args,
-                              "{settings}; every arm scored on the same {test_images} test images "
-                              "against the full labels.txt.", results_table(results), results)
+    na_name = na_file.name if args.na is None else f"labels.txt with {round(100 * args.na)}% NA"
+    title = f"Missing labels: {args.dataset}" + ("" if args.na is None else f", {round(100 * args.na)}% NA")
+    intro = ("{settings}; every arm scored on the same {test_images} test images against the full labels.txt."
+             + (pseudo_note(results["pseudo"]) if "pseudo" in results else ""))
+    common.publish_comparison(f"missing_labels_{args.dataset}" + ("" if args.na is None else
+                                                                 f"_na{round(100 * args.na)}"),
+                              title, args, intro, results_table(results, na_name), results)
     return 0
+
+
+def pseudo_note(result: dict) -> str:
+    """What the pseudo arm filled in, how much of it was right, and what it cost."""
+    filled = result["filled"]
+    return (f" The pseudo arm: {filled['filled_1']:,} ones and {filled['filled_0']:,} zeros filled into the "
+            f"{filled['na_cells']:,} NA cells of the training images (the cut: right {PSEUDO_PRECISION:.0%} of the "
+            f"time on the validation images' known labels), {common.number(result['filled_right'])} of them right "
+            f"against labels.txt; its train time is its own run's, {result['train_seconds_with_masked']:.0f} s "
+            "with the masked run it starts from.")
 
 
 if __name__ == "__main__":
