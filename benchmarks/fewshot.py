@@ -2,8 +2,9 @@
 
     python benchmarks/fewshot.py                       # 5, 10, 25, 50 images per class and all; 3 draws each
     python benchmarks/fewshot.py --per-class 10 --draws 5
+    python benchmarks/fewshot.py --backbone efficientnet_lite1 --per-class 5 10 --small-val train
 
-Every arm is pretrained EfficientNet-Lite0 at 128 px, scored on the same test images (NEU's `split.txt`).
+Every arm is a pretrained EfficientNet-Lite (Lite0 unless `--backbone` says) at 128 px, scored on the same test images (NEU's `split.txt`).
 Draw d draws its images with seed d (few-shot: K per class from the split's train + val part, one in five of
 them for validation; all: the split's own train part, val carved out with seed d) and trains with seed d.
 Arms: `linear probe` (the head fitted on frozen features, nothing else: a logistic regression); `warm-up epochs`
@@ -31,7 +32,7 @@ from common import (
     train_and_score,
     work_folder,
 )
-from transfer import FEWSHOT_EPOCHS, LITE_RECIPE, fewshot_files
+from transfer import FEWSHOT_EPOCHS, LITE_MODELS, LITE_RECIPE, fewshot_files
 
 from defect_tf.data.labels import parse_labels
 from defect_tf.data.splits import MIN_VALIDATION_IMAGES, SMALL_VALIDATION, read_split
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", nargs="+", default=["5", "10", "25", "50", "all"])
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--backbone", default=LITE_MODELS[0], choices=LITE_MODELS)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--small-val", choices=SMALL_VALIDATION, default=TrainConfig(data="").small_validation)
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = data_folder(args.data_root, "neu")
     labels = folder / "labels.txt"
     work = work_folder(args.work, "fewshot_")
-    base = TrainConfig(data=str(folder / "images"), labels=str(labels), backbone="efficientnet_lite0",
+    base = TrainConfig(data=str(folder / "images"), labels=str(labels), backbone=args.backbone,
                        image_size=args.image_size, batch_size=args.batch_size, small_validation=args.small_val,
                        **LITE_RECIPE)
     results: dict[str, dict[str, list]] = {}
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{count} per class, draw {draw}, {arm}: top-1 {number(result['top1_accuracy'])}, "
                       f"{result['train_seconds']:.0f} s (log: {draw_work / slug}.log)", flush=True)
     tested = results[args.per_class[0]][args.arms[0]][0]["test_images"]
-    intro = (f"NEU (`labels.txt`, six classes), pretrained `efficientnet_lite0`, {args.image_size} px, batch "
+    intro = (f"NEU (`labels.txt`, six classes), pretrained `{args.backbone}`, {args.image_size} px, batch "
              f"{args.batch_size}; every arm scored on the same {tested} test images; "
              f"{args.draws} draws per count (images drawn and training seeded with 0..{args.draws - 1}), top-1 accuracy "
              "as mean ± standard deviation (lowest-highest). Few-shot arms: "
@@ -132,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     markdown = f"{intro}\n\n" + "\n".join(table(results, args.arms, args.draws))
     print(markdown)
     suffix, title = SMALL_VALIDATION_RECORDS[args.small_val]
-    record(f"fewshot_lpft_{args.image_size}px{suffix}",
-           f"Few labels: linear probe vs warm-up epochs vs LP-FT, {args.image_size} px, {args.draws} draws{title}",
+    other_backbone = args.backbone != LITE_MODELS[0]
+    record(f"fewshot_lpft_{args.backbone + '_' if other_backbone else ''}{args.image_size}px{suffix}",
+           f"Few labels: linear probe vs warm-up epochs vs LP-FT, {args.backbone + ', ' if other_backbone else ''}"
+           f"{args.image_size} px, {args.draws} draws{title}",
            markdown,
            {"settings": vars(args), "results": results})
     return 0

@@ -37,7 +37,7 @@ from defect_tf.inference.predictor import predict_probabilities
 
 ARMS = ("full", "masked", "na_as_0", "drop_rows")
 CONTROL_ARMS = ("full_budget",)  # not asked for by default: explains a gap between masked and full
-FILLING_ARMS = ("pseudo",)  # needs the masked arm's model
+FILLING_ARMS = {"pseudo": "masked", "pseudo2": "pseudo"}  # arm -> the arm whose model fills its labels in
 PSEUDO_PRECISION = 0.98  # how often a filled-in label must be right on the validation images
 
 
@@ -78,11 +78,11 @@ def fill_confident(values: np.ndarray, probabilities: np.ndarray, low: np.ndarra
     return filled
 
 
-def pseudo_labels(masked_output: Path, na_file: Path, data_dir: str, split_file: str, work: Path) -> tuple[Path, dict]:
-    """The pseudo arm's label file: `na_file` with the training images' NA cells filled in where the masked arm's
-    model is confident. Returns the file and counts of what was filled (and how much of it is right is not known
-    here: the benchmark compares against labels.txt separately)."""
-    bundle = load_bundle(masked_output)
+def pseudo_labels(model_output: Path, na_file: Path, data_dir: str, split_file: str, path: Path) -> tuple[Path, dict]:
+    """A filling arm's label file `path`: `na_file` with the training images' NA cells filled in where the model in
+    `model_output` is confident. Returns the file and counts of what was filled (how much of it is right is not
+    known here: the benchmark compares against labels.txt separately)."""
+    bundle = load_bundle(model_output)
     table = parse_labels(na_file)
     parts = read_split(split_file)
     rows = {part: [i for i, image in enumerate(table.images) if parts.get(image) == part] for part in ("train", "val")}
@@ -98,7 +98,6 @@ def pseudo_labels(masked_output: Path, na_file: Path, data_dir: str, split_file:
     after = values[rows["train"]]
     counts = {"na_cells": int((before < 0).sum()), "filled_1": int(((before < 0) & (after == 1)).sum()),
               "filled_0": int(((before < 0) & (after == 0)).sum()), "low": low.tolist(), "high": high.tolist()}
-    path = work / "labels_pseudo.txt"
     path.write_text(format_labels(LabelTable(table.attributes, table.images, values)), encoding="utf-8")
     return path, counts
 
@@ -129,7 +128,8 @@ def results_table(results: dict, na_name: str = "labels_na.txt") -> list[str]:
     described = {"full": "labels.txt", "masked": f"{na_name}, NA masked", "na_as_0": f"{na_name}, NA → 0",
                  "drop_rows": f"{na_name} rows without NA",
                  "full_budget": f"labels.txt, random rows with as many labels as {na_name}",
-                 "pseudo": f"{na_name}, confident NA cells of training images filled in by the masked model"}
+                 "pseudo": f"{na_name}, confident NA cells of training images filled in by the masked model",
+                 "pseudo2": f"{na_name}, the same cells filled in again by the pseudo arm's model"}
 
     def top1(r: dict) -> str:  # only where most test images carry one label (NEU), not on DeepPCB
         single_label = (r["test_images"] or 0) <= 2 * (r["single_label_images"] or 0)
@@ -141,13 +141,14 @@ def results_table(results: dict, na_name: str = "labels_na.txt") -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=["neu", "multilabel"])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + CONTROL_ARMS + FILLING_ARMS)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + CONTROL_ARMS + tuple(FILLING_ARMS))
     parser.add_argument("--na", type=float, help="hide this fraction of labels.txt's cells instead of using "
                         "labels_na.txt (0.3 gives labels_na.txt)")
     common.add_comparison_options(parser)
     args = parser.parse_args(argv)
-    if "pseudo" in args.arms and "masked" not in args.arms:
-        parser.error("the pseudo arm starts from the masked arm's model: list masked too")
+    for arm, source in FILLING_ARMS.items():
+        if arm in args.arms and source not in args.arms:
+            parser.error(f"the {arm} arm starts from the {source} arm's model: list {source} too")
     folder = common.data_folder(args.data_root, args.dataset)
     work, base = common.start_comparison(args, folder, folder / "labels.txt", f"missing_labels_{args.dataset}")
     na_file = na_labels(folder, work, args.na) if args.na is not None else folder / "labels_na.txt"
@@ -156,38 +157,39 @@ def main(argv: list[str] | None = None) -> int:
             for arm in trained_first}
     describe = lambda arm: f"training on {Path(arms[arm].labels).name}"  # noqa: E731
     results = common.train_arms(arms, folder / "labels.txt", work, describe)
-    if "pseudo" in args.arms:
-        labels, filled = pseudo_labels(work / "masked", na_file, base.data, base.split_file, work)
-        print(f"pseudo: {filled['filled_1']} ones and {filled['filled_0']} zeros filled into "
-              f"{filled['na_cells']} NA cells of the training images", flush=True)
-        arms["pseudo"] = replace(base, labels=str(labels), output=str(work / "pseudo"))
-        results |= common.train_arms({"pseudo": arms["pseudo"]}, folder / "labels.txt", work, describe)
+    for arm in (arm for arm in FILLING_ARMS if arm in args.arms):
+        source = FILLING_ARMS[arm]
+        labels, filled = pseudo_labels(work / source, na_file, base.data, base.split_file, work / f"labels_{arm}.txt")
+        print(f"{arm}: {filled['filled_1']} ones and {filled['filled_0']} zeros filled into "
+              f"{filled['na_cells']} NA cells of the training images by the {source} arm's model", flush=True)
+        arms[arm] = replace(base, labels=str(labels), output=str(work / arm))
+        results |= common.train_arms({arm: arms[arm]}, folder / "labels.txt", work, describe)
         truth = parse_labels(folder / "labels.txt").values
         filled_values = parse_labels(labels).values
         newly = (parse_labels(na_file).values < 0) & (filled_values >= 0)
-        results["pseudo"] |= {"filled": filled, "filled_right": float((filled_values[newly] == truth[newly]).mean())
-                              if newly.any() else None,
-                              "train_seconds_with_masked": results["pseudo"]["train_seconds"]
-                              + results["masked"]["train_seconds"]}
+        results[arm] |= {"filled": filled, "filled_right": float((filled_values[newly] == truth[newly]).mean())
+                         if newly.any() else None,
+                         "train_seconds_in_all": results[arm]["train_seconds"]
+                         + results[source].get("train_seconds_in_all", results[source]["train_seconds"])}
 
     na_name = na_file.name if args.na is None else f"labels.txt with {round(100 * args.na)}% NA"
     title = f"Missing labels: {args.dataset}" + ("" if args.na is None else f", {round(100 * args.na)}% NA")
     intro = ("{settings}; every arm scored on the same {test_images} test images against the full labels.txt."
-             + (pseudo_note(results["pseudo"]) if "pseudo" in results else ""))
+             + "".join(pseudo_note(arm, results[arm]) for arm in FILLING_ARMS if arm in results))
     common.publish_comparison(f"missing_labels_{args.dataset}" + ("" if args.na is None else
                                                                  f"_na{round(100 * args.na)}"),
                               title, args, intro, results_table(results, na_name), results)
     return 0
 
 
-def pseudo_note(result: dict) -> str:
-    """What the pseudo arm filled in, how much of it was right, and what it cost."""
+def pseudo_note(arm: str, result: dict) -> str:
+    """What a filling arm filled in, how much of it was right, and what it cost."""
     filled = result["filled"]
-    return (f" The pseudo arm: {filled['filled_1']:,} ones and {filled['filled_0']:,} zeros filled into the "
+    return (f" The {arm} arm: {filled['filled_1']:,} ones and {filled['filled_0']:,} zeros filled into the "
             f"{filled['na_cells']:,} NA cells of the training images (the cut: right {PSEUDO_PRECISION:.0%} of the "
             f"time on the validation images' known labels), {common.number(result['filled_right'])} of them right "
-            f"against labels.txt; its train time is its own run's, {result['train_seconds_with_masked']:.0f} s "
-            "with the masked run it starts from.")
+            f"against labels.txt; its train time is its own run's, {result['train_seconds_in_all']:.0f} s with the "
+            "runs it starts from.")
 
 
 if __name__ == "__main__":
