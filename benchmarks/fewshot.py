@@ -4,7 +4,8 @@
     python benchmarks/fewshot.py --per-class 10 --draws 5
     python benchmarks/fewshot.py --backbone efficientnet_lite1 --per-class 5 10 --small-val train
 
-Every arm is a pretrained EfficientNet-Lite (Lite0 unless `--backbone` says) at 128 px, scored on the same test images (NEU's `split.txt`).
+Every arm is a pretrained EfficientNet-Lite (Lite0 unless `--backbone` says) at 128 px, scored on the same test
+images (NEU's `split.txt`).
 Draw d draws its images with seed d (few-shot: K per class from the split's train + val part, one in five of
 them for validation; all: the split's own train part, val carved out with seed d) and trains with seed d.
 Arms: `linear probe` (the head fitted on frozen features, nothing else: a logistic regression); `warm-up epochs`

@@ -1,4 +1,4 @@
-"""Missing labels, four ways, scored against the full truth on one shared split.
+"""Missing labels, handled several ways, scored against the full truth on one shared split.
 
     python benchmarks/missing_labels.py --dataset neu [--data-root ../shared/data] [--image-size 64] [--na 0.7]
 
@@ -9,7 +9,8 @@ labels.txt holding as many known labels as labels_na.txt), tells whether masked 
 of the masking or only because it has fewer labels. `pseudo` (on request) fills NA cells in: the masked
 arm's model predicts its training images, an NA cell where it is confident becomes that label (the
 confidence cut per attribute from the validation images' known labels, see `confident_limits`), and a
-new model trains from scratch on the filled file. Every arm uses the same split file, image size,
+new model trains from scratch on the filled file; `pseudo2` fills the same cells again with the pseudo
+arm's model (a second round). Every arm uses the same split file, image size,
 epochs and seed, and every arm is scored on the same test images (all of the split's, also those
 `drop_rows` left out of its label file) against labels.txt.
 
@@ -30,7 +31,7 @@ import numpy as np
 import common  # before defect_tf: it quiets TensorFlow's start-up
 
 from defect_tf.bundle.store import load_bundle
-from defect_tf.data.labels import LabelTable, format_labels, parse_labels
+from defect_tf.data.labels import NA, LabelTable, format_labels, parse_labels
 from defect_tf.data.pipeline import make_dataset
 from defect_tf.data.splits import read_split
 from defect_tf.inference.predictor import predict_probabilities
@@ -46,7 +47,7 @@ def na_labels(folder: Path, work: Path, fraction: float) -> Path:
     full = parse_labels(folder / "labels.txt")
     hidden = np.random.RandomState(0).rand(*full.values.shape) < fraction
     path = work / f"labels_na{round(100 * fraction)}.txt"
-    path.write_text(format_labels(LabelTable(full.attributes, full.images, np.where(hidden, -1.0, full.values))),
+    path.write_text(format_labels(LabelTable(full.attributes, full.images, np.where(hidden, NA, full.values))),
                     encoding="utf-8")
     return path
 
@@ -80,8 +81,7 @@ def fill_confident(values: np.ndarray, probabilities: np.ndarray, low: np.ndarra
 
 def pseudo_labels(model_output: Path, na_file: Path, data_dir: str, split_file: str, path: Path) -> tuple[Path, dict]:
     """A filling arm's label file `path`: `na_file` with the training images' NA cells filled in where the model in
-    `model_output` is confident. Returns the file and counts of what was filled (how much of it is right is not
-    known here: the benchmark compares against labels.txt separately)."""
+    `model_output` is confident. Returns the file and what was filled (counts and the cuts)."""
     bundle = load_bundle(model_output)
     table = parse_labels(na_file)
     parts = read_split(split_file)
