@@ -31,15 +31,15 @@ import numpy as np
 import common  # before defect_tf: it quiets TensorFlow's start-up
 
 from defect_tf.bundle.store import load_bundle
-from defect_tf.data.labels import NA, LabelTable, format_labels, parse_labels
+from defect_tf.data.labels import NA, LabelTable, format_labels, known_mask, parse_labels
 from defect_tf.data.pipeline import make_dataset
 from defect_tf.data.splits import read_split
 from defect_tf.inference.predictor import predict_probabilities
+from defect_tf.train.label_filling import FILL_PRECISION, confident_limits, fill_rows, missing_cells
 
 ARMS = ("full", "masked", "na_as_0", "drop_rows")
 CONTROL_ARMS = ("full_budget",)  # not asked for by default: explains a gap between masked and full
 FILLING_ARMS = {"pseudo": "masked", "pseudo2": "pseudo"}  # arm -> the arm whose model fills its labels in
-PSEUDO_PRECISION = 0.98  # how often a filled-in label must be right on the validation images
 
 
 def na_labels(folder: Path, work: Path, fraction: float) -> Path:
@@ -52,36 +52,10 @@ def na_labels(folder: Path, work: Path, fraction: float) -> Path:
     return path
 
 
-def confident_limits(probabilities: np.ndarray, labels: np.ndarray, precision: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per attribute, the probabilities at or below `low` / at or above `high` that are right `precision` of the
-    time on known labels (`labels` 1, 0 or NA = -1): the widest such tails of the validation images' predictions.
-    An attribute whose validation labels allow no such tail gets low -inf / high +inf (nothing filled in)."""
-    columns = probabilities.shape[1]
-    low, high = np.full(columns, -np.inf), np.full(columns, np.inf)
-    for column in range(columns):
-        known = labels[:, column] >= 0
-        p, truth = probabilities[known, column], labels[known, column]
-        for side, wanted in ((high, 1.0), (low, 0.0)):
-            order = np.argsort(-p if wanted else p, kind="stable")
-            right = np.cumsum(truth[order] == wanted) / np.arange(1, len(order) + 1)
-            good = np.flatnonzero(right >= precision)
-            if len(good):
-                side[column] = p[order[good[-1]]]
-    return low, high
-
-
-def fill_confident(values: np.ndarray, probabilities: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """`values` with each NA cell (-1) set to 1 where its probability is at least `high`, 0 where at most `low`."""
-    filled = values.copy()
-    missing = values < 0
-    filled[missing & (probabilities >= high)] = 1.0
-    filled[missing & (probabilities <= low)] = 0.0
-    return filled
-
-
 def pseudo_labels(model_output: Path, na_file: Path, data_dir: str, split_file: str, path: Path) -> tuple[Path, dict]:
     """A filling arm's label file `path`: `na_file` with the training images' NA cells filled in where the model in
-    `model_output` is confident. Returns the file and what was filled (counts and the cuts)."""
+    `model_output` is confident, as `train.py --fill-na` fills them (train/label_filling.py). Returns the file and
+    what was filled (counts and the cuts)."""
     bundle = load_bundle(model_output)
     table = parse_labels(na_file)
     parts = read_split(split_file)
@@ -91,15 +65,12 @@ def pseudo_labels(model_output: Path, na_file: Path, data_dir: str, split_file: 
         paths = [str(Path(data_dir) / table.images[i]) for i in indices]
         dataset = make_dataset(paths, np.zeros((len(paths), len(table.attributes)), np.float32), bundle.image_size, 64)
         probabilities[part] = predict_probabilities(bundle.model, dataset, bundle.task)
-    low, high = confident_limits(probabilities["val"], table.values[rows["val"]], PSEUDO_PRECISION)
+    low, high = confident_limits(probabilities["val"], table.values[rows["val"]], FILL_PRECISION)
     values = table.values.copy()
-    before = values[rows["train"]]
-    values[rows["train"]] = fill_confident(before, probabilities["train"], low, high)
-    after = values[rows["train"]]
-    counts = {"na_cells": int((before < 0).sum()), "filled_1": int(((before < 0) & (after == 1)).sum()),
-              "filled_0": int(((before < 0) & (after == 0)).sum()), "low": low.tolist(), "high": high.tolist()}
+    values[rows["train"]], counts = fill_rows(values[rows["train"]], missing_cells(table, None)[rows["train"]],
+                                              probabilities["train"], low, high)
     path.write_text(format_labels(LabelTable(table.attributes, table.images, values)), encoding="utf-8")
-    return path, counts
+    return path, counts | {"low": low.tolist(), "high": high.tolist()}
 
 
 def arm_labels(arm: str, folder: Path, work: Path, seed: int = 0, na_file: Path | None = None) -> Path:
@@ -111,12 +82,12 @@ def arm_labels(arm: str, folder: Path, work: Path, seed: int = 0, na_file: Path 
         return na_file
     table = parse_labels(na_file)
     if arm == "na_as_0":
-        changed = LabelTable(table.attributes, table.images, np.where(table.values < 0, 0.0, table.values))
+        changed = LabelTable(table.attributes, table.images, np.where(known_mask(table.values), table.values, 0.0))
     elif arm == "drop_rows":
-        changed = table.subset(np.flatnonzero((table.values >= 0).all(axis=1)))
+        changed = table.subset(np.flatnonzero(known_mask(table.values).all(axis=1)))
     else:  # full_budget: complete rows of labels.txt, as many known labels in all as labels_na.txt has
         full = parse_labels(folder / "labels.txt")
-        keep = round((table.values >= 0).mean() * len(full.images))
+        keep = round(known_mask(table.values).mean() * len(full.images))
         changed = full.subset(np.sort(np.random.default_rng(seed).choice(len(full.images), keep, replace=False)))
     path = work / f"labels_{arm}.txt"
     path.write_text(format_labels(changed), encoding="utf-8")
@@ -166,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         results |= common.train_arms({arm: arms[arm]}, folder / "labels.txt", work, describe)
         truth = parse_labels(folder / "labels.txt").values
         filled_values = parse_labels(labels).values
-        newly = (parse_labels(na_file).values < 0) & (filled_values >= 0)
+        newly = ~known_mask(parse_labels(na_file).values) & known_mask(filled_values)
         results[arm] |= {"filled": filled, "filled_right": float((filled_values[newly] == truth[newly]).mean())
                          if newly.any() else None,
                          "train_seconds_in_all": results[arm]["train_seconds"]
@@ -186,7 +157,7 @@ def pseudo_note(arm: str, result: dict) -> str:
     """What a filling arm filled in, how much of it was right, and what it cost."""
     filled = result["filled"]
     return (f" The {arm} arm: {filled['filled_1']:,} ones and {filled['filled_0']:,} zeros filled into the "
-            f"{filled['na_cells']:,} NA cells of the training images (the cut: right {PSEUDO_PRECISION:.0%} of the "
+            f"{filled['na_cells']:,} NA cells of the training images (the cut: right {FILL_PRECISION:.0%} of the "
             f"time on the validation images' known labels), {common.number(result['filled_right'])} of them right "
             f"against labels.txt; its train time is its own run's, {result['train_seconds_in_all']:.0f} s with the "
             "runs it starts from.")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from common import shared_split, shared_test_rows
-from missing_labels import arm_labels, confident_limits, fill_confident, na_labels
+from missing_labels import arm_labels, na_labels
 from throughput import peak_memory_mb
 
 from defect_tf.data.labels import NA, parse_labels
@@ -63,29 +63,6 @@ def test_a_larger_na_fraction_hides_every_cell_a_smaller_one_hides_and_keeps_the
         kept = parse_labels(na_labels(folder, tmp_path, fraction)).values[~hidden[fraction]]
         np.testing.assert_array_equal(kept, full[~hidden[fraction]])
     assert (hidden[0.7] | ~hidden[0.3]).all()
-
-
-def test_confident_limits_are_the_widest_tails_right_often_enough_on_known_labels():
-    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.7], [0.3, 0.05], [0.2, 0.6]])
-    labels = np.array([[1, 0], [1, NA], [0, 1], [0, 0], [0, 1]], dtype=float)
-    low, high = confident_limits(probabilities, labels, precision=0.98)
-    # column 0, highest first: 0.9 (1), 0.8 (1), 0.6 (0) -> high 0.8; lowest first: 0.2, 0.3, 0.6 (0), 0.8 (1) -> 0.6
-    # column 1 (row 1 unknown): 0.7 (1), 0.6 (1), 0.1 (0) -> high 0.6; 0.05 (0), 0.1 (0), 0.6 (1) -> low 0.1
-    np.testing.assert_allclose(low, [0.6, 0.1])
-    np.testing.assert_allclose(high, [0.8, 0.6])
-    low, high = confident_limits(probabilities, labels, precision=0.65)
-    # column 0, highest first, right 1, 1, 2/3, 2/4, 2/5 -> high 0.6; lowest first 1, 1, 1, 3/4, 3/5 -> low 0.8
-    assert (low[0], high[0]) == (0.8, 0.6)
-    nothing = confident_limits(np.array([[0.9], [0.1]]), np.array([[NA], [NA]]), precision=0.98)
-    assert nothing == (np.array([-np.inf]), np.array([np.inf]))
-
-
-def test_fill_confident_fills_only_na_cells_beyond_the_limits():
-    values = np.array([[NA, 1, NA], [0, NA, NA]], dtype=float)
-    probabilities = np.array([[0.95, 0.01, 0.5], [0.99, 0.02, 0.9]])
-    filled = fill_confident(values, probabilities, low=np.array([0.1, 0.1, 0.1]), high=np.array([0.9, 0.9, 0.9]))
-    np.testing.assert_array_equal(filled, [[1, 1, NA], [0, 0, 1]])  # known cells stay, 0.5 stays NA
-    np.testing.assert_array_equal(values[0], [NA, 1, NA])  # the input is not changed
 
 
 def test_every_arm_shares_one_complete_split_and_official_test_images_stay_test(tmp_path):

@@ -51,6 +51,7 @@ BAD_VALUES = {
         "--strategy": ["tpu", "parameter-server"],
         "--linear-probe": ["auto", ""],
         "--small-val": ["keep", ""],
+        "--fill-na": ["-1", "11", "x", "1.5"],
         "--seed": ["-1", "99999999999", "x"],
         "--split-file": ["{missing}", "{split_bad}"],
     },

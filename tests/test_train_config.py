@@ -6,7 +6,8 @@ from defect_tf.apps import train
 from defect_tf.data.splits import SPLIT_FRACTIONS
 from defect_tf.train.config import TrainConfig
 
-NOT_FLAGS = {"split"}  # the split fractions: fixed for the command line (a split file gives another split)
+NOT_FLAGS = {"split", "na_labels"}  # the split fractions: fixed for the command line (a split file gives another
+# split); the label file a later --fill-na round fills in: the run's own --labels
 NOT_SETTINGS = {"help", "resume", "check"}  # what train.py does, not how it trains
 
 

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"a pretrained run with fewer than {MIN_VALIDATION_IMAGES} validation images: train on them "
                            "too, every epoch run and thresholds 0.5 (train), hold them out for early stopping and "
                            "calibration (hold-out), or train on them with --linear-probe on only (auto)")
+    data.add_argument("--fill-na", type=int, default=d.fill_na, metavar="ROUNDS",
+                      help="multilabel: after training, fill the training images' NA cells in where the model is "
+                           "right 98%% of the time on the validation labels, and train again from the start; "
+                           "ROUNDS times (each costs a whole run; 2 measured best: docs/findings.md)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=d.backbone, choices=sorted(BACKBONES),

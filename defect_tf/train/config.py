@@ -70,6 +70,8 @@ class TrainConfig:
     split: tuple[float, float, float] = SPLIT_FRACTIONS
     split_file: str | None = None  # `image split` rows to use instead of a new seeded split
     small_validation: str = "auto"  # pretrained, under MIN_VALIDATION_IMAGES: see trains_on_small_validation
+    fill_na: int = 0  # multilabel: rounds of pseudo-labels for NA cells, each trained again (train/label_filling.py)
+    na_labels: str | None = None  # a later filling round's: the label file whose NA cells are filled (the user's)
     on_bad_image: str = "error"  # or "skip": train without missing / unreadable images
     cache: str = "auto"  # where decoded images wait between epochs: auto, memory or disk (data/cache.py)
     strategy: str = "auto"  # the devices a run trains on: auto, one, mirrored or multiworker (train/strategy.py)
@@ -145,6 +147,8 @@ class TrainConfig:
                             "probable class decides)")
         if self.label_smoothing and sigmoid:
             problems.append(f"--label-smoothing is for --task multiclass, and this run is {task}")
+        if self.fill_na and task != "multilabel":
+            problems.append(f"--fill-na fills in NA labels of --task multilabel, and this run is {task}")
         return problems
 
 
@@ -153,7 +157,7 @@ NUMBER_RANGES = {
     "image_size": (32, 1024), "batch_size": (1, 1024), "warmup_epochs": (0, 10_000), "finetune_epochs": (0, 10_000),
     "unfreeze": (0, 100_000), "lr": (1e-8, 1.0), "finetune_lr": (1e-8, 1.0), "patience": (0, 10_000),
     "weight_decay": (0.0, 1.0), "gamma": (0.0, 10.0), "alpha": (0.0, 1.0), "label_smoothing": (0.0, 0.5), "mixup": (0.0, 10.0),
-    "threshold": (0.0, 1.0), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
+    "threshold": (0.0, 1.0), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1), "fill_na": (0, 10),
 }
 
 
@@ -172,8 +176,9 @@ def _out_of_range(field: str, value, low, high) -> str | None:
 
 def checkpoint_settings(config: TrainConfig) -> dict:
     """The settings a checkpoint saves (JSON; absolute data and label paths), so `--resume` works from anywhere."""
-    return {**asdict(config), "data": str(Path(config.data).resolve()),
-            "labels": str(Path(config.labels).resolve()) if config.labels else None, "split": list(config.split)}
+    return {**asdict(config), "data": str(Path(config.data).resolve()), "split": list(config.split),
+            **{field: str(Path(getattr(config, field)).resolve()) if getattr(config, field) else None
+               for field in ("labels", "na_labels")}}
 
 
 def config_from_settings(settings: dict) -> TrainConfig:

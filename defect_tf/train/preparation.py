@@ -142,6 +142,9 @@ def _opened_shards(config: TrainConfig) -> Shards | None:
         problems.append(f"--labels: the shards in {config.data} hold their labels; leave it out")
     if config.split_file:
         problems.append(f"--split-file: the shards in {config.data} hold their split; leave it out")
+    if config.fill_na:
+        problems.append(f"--fill-na writes a label file, and the shards in {config.data} hold their labels; train "
+                        "from the images and their label file to fill NA cells in")
     if config.image_size != shards.image_size:
         problems.append(f"--image-size {config.image_size}: the shards in {config.data} hold images at "
                         f"{shards.image_size} px; pass --image-size {shards.image_size}, or prepare them again at "

@@ -16,7 +16,7 @@ from defect_tf.io.untrusted import read_text
 from defect_tf.limits import MAX_JSON_FILE_BYTES
 from defect_tf.train.checkpoints import CHECKPOINT_DIR, STATE_FILE
 
-STAGES = ("preparing", "training", "saving", "scoring", "done")
+STAGES = ("preparing", "training", "saving", "scoring", "filling", "done")  # filling: between --fill-na rounds
 
 
 @contextlib.contextmanager
@@ -45,10 +45,18 @@ class RunProgress:
     stage: str = "preparing"  # one of STAGES
     bundle: Path | None = None  # the saved bundle, once it is saved
 
+    def start_round(self) -> None:
+        """A --fill-na round starts a run again: nothing of it is saved yet."""
+        self.stage, self.bundle = "preparing", None
+
     def interrupted(self, output: str | Path) -> str:
         """The line a user reads after interrupting the run writing into `output`."""
         epoch = _saved_epoch(Path(output))
         resume = f"python train.py --resume --output {output}"
+        if self.bundle is not None and self.stage == "filling":
+            return (f"interrupted while filling in NA labels for another round: the bundle in {self.bundle} is "
+                    "complete and scored, and the rounds left were not trained; run the same command again to "
+                    "train every round")
         if self.bundle is not None:
             return (f"interrupted after the model was saved: the bundle in {self.bundle} is complete; only the "
                     f"test-split evaluation was cut short. Score it with: python evaluate.py --model {output}")

@@ -16,10 +16,10 @@ import numpy as np
 
 from defect_tf.bundle.layout import BUNDLE_DIR
 from defect_tf.bundle.metadata import BundleMetadata
-from defect_tf.bundle.store import load_bundle, save_bundle
+from defect_tf.bundle.store import Bundle, load_bundle, save_bundle
 from defect_tf.data.augmentation import build_training_transforms
 from defect_tf.data.cache import CACHE_DIR, remove_cache, start_cache
-from defect_tf.data.labels import header_fingerprint
+from defect_tf.data.labels import header_fingerprint, known_mask
 from defect_tf.data.pipeline import make_dataset, steps_per_epoch
 from defect_tf.data.sampling import balance_groups, describe_groups
 from defect_tf.errors import DefectTFError
@@ -33,6 +33,14 @@ from defect_tf.train.callbacks import HISTORY_FILE, LOSS_CURVE_FILE
 from defect_tf.train.checkpoints import CHECKPOINT_DIR, Checkpoint, read_checkpoint, remove_checkpoint
 from defect_tf.train.config import TrainConfig, config_from_settings
 from defect_tf.train.dtype_policy import set_precision
+from defect_tf.train.label_filling import (
+    FILLED_LABELS_FILE,
+    confident_limits,
+    describe_filling,
+    fill_rows,
+    missing_cells,
+    write_filled,
+)
 from defect_tf.train.losses import LossSettings
 from defect_tf.train.phases import TwoPhases
 from defect_tf.train.preparation import SKIPPED_FILE, SPLIT_FILE, RunData, prepare_run
@@ -42,6 +50,7 @@ from defect_tf.train.worker_loop import PEER_FAILURES, worker_lost
 
 # Everything a training run writes into its output folder (claimed there before the run writes anything).
 OUTPUTS = (BUNDLE_DIR, CHECKPOINT_DIR, CACHE_DIR, SPLIT_FILE, HISTORY_FILE, LOSS_CURVE_FILE, METRICS_FILE, SKIPPED_FILE,
+           FILLED_LABELS_FILE,
            *dict.fromkeys(name for task in TASKS.values() for name in task.report_files))
 
 
@@ -51,21 +60,27 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None,
 
     With `resume` (see `resume_training`), training continues from that checkpoint's epoch, on the
     split and labels it started with. `progress` follows the run's stage (for what an interruption says).
+    With `fill_na` rounds, each round trains again on the split of the first (train/label_filling.py); the report
+    is the last round's.
     """
     progress = progress or RunProgress()
     config.validate()
     output_folder.check_no_overlap(config.output, config.data)
     devices = choose_devices(config.strategy, config.batch_size)  # first: MultiWorkerMirroredStrategy needs it
-    if devices.own_loop and config.linear_probe == "on":
-        raise DefectTFError("--linear-probe on is not available with several machines (--strategy multiworker); "
-                            "train without it, or on one machine")
+    for flag, used in (("--linear-probe on", config.linear_probe == "on"), ("--fill-na", config.fill_na > 0)):
+        if devices.own_loop and used:
+            raise DefectTFError(f"{flag} is not available with several machines (--strategy multiworker); train "
+                                "without it, or on one machine")
     try:
         if devices.chief:
             with output_folder.locked(config.output):
-                report = _train(config, devices, log, resume, progress)
+                report, next_round = _train(config, devices, log, resume, progress)
+                while next_round is not None:  # --fill-na: again from the start on the labels filled in
+                    progress.start_round()
+                    report, next_round = _train(next_round, devices, log, None, progress)
         else:  # only the chief writes the run's files; this worker's go to a folder removed at the end
             with tempfile.TemporaryDirectory(prefix="defect_tf-worker-") as scratch:
-                report = _train(replace(config, output=scratch), devices, log, resume, progress)
+                report, _ = _train(replace(config, output=scratch), devices, log, resume, progress)
     except PEER_FAILURES as error:
         if devices.name != "multiworker":
             raise
@@ -74,7 +89,9 @@ def train(config: TrainConfig, log=print, resume: Checkpoint | None = None,
     return report
 
 
-def _train(config: TrainConfig, devices: Devices, log, resume: Checkpoint | None, progress: RunProgress) -> dict:
+def _train(config: TrainConfig, devices: Devices, log, resume: Checkpoint | None,
+           progress: RunProgress) -> tuple[dict, TrainConfig | None]:
+    """One training run: its test report, and the next filling round's settings (None: the last round)."""
     started = time.time()
     output = output_folder.claim(config.output, OUTPUTS)
     keras.utils.set_random_seed(config.seed)
@@ -87,13 +104,17 @@ def _train(config: TrainConfig, devices: Devices, log, resume: Checkpoint | None
     log(devices.line)
     start_cache(data.cache)
     try:
-        return _fit_save_score(config, data, devices, output, resume, policy, progress, started, log)
+        report, bundle = _fit_save_score(config, data, devices, output, resume, policy, progress, started, log)
+        if not (config.fill_na and bundle):
+            return report, None
+        progress.stage = "filling"
+        return report, _fill_missing(config, data, bundle, output, log)
     finally:
         remove_cache(data.cache)
 
 
 def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output: Path, resume: Checkpoint | None,
-                    policy: str, progress: RunProgress, started: float, log) -> dict:
+                    policy: str, progress: RunProgress, started: float, log) -> tuple[dict, Bundle | None]:
     train_data, val_data = _datasets(config, data, devices, log)
     with devices.scope():  # the model's variables are the strategy's; TwoPhases compiles in the same scope
         model = _model(config, data)
@@ -111,7 +132,7 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
     phases.fine_tune()
     if not devices.chief:
         log("training done; the chief saves the bundle and scores the test split")
-        return {}
+        return {}, None
     if devices.own_loop:  # Keras's evaluate fails under the strategy (as fit does) and predict would split the
         # images over the workers: the chief calibrates, saves and scores the same weights outside the strategy
         weights = model.get_weights()
@@ -120,7 +141,28 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
     progress.stage = "saving"
     bundle = _save(config, data, phases, val_data, policy, output, progress, log)
     log(f"saved model bundle to {bundle.path} ({time.time() - started:.0f} s so far)")
-    return _score(config, data, bundle, output, started, log)
+    return _score(config, data, bundle, output, started, log), bundle
+
+
+def _fill_missing(config: TrainConfig, data: RunData, bundle: Bundle, output: Path, log) -> TrainConfig | None:
+    """Fill the training images' NA cells where `bundle` is confident (train/label_filling.py); returns the next
+    round's settings, or None where there is nothing to fill or no validation label to set the cut on."""
+    train_rows = data.rows["train"]
+    missing = missing_cells(data.table, config.na_labels)[train_rows]
+    if not missing.any() or not known_mask(data.labels("val")).any():
+        log("--fill-na: " + ("no NA cell in the training split: nothing to fill in" if not missing.any() else
+                             "no validation labels to set the confidence cut on: the NA cells stay masked"))
+        return None
+    probabilities = {part: predict_probabilities(bundle.model, make_dataset(
+        data.files(part), data.labels(part), config.image_size, config.batch_size, cache=data.cache, name=part,
+        shards=data.shards), data.task) for part in ("train", "val")}
+    low, high = confident_limits(probabilities["val"], data.labels("val"))
+    values = data.table.values.copy()
+    values[train_rows], counts = fill_rows(values[train_rows], missing, probabilities["train"], low, high)
+    path = write_filled(data.table, values, output / FILLED_LABELS_FILE)
+    log(describe_filling(counts, config.fill_na, path))
+    return replace(config, labels=str(path), split_file=str(output / SPLIT_FILE), fill_na=config.fill_na - 1,
+                   na_labels=config.na_labels or config.labels)
 
 
 def _datasets(config: TrainConfig, data: RunData, devices: Devices, log):
