@@ -7,7 +7,13 @@ from defect_tf.data.labels import NA, LabelTable, format_labels, known_mask, par
 from defect_tf.data.splits import read_split
 from defect_tf.errors import DefectTFError
 from defect_tf.train.config import TrainConfig
-from defect_tf.train.label_filling import confident_limits, fill_confident, fill_rows, missing_cells
+from defect_tf.train.label_filling import (
+    confident_limits,
+    describe_rounds,
+    fill_confident,
+    fill_rows,
+    missing_cells,
+)
 
 
 def test_confident_limits_are_the_widest_tails_right_often_enough_on_known_labels():
@@ -73,6 +79,7 @@ def test_fill_na_trains_again_on_the_training_images_na_cells_filled_in_and_noth
     filling = [line for line in lines if line.startswith("filling in labels:")]
     assert len(filling) == 2 and "2 filling rounds left" in filling[0] and "1 filling round left" in filling[1]
     assert sum(line.startswith("saved model bundle") for line in lines) == 3  # the first run and two rounds
+    assert lines[-1].startswith("--fill-na: validation mean AP ") and lines[-1].count(",") >= 2  # 3 runs' scores
     filled = parse_labels(output / "labels_filled.txt")
     assert filled.images == table.images and filled.attributes == table.attributes
     split = read_split(output / "split.txt")
@@ -129,3 +136,12 @@ def test_interrupted_between_rounds_says_the_bundle_is_complete_and_the_rounds_l
         "and scored, and the rounds left were not trained; run the same command again to train every round")
     progress.start_round()
     assert progress.interrupted(tmp_path).startswith("interrupted while preparing the run")
+
+
+def test_after_the_rounds_the_validation_scores_are_printed_and_a_loss_against_no_filling_is_a_warning():
+    assert describe_rounds([0.8, 0.85, 0.9]) == ("--fill-na: validation mean AP 0.800, 0.850, 0.900 (the run before "
+                                                 "filling, then each round)")
+    worse = describe_rounds([0.861, 0.854, 0.857])
+    assert worse.startswith("--fill-na: validation mean AP 0.861, 0.854, 0.857 (the run before filling, then each "
+                            "round); warning: below the run without --fill-na")
+    assert describe_rounds([float("nan")]) == "--fill-na: validation mean AP n/a (the last round)"  # resumed

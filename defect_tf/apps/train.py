@@ -26,6 +26,7 @@ from defect_tf.tasks import TASKS, task_labels
 from defect_tf.train.config import TrainConfig
 from defect_tf.train.dtype_policy import POLICIES
 from defect_tf.train.head_fit import PROBE_CHOICES
+from defect_tf.train.label_filling import FILL_PRECISION
 from defect_tf.train.optimizers import OPTIMIZERS, SCHEDULES
 from defect_tf.train.progress import RunProgress
 from defect_tf.train.strategy import STRATEGIES
@@ -77,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "calibration (hold-out), or train on them with --linear-probe on only (auto)")
     data.add_argument("--fill-na", type=int, default=d.fill_na, metavar="ROUNDS",
                       help="multilabel: after training, fill the training images' NA cells in where the model is "
-                           "right 98%% of the time on the validation labels, and train again from the start; "
-                           "ROUNDS times (each costs a whole run; 2 measured best: docs/findings.md)")
+                           f"right {FILL_PRECISION:.0%} of the time on the validation labels, and train again from "
+                           "the start; "
+                           "ROUNDS times (each costs a whole run; 2 measured better than 1: docs/findings.md)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=d.backbone, choices=sorted(BACKBONES),

@@ -82,3 +82,15 @@ def describe_filling(counts: dict, rounds_left: int, path: Path) -> str:
 def write_filled(table: LabelTable, values: np.ndarray, path: Path) -> Path:
     """The filled label file (atomically: an interruption leaves the previous round's intact)."""
     return write_text(path, format_labels(LabelTable(table.attributes, table.images, values)))
+
+
+def describe_rounds(scores: list[float]) -> str:
+    """The line after the last round: the validation mean AP of the run without filling and of each round after it
+    (this process's rounds: a resumed run knows only its own), and a warning where the rounds did worse."""
+    shown = ", ".join("n/a" if np.isnan(score) else f"{score:.3f}" for score in scores)
+    line = f"--fill-na: validation mean AP {shown} (" + ("the run before filling, then each round)" if len(scores) > 1
+                                                          else "the last round)")
+    if len(scores) > 1 and scores[-1] < scores[0]:
+        line += ("; warning: below the run without --fill-na, so filling in did not help on this data (the model "
+                 "it fills from may be too weak): train without it")
+    return line

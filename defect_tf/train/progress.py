@@ -7,7 +7,7 @@ import contextlib
 import json
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -44,6 +44,7 @@ class RunProgress:
 
     stage: str = "preparing"  # one of STAGES
     bundle: Path | None = None  # the saved bundle, once it is saved
+    round_scores: list[float] = field(default_factory=list)  # --fill-na: each round's validation mean AP
 
     def start_round(self) -> None:
         """A --fill-na round starts a run again: nothing of it is saved yet."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from defect_tf.data.pipeline import make_dataset, steps_per_epoch
 from defect_tf.data.sampling import balance_groups, describe_groups
 from defect_tf.errors import DefectTFError
 from defect_tf.evaluate.evaluation import METRICS_FILE, evaluate_bundle
+from defect_tf.evaluate.metrics import average_precision
 from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD
 from defect_tf.inference.predictor import predict_probabilities
 from defect_tf.io import output_folder
@@ -37,6 +39,7 @@ from defect_tf.train.label_filling import (
     FILLED_LABELS_FILE,
     confident_limits,
     describe_filling,
+    describe_rounds,
     fill_rows,
     missing_cells,
     write_filled,
@@ -105,10 +108,10 @@ def _train(config: TrainConfig, devices: Devices, log, resume: Checkpoint | None
     start_cache(data.cache)
     try:
         report, bundle = _fit_save_score(config, data, devices, output, resume, policy, progress, started, log)
-        if not (config.fill_na and bundle):
+        if not bundle or not (config.fill_na or config.na_labels):  # na_labels: the last of several rounds
             return report, None
         progress.stage = "filling"
-        return report, _fill_missing(config, data, bundle, output, log)
+        return report, _fill_missing(config, data, bundle, output, progress, log)
     finally:
         remove_cache(data.cache)
 
@@ -144,18 +147,31 @@ def _fit_save_score(config: TrainConfig, data: RunData, devices: Devices, output
     return _score(config, data, bundle, output, started, log), bundle
 
 
-def _fill_missing(config: TrainConfig, data: RunData, bundle: Bundle, output: Path, log) -> TrainConfig | None:
+def _fill_missing(config: TrainConfig, data: RunData, bundle: Bundle, output: Path, progress: RunProgress,
+                  log) -> TrainConfig | None:
     """Fill the training images' NA cells where `bundle` is confident (train/label_filling.py); returns the next
-    round's settings, or None where there is nothing to fill or no validation label to set the cut on."""
+    round's settings, or None after the last round, where there is nothing to fill or no validation label to set
+    the cut on. After the last round, says how each round did on the validation labels (never filled in)."""
     train_rows = data.rows["train"]
     missing = missing_cells(data.table, config.na_labels)[train_rows]
     if not missing.any() or not known_mask(data.labels("val")).any():
         log("--fill-na: " + ("no NA cell in the training split: nothing to fill in" if not missing.any() else
                              "no validation labels to set the confidence cut on: the NA cells stay masked"))
         return None
-    probabilities = {part: predict_probabilities(bundle.model, make_dataset(
-        data.files(part), data.labels(part), config.image_size, config.batch_size, cache=data.cache, name=part,
-        shards=data.shards), data.task) for part in ("train", "val")}
+
+    def probabilities_of(part: str) -> np.ndarray:
+        return predict_probabilities(bundle.model, make_dataset(
+            data.files(part), data.labels(part), config.image_size, config.batch_size, cache=data.cache, name=part,
+            shards=data.shards), data.task)
+
+    probabilities = {"val": probabilities_of("val")}
+    with warnings.catch_warnings():  # an attribute without both classes in validation: NaN, left out of the mean
+        warnings.simplefilter("ignore", RuntimeWarning)
+        progress.round_scores.append(float(np.nanmean(average_precision(data.labels("val"), probabilities["val"]))))
+    if not config.fill_na:
+        log(describe_rounds(progress.round_scores))
+        return None
+    probabilities["train"] = probabilities_of("train")
     low, high = confident_limits(probabilities["val"], data.labels("val"))
     values = data.table.values.copy()
     values[train_rows], counts = fill_rows(values[train_rows], missing, probabilities["train"], low, high)
