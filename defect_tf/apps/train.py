@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--fill-na", type=int, default=d.fill_na, metavar="ROUNDS",
                       help="multilabel: after training, fill the training images' NA cells in where the model is "
                            f"right {FILL_PRECISION:.0%} of the time on the validation labels, and train again from "
-                           "the start; "
-                           "ROUNDS times (each costs a whole run; 2 measured better than 1: docs/findings.md)")
+                           "the start; ROUNDS times (each costs a whole run; 2 measured better than 1: "
+                           "docs/findings.md)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default=d.backbone, choices=sorted(BACKBONES),

@@ -17,8 +17,9 @@ from defect_tf.data.labels import NA, LabelTable, format_labels, known_mask, par
 from defect_tf.io.files import write_text
 
 # How often a filled-in label must be right on the validation images' known labels. At 0.98, NEU with 70% of its
-# cells NA (small_cnn, 64 px, 3 seeds): filled labels 98-99% right, two rounds close more than half of the
-# macro-F1 gap between masked and full labels (docs/findings.md, "Labels filled in where they are missing").
+# cells NA (small_cnn, 64 px, 3 seeds): filled labels 97.5-99% right, two rounds close more than half of the
+# macro-F1 gap between masked and full labels; DeepPCB at 128 px, a model that ranks poorly: 90% right, no gain
+# (docs/findings.md, "Labels filled in where they are missing").
 FILL_PRECISION = 0.98
 FILLED_LABELS_FILE = "labels_filled.txt"
 
