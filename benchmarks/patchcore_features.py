@@ -4,10 +4,12 @@ An exploration, cheaper than the full pipeline: every photo's backbone maps (P2-
 are computed once and cached; each configuration then builds its patch features (3x3 neighbourhood average,
 coarser levels brought to the finest level's grid), draws a random memory bank (no coreset) from the intact train
 photos, and scores the test split: image AUROC (the mean of each map's top 1%) and pixel AUROC (every 4th pixel,
-at the model's input size), overall and per defect type.
+at the model's input size), overall and per defect type. `--own-tile W` adds W times each cell's distance to the
+median feature of its own photo to the bank distance: a cell unlike the rest of its own tile scores higher, even
+where the bank holds a like texture from another tile.
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
-        [--backbone efficientnet_lite0] [--side 256]
+        [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
 """
 
 from __future__ import annotations
@@ -58,11 +60,11 @@ def cached_maps(folder: Path, work: Path, side: int, backbone: str) -> dict:
     return out
 
 
-def patch_features(entry: dict, levels: list[int], centre: str) -> np.ndarray:
+def patch_features(entry: dict, levels: list[int], centre: str, neighbourhood: int = 3) -> np.ndarray:
     maps = [entry["maps"][i].astype(np.float32) for i in levels]
     finest, out = maps[0].shape[:2], []
     for level in maps:
-        level = ndimage.uniform_filter(level, size=(3, 3, 1), mode="nearest")
+        level = ndimage.uniform_filter(level, size=(neighbourhood, neighbourhood, 1), mode="nearest")
         if level.shape[:2] != finest:
             level = ndimage.zoom(level, (finest[0] / level.shape[0], finest[1] / level.shape[1], 1), order=1)
         out.append(level)
@@ -72,38 +74,48 @@ def patch_features(entry: dict, levels: list[int], centre: str) -> np.ndarray:
     return features
 
 
-def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int) -> dict:
+def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighbourhood: int = 3,
+             own_tile: tuple[float, ...] = (0.0,)) -> dict[float, dict]:
+    """The figures for each weight of the own-tile distance (0: the bank distance alone)."""
     rng = np.random.default_rng(0)
+    features_of = lambda name: patch_features(cache[name], levels, centre, neighbourhood)
     train = [name for name, entry in cache.items() if entry["split"] == "train"]
-    bank = np.concatenate([features.reshape(-1, features.shape[-1])
-                           for features in (patch_features(cache[name], levels, centre) for name in train)])
+    bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in (features_of(name) for name in train)])
     bank = bank[rng.choice(len(bank), min(bank_rows, len(bank)), replace=False)]
     test = [name for name, entry in cache.items() if entry["split"] == "test"]
-    labels, scores, pixel_maps, pixel_truth, kinds = [], [], [], [], []
+    labels, kinds, pixel_truth = [], [], []
+    scores, pixel_maps = {w: [] for w in own_tile}, {w: [] for w in own_tile}
     for name in tqdm(test, desc="scoring", unit="photo", leave=False):
         entry = cache[name]
-        features = patch_features(entry, levels, centre)
-        h, w = features.shape[:2]
-        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(h, w)
+        features = features_of(name)
+        h, w_cells = features.shape[:2]
+        rows = features.reshape(-1, features.shape[-1])
+        distances = np.sqrt(nearest_distances(rows, bank)).reshape(h, w_cells)
+        own = np.linalg.norm(rows - np.median(rows, 0), axis=1).reshape(h, w_cells)
         height, width = entry["shape"]
-        anomaly_map = ndimage.gaussian_filter(ndimage.zoom(distances, (height / h, width / w), order=1), 4)
-        values = np.sort(anomaly_map.ravel())
-        scores.append(values[-max(1, int(0.01 * values.size)):].mean())
+        for weight in own_tile:
+            combined = distances + weight * own
+            anomaly_map = ndimage.gaussian_filter(ndimage.zoom(combined, (height / h, width / w_cells), order=1), 4)
+            values = np.sort(anomaly_map.ravel())
+            scores[weight].append(values[-max(1, int(0.01 * values.size)):].mean())
+            pixel_maps[weight].append(anomaly_map.ravel()[::4])
         labels.append(entry["label"])
         kinds.append(entry["type"])
         truth = entry["mask"] if entry["mask"] is not None else np.zeros((height, width), bool)
-        pixel_maps.append(anomaly_map.ravel()[::4])
         pixel_truth.append(truth.ravel()[::4])
-    labels, scores, kinds = np.array(labels), np.array(scores), np.array(kinds)
-    result = {"image_auroc": roc_auc_score(labels, scores),
-              "pixel_auroc": roc_auc_score(np.concatenate(pixel_truth), np.concatenate(pixel_maps))}
-    for kind in TYPES:
-        keep = (kinds == kind) | (kinds == "free")
-        chosen = np.flatnonzero(keep)
-        result[kind] = (roc_auc_score(labels[keep], scores[keep]),
-                        roc_auc_score(np.concatenate([pixel_truth[i] for i in chosen]),
-                                      np.concatenate([pixel_maps[i] for i in chosen])))
-    return result
+    labels, kinds = np.array(labels), np.array(kinds)
+    results = {}
+    for weight in own_tile:
+        image_scores = np.array(scores[weight])
+        result = {"image_auroc": roc_auc_score(labels, image_scores),
+                  "pixel_auroc": roc_auc_score(np.concatenate(pixel_truth), np.concatenate(pixel_maps[weight]))}
+        for kind in TYPES:
+            chosen = np.flatnonzero((kinds == kind) | (kinds == "free"))
+            result[kind] = (roc_auc_score(labels[chosen], image_scores[chosen]),
+                            roc_auc_score(np.concatenate([pixel_truth[i] for i in chosen]),
+                                          np.concatenate([pixel_maps[weight][i] for i in chosen])))
+        results[weight] = result
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,24 +126,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bank", type=int, default=40_000)
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--side", type=int, default=256, help="the photos' shorter side")
+    parser.add_argument("--neighbourhood", type=int, nargs="+", default=[3], help="cells averaged per side")
+    parser.add_argument("--own-tile", type=float, nargs="+", default=[0.0],
+                        help="weights of each cell's distance to its own photo's median feature")
     parser.add_argument("--work", help="folder for the cached maps")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
-    lines = ["| levels | per-photo centring | image AUROC | pixel AUROC | " + " | ".join(
-        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|" + "---:|" * len(TYPES)]
+    lines = ["| levels | per-photo centring | neighbourhood | own-tile weight | image AUROC | pixel AUROC | " + " | ".join(
+        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|---:|---:|" + "---:|" * len(TYPES)]
     figures = {}
     for levels in args.levels:
         for centre in args.centre:
-            result = evaluate(cache, [LEVELS.index(level) for level in levels.split(",")], centre, args.bank)
-            figures[f"{levels} {centre}"] = result
-            lines.append(f"| {levels} | {centre} | {result['image_auroc']:.3f} | {result['pixel_auroc']:.3f} | "
-                         + " | ".join(f"{result[k][0]:.2f} / {result[k][1]:.2f}" for k in TYPES) + " |")
-            print(lines[-1], flush=True)
+            for neighbourhood in args.neighbourhood:
+                results = evaluate(cache, [LEVELS.index(level) for level in levels.split(",")], centre, args.bank,
+                                   neighbourhood, tuple(args.own_tile))
+                for weight, result in results.items():
+                    figures[f"{levels} {centre} {neighbourhood} {weight:g}"] = result
+                    lines.append(f"| {levels} | {centre} | {neighbourhood} | {weight:g} | {result['image_auroc']:.3f} | "
+                                 f"{result['pixel_auroc']:.3f} | "
+                                 + " | ".join(f"{result[k][0]:.2f} / {result[k][1]:.2f}" for k in TYPES) + " |")
+                    print(lines[-1], flush=True)
     record(f"patchcore_features_{args.backbone}_{args.side}px",
            f"PatchCore's feature levels on the magnetic tiles (exploration): {args.backbone}, {args.side} px",
-           f"Random memory bank of {args.bank:,} rows (no coreset), shorter side {args.side} px, standardised photos.\n\n"
-           + "\n".join(lines), figures)
+           f"Random memory bank of {args.bank:,} rows (no coreset), shorter side {args.side} px, standardised photos; "
+           "own-tile weight: each cell's distance to its photo's median feature, added to its bank distance with "
+           "that weight.\n\n" + "\n".join(lines), figures)
     return 0
 
 
