@@ -2,7 +2,8 @@
 
     python benchmarks/transfer.py --study accuracy   # every labelled image: accuracy and wall time, both arms
     python benchmarks/transfer.py --study fewshot    # 5, 10, 25, 50 labelled images per class; same test images
-    python benchmarks/transfer.py --study unfreeze   # Lite0: warm-up only, then the top block / stages / all fine-tuned
+    python benchmarks/transfer.py --study unfreeze [--backbone efficientnet_lite1]   # warm-up only, then the
+                                                     # top block / top two stages / all fine-tuned (default Lite0)
     python benchmarks/transfer.py --study lite       # EfficientNet-Lite0, Lite1 and Lite2 with every labelled image
 
 Each arm follows its own recipe (`RECIPES`): Lite0 from its ImageNet weights with the two phases (head on a
@@ -35,7 +36,8 @@ from common import (
 
 from defect_tf.data.labels import format_labels, parse_labels
 from defect_tf.data.splits import read_split, write_split
-from defect_tf.models.efficientnet_lite import TOP_BLOCK_LAYERS, TOP_TWO_STAGES_LAYERS
+from defect_tf.models.efficientnet_lite import VARIANTS
+from defect_tf.models.registry import get_backbone
 from defect_tf.train.config import TrainConfig
 
 LITE_RECIPE = dict(weights="imagenet", warmup_epochs=5, finetune_epochs=15, lr=1e-3, finetune_lr=1e-4)
@@ -46,8 +48,16 @@ RECIPES = {
                       finetune_lr=1e-4),
 }
 FEWSHOT_EPOCHS = (30, 30)  # warm-up, fine-tune: a few images give a few steps per epoch
-UNFREEZE_ARMS = {"warm-up only": None, "top block": TOP_BLOCK_LAYERS, "top two stages": TOP_TWO_STAGES_LAYERS,
-                 "all": 10_000}
+
+
+def unfreeze_arms(backbone: str) -> dict[str, int | None]:
+    """Phase 2's groups for a Lite model, as layer counts from its end (Lite0: 11 and 46; Lite1 and Lite2: 11, 55)."""
+    lite = VARIANTS[backbone]
+    names = [layer.name for layer in get_backbone(backbone).constructor(include_top=False, weights=None,
+                                                                        input_shape=(64, 64, 3)).layers]
+    layers_from = lambda name: len(names) - names.index(name)
+    return {"warm-up only": None, "top block": layers_from(f"block{sum(lite.repeats) - 1}_expand_conv"),
+            "top two stages": layers_from(lite.top_two_stages), "all": 10_000}
 
 
 def fewshot_files(table, split: dict[str, str], per_class: int, work: Path, seed: int) -> tuple[Path, Path]:
@@ -61,7 +71,8 @@ def fewshot_files(table, split: dict[str, str], per_class: int, work: Path, seed
     return labels, split_file
 
 
-def study_arms(study: str, base: TrainConfig, names: list[str], per_class: list[int], work: Path) -> dict:
+def study_arms(study: str, base: TrainConfig, names: list[str], per_class: list[int], work: Path,
+               backbone: str = "efficientnet_lite0") -> dict:
     """arm name -> its training settings, for one study (few-shot arms get their label and split files in `work`)."""
     if study == "accuracy":
         return {name: replace(base, **RECIPES[name]) for name in names}
@@ -77,9 +88,9 @@ def study_arms(study: str, base: TrainConfig, names: list[str], per_class: list[
                     base, **{**RECIPES[name], "warmup_epochs": FEWSHOT_EPOCHS[0], "finetune_epochs": FEWSHOT_EPOCHS[1]},
                     labels=str(labels), split_file=str(split_file), patience=10)
         return arms
-    lite = replace(base, **RECIPES["efficientnet_lite0"])
+    lite = replace(base, backbone=backbone, **LITE_RECIPE)
     return {name: replace(lite, finetune_epochs=0) if layers is None else replace(lite, unfreeze=layers)
-            for name, layers in UNFREEZE_ARMS.items()}
+            for name, layers in unfreeze_arms(backbone).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
     parser.add_argument("--arms", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--per-class", nargs="+", type=int, default=[5, 10, 25, 50])
+    parser.add_argument("--backbone", default="efficientnet_lite0", choices=LITE_MODELS,
+                        help="the Lite model whose phase-2 groups --study unfreeze compares")
     parser.add_argument("--lr", type=float, help="every arm's warm-up learning rate (default: its recipe's)")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -101,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     base = TrainConfig(data=str(folder / "images"), labels=str(labels), image_size=args.image_size,
                        batch_size=args.batch_size, seed=args.seed, split_file=str(split_file))
 
-    arms = study_arms(args.study, base, args.arms, args.per_class, work)
+    arms = study_arms(args.study, base, args.arms, args.per_class, work, args.backbone)
     if args.lr is not None:
         arms = {arm: replace(config, lr=args.lr) for arm, config in arms.items()}
     results = {}
@@ -132,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     lr = "" if args.lr is None else f"_lr{args.lr:g}"
     title = ("Pretrained EfficientNet-Lite0, Lite1 and Lite2 on NEU" if args.study == "lite"
              else f"Pretrained EfficientNet-Lite0 vs small_cnn from scratch: {args.study}")
-    record(f"transfer_{args.study}_{args.image_size}px{lr}_seed{args.seed}",
+    other = args.study == "unfreeze" and args.backbone != "efficientnet_lite0"  # Lite0's record keeps its name
+    if other:
+        title = f"Pretrained {args.backbone}: which layers phase 2 fine-tunes"
+    record(f"transfer_{args.study}_{args.backbone + '_' if other else ''}{args.image_size}px{lr}_seed{args.seed}",
            f"{title}, {args.image_size} px" + ("" if args.lr is None else f", warm-up lr {args.lr:g}"),
            markdown, {"settings": vars(args), "arms": results})
     return 0

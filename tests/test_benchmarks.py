@@ -232,6 +232,10 @@ def test_transfer_study_arms_and_few_shot_files(tmp_path):
     unfreeze = study_arms("unfreeze", base, [], [], tmp_path)
     assert {name: (arm.finetune_epochs, arm.unfreeze) for name, arm in unfreeze.items()} == {
         "warm-up only": (0, None), "top block": (15, 11), "top two stages": (15, 46), "all": (15, 10_000)}
+    lite1 = study_arms("unfreeze", base, [], [], tmp_path, "efficientnet_lite1")  # the head, 5 + 1 blocks
+    assert {name: (arm.backbone, arm.unfreeze) for name, arm in lite1.items()} == {
+        "warm-up only": ("efficientnet_lite1", None), "top block": ("efficientnet_lite1", 11),
+        "top two stages": ("efficientnet_lite1", 55), "all": ("efficientnet_lite1", 10_000)}
     assert {arm.backbone for arm in study_arms("accuracy", base, list(RECIPES), [], tmp_path).values()} == set(RECIPES)
     lite = study_arms("lite", base, [], [], tmp_path)
     assert {name: (arm.backbone, arm.weights, arm.warmup_epochs, arm.finetune_epochs) for name, arm in lite.items()} \
