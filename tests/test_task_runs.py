@@ -130,6 +130,29 @@ def test_ema_mixup_heavy_augmentation_and_the_balanced_sampler_train_a_model_tha
     assert json.loads((output / "metrics.json").read_text())["accuracy"] >= 0.8
 
 
+def test_the_small_defect_recipe_finds_a_few_pixels_on_a_large_photo(tmp_path, capsys):
+    # DeepPCB's recipe (docs/findings.md, "Small defects on large boards"): the photo at its own side, a backbone
+    # that keeps 1/8 of it, max pooling over positions, quarter turns, no Cutout (which could hide the defect)
+    rng = np.random.default_rng(0)
+    for folder in ("good", "defect"):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        for index in range(30):
+            grey = rng.normal(100, 15, (128, 128))
+            if folder == "defect":  # 3 x 3 pixels: 0.05% of the photo
+                y, x = rng.integers(4, 121, 2)
+                grey[y:y + 3, x:x + 3] = 250
+            photo = np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+            Image.fromarray(photo).save(tmp_path / "photos" / folder / f"{index:02d}.png")
+    output = tmp_path / "outputs"
+    recipe = ["--backbone", "small_cnn_hires", "--weights", "none", "--image-size", "128", "--pooling", "max",
+              "--rotation", "quarter", "--no-cutout"]
+    assert train_cli.main(["--data", str(tmp_path / "photos"), "--task", "binary", "--output", str(output), *recipe,
+                           "--batch-size", "8", "--warmup-epochs", "8", "--finetune-epochs", "2", "--seed", "1"]) == 0
+    assert load_bundle(output).model.get_layer("head").get_config()["pooling"] == "max"
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["images"] >= 8 and metrics["roc_auc"] == [1.0], metrics
+
+
 @pytest.mark.parametrize("backbone, flags", [("convnext_tiny", []), ("resnet50", ["--head", "mlp", "--attention",
                                                                                    "spatial"]),
                                              ("mobilenet_v3_small", [])])

@@ -68,7 +68,7 @@ class LiteVariant:
 
     @property
     def cam_layer(self) -> str:
-        """Stage 4's first expansion, 1/8 of the side: where Lite0's heatmaps were measured best."""
+        """Stage 4's first expansion, 1/8 of the side: where the heatmaps of all three were measured best."""
         return f"block{self.first_block(3)}_expand_activation"
 
     @property
