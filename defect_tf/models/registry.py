@@ -80,10 +80,10 @@ BACKBONES: dict[str, Backbone] = {
     "efficientnet_b2": _efficientnet("b2", "111f8e2ac8aa800a7a99e3239f7bfb39"),
     "efficientnet_b3": _efficientnet("b3", "af6d107764bb5b1abb91932881670226"),
     # Stage 4's first expansion (1/8 of the side) for heatmaps: on the demo, Grad-CAM's peak on Lite0's last map
-    # (1/32) lies on the defect for 0.11 of detected defects, LayerCAM's there for 0.93 (docs/how_it_works.md).
-    # Phase 2 trains the head and the last two stages: on NEU, Lite0's top block gave 0.989 top-1, the top two
-    # stages 1.000 in the same time, all 1.000 in twice it (docs/benchmarks.md). Lite1 and Lite2 take the same
-    # places in their deeper stages, by analogy: not measured on them yet.
+    # (1/32) lies on the defect for 0.11 of detected defects, LayerCAM's there for 0.93 (docs/how_it_works.md);
+    # for Lite1 and Lite2 the same place is best too (0.89, 0.91). Phase 2 trains the head and the last two
+    # stages: on NEU, Lite0's top block gave 0.989 top-1, the top two stages 1.000 in the same time, all 1.000 in
+    # twice it; Lite1 and Lite2 differ between the two groups by 3 of 270 images, either way (docs/findings.md).
     **{name: _efficientnet_lite(name) for name in efficientnet_lite.VARIANTS},
     "convnext_tiny": Backbone(
         constructor=keras.applications.ConvNeXtTiny,
