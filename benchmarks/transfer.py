@@ -36,8 +36,8 @@ from common import (
 
 from defect_tf.data.labels import format_labels, parse_labels
 from defect_tf.data.splits import read_split, write_split
+from defect_tf.models.classifier import build_classifier, top_layers
 from defect_tf.models.efficientnet_lite import VARIANTS
-from defect_tf.models.registry import get_backbone
 from defect_tf.train.config import TrainConfig
 
 LITE_RECIPE = dict(weights="imagenet", warmup_epochs=5, finetune_epochs=15, lr=1e-3, finetune_lr=1e-4)
@@ -52,12 +52,9 @@ FEWSHOT_EPOCHS = (30, 30)  # warm-up, fine-tune: a few images give a few steps p
 
 def unfreeze_arms(backbone: str) -> dict[str, int | None]:
     """Phase 2's groups for a Lite model, as layer counts from its end (Lite0: 11 and 46; Lite1 and Lite2: 11, 55)."""
-    lite = VARIANTS[backbone]
-    names = [layer.name for layer in get_backbone(backbone).constructor(include_top=False, weights=None,
-                                                                        input_shape=(64, 64, 3)).layers]
-    layers_from = lambda name: len(names) - names.index(name)
-    return {"warm-up only": None, "top block": layers_from(f"block{sum(lite.repeats) - 1}_expand_conv"),
-            "top two stages": layers_from(lite.top_two_stages), "all": 10_000}
+    lite, model = VARIANTS[backbone], build_classifier(backbone, 1, 64, None)
+    return {"warm-up only": None, "top block": top_layers(model, f"block{sum(lite.repeats) - 1}_expand_conv"),
+            "top two stages": top_layers(model, lite.top_two_stages), "all": 10_000}
 
 
 def fewshot_files(table, split: dict[str, str], per_class: int, work: Path, seed: int) -> tuple[Path, Path]:

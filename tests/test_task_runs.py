@@ -130,7 +130,7 @@ def test_ema_mixup_heavy_augmentation_and_the_balanced_sampler_train_a_model_tha
     assert json.loads((output / "metrics.json").read_text())["accuracy"] >= 0.8
 
 
-def test_the_small_defect_recipe_finds_a_few_pixels_on_a_large_photo(tmp_path, capsys):
+def test_the_small_defect_recipe_finds_a_few_pixels_on_a_large_photo(tmp_path):
     # DeepPCB's recipe (docs/findings.md, "Small defects on large boards"): the photo at its own side, a backbone
     # that keeps 1/8 of it, max pooling over positions, quarter turns, no Cutout (which could hide the defect)
     rng = np.random.default_rng(0)

@@ -93,7 +93,6 @@ VARIANTS = {
                                       "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 6_150_168),
 }
 LITE0 = VARIANTS["efficientnet_lite0"]
-TOP_TWO_STAGES_LAYERS = 46  # Lite0's head and last two stages (blocks 11-15): its fine-tuning default
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, activation: bool = True):
