@@ -4,17 +4,22 @@ An exploration, cheaper than the full pipeline: every photo's backbone maps (P2-
 are computed once and cached; each configuration then builds its patch features (3x3 neighbourhood average,
 coarser levels brought to the finest level's grid), draws a random memory bank (no coreset) from the intact train
 photos, and scores the test split: image AUROC (the mean of each map's top 1%) and pixel AUROC (every 4th pixel,
-at the model's input size), overall and per defect type. `--own-tile W` adds W times each cell's distance to the
+at the model's input size), overall and per defect type; image AUROC also with the mean of the map's top 10% and
+of the whole map as the photo's score. `--own-tile W` adds W times each cell's distance to the
 median feature of its own photo to the bank distance: a cell unlike the rest of its own tile scores higher, even
-where the bank holds a like texture from another tile.
+where the bank holds a like texture from another tile. `--position W` appends each cell's place in its photo (row and
+column as fractions of the side, times W) to its features, so a cell is compared with the bank's cells from about the
+same place in their tiles (W = 0: anywhere).
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
         [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
+        [--position 0 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import pickle
 import sys
 from pathlib import Path
@@ -33,6 +38,7 @@ from defect_tf.anomaly.patchcore.model import build_feature_model
 
 LEVELS = ["P2", "P3", "P4", "P5"]
 TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
+SCORE_SHARES = (0.01, 0.1, 1.0)  # a photo's score: the mean of its map's top 1% (the figure), 10%, or all of it
 
 
 def rows(path: Path) -> dict[str, str]:
@@ -60,7 +66,8 @@ def cached_maps(folder: Path, work: Path, side: int, backbone: str) -> dict:
     return out
 
 
-def patch_features(entry: dict, levels: list[int], centre: str, neighbourhood: int = 3) -> np.ndarray:
+def patch_features(entry: dict, levels: list[int], centre: str, neighbourhood: int = 3,
+                   position: float = 0.0) -> np.ndarray:
     maps = [entry["maps"][i].astype(np.float32) for i in levels]
     finest, out = maps[0].shape[:2], []
     for level in maps:
@@ -71,14 +78,18 @@ def patch_features(entry: dict, levels: list[int], centre: str, neighbourhood: i
     features = np.concatenate(out, -1)
     if centre == "median":
         features = features - np.median(features.reshape(-1, features.shape[-1]), 0)
+    if position:
+        rows, cols = features.shape[:2]
+        place = np.stack(np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols, indexing="ij"), -1)
+        features = np.concatenate([features, position * place.astype(features.dtype)], -1)
     return features
 
 
 def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighbourhood: int = 3,
-             own_tile: tuple[float, ...] = (0.0,)) -> dict[float, dict]:
+             own_tile: tuple[float, ...] = (0.0,), position: float = 0.0) -> dict[float, dict]:
     """The figures for each weight of the own-tile distance (0: the bank distance alone)."""
     rng = np.random.default_rng(0)
-    features_of = lambda name: patch_features(cache[name], levels, centre, neighbourhood)
+    features_of = lambda name: patch_features(cache[name], levels, centre, neighbourhood, position)
     train = [name for name, entry in cache.items() if entry["split"] == "train"]
     bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in (features_of(name) for name in train)])
     bank = bank[rng.choice(len(bank), min(bank_rows, len(bank)), replace=False)]
@@ -91,13 +102,14 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
         h, w_cells = features.shape[:2]
         rows = features.reshape(-1, features.shape[-1])
         distances = np.sqrt(nearest_distances(rows, bank)).reshape(h, w_cells)
-        own = np.linalg.norm(rows - np.median(rows, 0), axis=1).reshape(h, w_cells)
+        texture = rows[:, :-2] if position else rows  # a cell's place does not count against its own tile
+        own = np.linalg.norm(texture - np.median(texture, 0), axis=1).reshape(h, w_cells)
         height, width = entry["shape"]
         for weight in own_tile:
             combined = distances + weight * own
             anomaly_map = ndimage.gaussian_filter(ndimage.zoom(combined, (height / h, width / w_cells), order=1), 4)
             values = np.sort(anomaly_map.ravel())
-            scores[weight].append(values[-max(1, int(0.01 * values.size)):].mean())
+            scores[weight].append([values[-max(1, int(share * values.size)):].mean() for share in SCORE_SHARES])
             pixel_maps[weight].append(anomaly_map.ravel()[::4])
         labels.append(entry["label"])
         kinds.append(entry["type"])
@@ -106,14 +118,19 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
     labels, kinds = np.array(labels), np.array(kinds)
     results = {}
     for weight in own_tile:
-        image_scores = np.array(scores[weight])
+        by_share = np.array(scores[weight])
+        image_scores = by_share[:, 0]
         result = {"image_auroc": roc_auc_score(labels, image_scores),
+                  "image_auroc_by_share": {f"{share:g}": roc_auc_score(labels, by_share[:, i])
+                                           for i, share in enumerate(SCORE_SHARES)},
                   "pixel_auroc": roc_auc_score(np.concatenate(pixel_truth), np.concatenate(pixel_maps[weight]))}
         for kind in TYPES:
             chosen = np.flatnonzero((kinds == kind) | (kinds == "free"))
             result[kind] = (roc_auc_score(labels[chosen], image_scores[chosen]),
                             roc_auc_score(np.concatenate([pixel_truth[i] for i in chosen]),
                                           np.concatenate([pixel_maps[weight][i] for i in chosen])))
+            result[f"{kind}_image_auroc_by_share"] = {f"{share:g}": roc_auc_score(labels[chosen], by_share[chosen, i])
+                                                      for i, share in enumerate(SCORE_SHARES)}
         results[weight] = result
     return results
 
@@ -129,27 +146,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neighbourhood", type=int, nargs="+", default=[3], help="cells averaged per side")
     parser.add_argument("--own-tile", type=float, nargs="+", default=[0.0],
                         help="weights of each cell's distance to its own photo's median feature")
+    parser.add_argument("--position", type=float, nargs="+", default=[0.0],
+                        help="weights of each cell's place in its photo, appended to its features")
     parser.add_argument("--work", help="folder for the cached maps")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
-    lines = ["| levels | per-photo centring | neighbourhood | own-tile weight | image AUROC | pixel AUROC | " + " | ".join(
-        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|---:|---:|" + "---:|" * len(TYPES)]
+    lines = ["| levels | per-photo centring | neighbourhood | place weight | own-tile weight | image AUROC | pixel AUROC | image AUROC, top 10% / whole map | " + " | ".join(
+        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TYPES)]
     figures = {}
     for levels in args.levels:
         for centre in args.centre:
-            for neighbourhood in args.neighbourhood:
+            for neighbourhood, position in itertools.product(args.neighbourhood, args.position):
                 results = evaluate(cache, [LEVELS.index(level) for level in levels.split(",")], centre, args.bank,
-                                   neighbourhood, tuple(args.own_tile))
+                                   neighbourhood, tuple(args.own_tile), position)
                 for weight, result in results.items():
-                    figures[f"{levels} {centre} {neighbourhood} {weight:g}"] = result
-                    lines.append(f"| {levels} | {centre} | {neighbourhood} | {weight:g} | {result['image_auroc']:.3f} | "
-                                 f"{result['pixel_auroc']:.3f} | "
+                    figures[f"{levels} {centre} {neighbourhood} {position:g} {weight:g}"] = result
+                    lines.append(f"| {levels} | {centre} | {neighbourhood} | {position:g} | {weight:g} | "
+                                 f"{result['image_auroc']:.3f} | {result['pixel_auroc']:.3f} | "
+                                 + " / ".join(f"{v:.3f}" for v in list(result["image_auroc_by_share"].values())[1:])
+                                 + " | "
                                  + " | ".join(f"{result[k][0]:.2f} / {result[k][1]:.2f}" for k in TYPES) + " |")
                     print(lines[-1], flush=True)
     record(f"patchcore_features_{args.backbone}_{args.side}px",
            f"PatchCore's feature levels on the magnetic tiles (exploration): {args.backbone}, {args.side} px",
            f"Random memory bank of {args.bank:,} rows (no coreset), shorter side {args.side} px, standardised photos; "
+           "place weight: each cell's row and column (fractions of the side) times it, appended to its features; "
            "own-tile weight: each cell's distance to its photo's median feature, added to its bank distance with "
            "that weight.\n\n" + "\n".join(lines), figures)
     return 0
