@@ -5,7 +5,8 @@ are computed once and cached; each configuration then builds its patch features 
 coarser levels brought to the finest level's grid), draws a random memory bank (no coreset) from the intact train
 photos, and scores the test split: image AUROC (the mean of each map's top 1%) and pixel AUROC (every 4th pixel,
 at the model's input size), overall and per defect type; image AUROC also with the mean of the map's top 10% and
-of the whole map as the photo's score. `--own-tile W` adds W times each cell's distance to the
+of the whole map as the photo's score, and with the mean of the map away from the defect (a defective photo's map
+outside its mask grown by 16 px): a check of whether a score comes from the defect or from the rest of the photo. `--own-tile W` adds W times each cell's distance to the
 median feature of its own photo to the bank distance: a cell unlike the rest of its own tile scores higher, even
 where the bank holds a like texture from another tile. `--position W` appends each cell's place in its photo (row and
 column as fractions of the side, times W) to its features, so a cell is compared with the bank's cells from about the
@@ -39,6 +40,7 @@ from defect_tf.anomaly.patchcore.model import build_feature_model
 LEVELS = ["P2", "P3", "P4", "P5"]
 TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
 SCORE_SHARES = (0.01, 0.1, 1.0)  # a photo's score: the mean of its map's top 1% (the figure), 10%, or all of it
+AWAY = 16  # px: a defective photo's map "away from the defect" leaves out its mask grown by this much
 
 
 def rows(path: Path) -> dict[str, str]:
@@ -98,22 +100,24 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
     scores, pixel_maps = {w: [] for w in own_tile}, {w: [] for w in own_tile}
     for name in tqdm(test, desc="scoring", unit="photo", leave=False):
         entry = cache[name]
+        height, width = entry["shape"]
+        truth = entry["mask"] if entry["mask"] is not None else np.zeros((height, width), bool)
+        away = ~ndimage.binary_dilation(truth, iterations=AWAY) if truth.any() else np.ones_like(truth)
         features = features_of(name)
         h, w_cells = features.shape[:2]
         rows = features.reshape(-1, features.shape[-1])
         distances = np.sqrt(nearest_distances(rows, bank)).reshape(h, w_cells)
         texture = rows[:, :-2] if position else rows  # a cell's place does not count against its own tile
         own = np.linalg.norm(texture - np.median(texture, 0), axis=1).reshape(h, w_cells)
-        height, width = entry["shape"]
         for weight in own_tile:
             combined = distances + weight * own
             anomaly_map = ndimage.gaussian_filter(ndimage.zoom(combined, (height / h, width / w_cells), order=1), 4)
             values = np.sort(anomaly_map.ravel())
-            scores[weight].append([values[-max(1, int(share * values.size)):].mean() for share in SCORE_SHARES])
+            scores[weight].append([values[-max(1, int(share * values.size)):].mean() for share in SCORE_SHARES]
+                                  + [anomaly_map[away].mean() if away.any() else anomaly_map.mean()])
             pixel_maps[weight].append(anomaly_map.ravel()[::4])
         labels.append(entry["label"])
         kinds.append(entry["type"])
-        truth = entry["mask"] if entry["mask"] is not None else np.zeros((height, width), bool)
         pixel_truth.append(truth.ravel()[::4])
     labels, kinds = np.array(labels), np.array(kinds)
     results = {}
@@ -123,6 +127,7 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
         result = {"image_auroc": roc_auc_score(labels, image_scores),
                   "image_auroc_by_share": {f"{share:g}": roc_auc_score(labels, by_share[:, i])
                                            for i, share in enumerate(SCORE_SHARES)},
+                  "image_auroc_away_from_defect": roc_auc_score(labels, by_share[:, -1]),
                   "pixel_auroc": roc_auc_score(np.concatenate(pixel_truth), np.concatenate(pixel_maps[weight]))}
         for kind in TYPES:
             chosen = np.flatnonzero((kinds == kind) | (kinds == "free"))
@@ -131,6 +136,7 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
                                           np.concatenate([pixel_maps[weight][i] for i in chosen])))
             result[f"{kind}_image_auroc_by_share"] = {f"{share:g}": roc_auc_score(labels[chosen], by_share[chosen, i])
                                                       for i, share in enumerate(SCORE_SHARES)}
+            result[f"{kind}_image_auroc_away_from_defect"] = roc_auc_score(labels[chosen], by_share[chosen, -1])
         results[weight] = result
     return results
 
@@ -152,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
-    lines = ["| levels | per-photo centring | neighbourhood | place weight | own-tile weight | image AUROC | pixel AUROC | image AUROC, top 10% / whole map | " + " | ".join(
-        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TYPES)]
+    lines = ["| levels | per-photo centring | neighbourhood | place weight | own-tile weight | image AUROC | pixel AUROC | image AUROC, top 10% / whole map | image AUROC, map away from the defect | " + " | ".join(
+        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TYPES)]
     figures = {}
     for levels in args.levels:
         for centre in args.centre:
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                     lines.append(f"| {levels} | {centre} | {neighbourhood} | {position:g} | {weight:g} | "
                                  f"{result['image_auroc']:.3f} | {result['pixel_auroc']:.3f} | "
                                  + " / ".join(f"{v:.3f}" for v in list(result["image_auroc_by_share"].values())[1:])
-                                 + " | "
+                                 + f" | {result['image_auroc_away_from_defect']:.3f} | "
                                  + " | ".join(f"{result[k][0]:.2f} / {result[k][1]:.2f}" for k in TYPES) + " |")
                     print(lines[-1], flush=True)
     record(f"patchcore_features_{args.backbone}_{args.side}px",
