@@ -5,8 +5,9 @@ are computed once and cached; each configuration then builds its patch features 
 coarser levels brought to the finest level's grid), draws a random memory bank (no coreset) from the intact train
 photos, and scores the test split: image AUROC (the mean of each map's top 1%) and pixel AUROC (every 4th pixel,
 at the model's input size), overall and per defect type; image AUROC also with the mean of the map's top 10% and
-of the whole map as the photo's score, and with the mean of the map away from the defect (a defective photo's map
-outside its mask grown by 16 px): a check of whether a score comes from the defect or from the rest of the photo. `--own-tile W` adds W times each cell's distance to the
+of the whole map as the photo's score, and with the top 1% and the whole of the map away from the defect (a
+defective photo's map outside its mask grown by 16 px): a check of whether a score comes from the defect or from
+the rest of the photo. `--own-tile W` adds W times each cell's distance to the
 median feature of its own photo to the bank distance: a cell unlike the rest of its own tile scores higher, even
 where the bank holds a like texture from another tile. `--position W` appends each cell's place in its photo (row and
 column as fractions of the side, times W) to its features, so a cell is compared with the bank's cells from about the
@@ -113,8 +114,9 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
             combined = distances + weight * own
             anomaly_map = ndimage.gaussian_filter(ndimage.zoom(combined, (height / h, width / w_cells), order=1), 4)
             values = np.sort(anomaly_map.ravel())
+            kept = np.sort(anomaly_map[away]) if away.any() else values  # the map away from the defect
             scores[weight].append([values[-max(1, int(share * values.size)):].mean() for share in SCORE_SHARES]
-                                  + [anomaly_map[away].mean() if away.any() else anomaly_map.mean()])
+                                  + [kept[-max(1, int(SCORE_SHARES[0] * kept.size)):].mean(), kept.mean()])
             pixel_maps[weight].append(anomaly_map.ravel()[::4])
         labels.append(entry["label"])
         kinds.append(entry["type"])
@@ -127,7 +129,8 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
         result = {"image_auroc": roc_auc_score(labels, image_scores),
                   "image_auroc_by_share": {f"{share:g}": roc_auc_score(labels, by_share[:, i])
                                            for i, share in enumerate(SCORE_SHARES)},
-                  "image_auroc_away_from_defect": roc_auc_score(labels, by_share[:, -1]),
+                  "image_auroc_away_from_defect": {f"{share:g}": roc_auc_score(labels, by_share[:, -2 + i])
+                                                   for i, share in enumerate((SCORE_SHARES[0], 1.0))},
                   "pixel_auroc": roc_auc_score(np.concatenate(pixel_truth), np.concatenate(pixel_maps[weight]))}
         for kind in TYPES:
             chosen = np.flatnonzero((kinds == kind) | (kinds == "free"))
@@ -136,7 +139,9 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
                                           np.concatenate([pixel_maps[weight][i] for i in chosen])))
             result[f"{kind}_image_auroc_by_share"] = {f"{share:g}": roc_auc_score(labels[chosen], by_share[chosen, i])
                                                       for i, share in enumerate(SCORE_SHARES)}
-            result[f"{kind}_image_auroc_away_from_defect"] = roc_auc_score(labels[chosen], by_share[chosen, -1])
+            result[f"{kind}_image_auroc_away_from_defect"] = {
+                f"{share:g}": roc_auc_score(labels[chosen], by_share[chosen, -2 + i])
+                for i, share in enumerate((SCORE_SHARES[0], 1.0))}
         results[weight] = result
     return results
 
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
-    lines = ["| levels | per-photo centring | neighbourhood | place weight | own-tile weight | image AUROC | pixel AUROC | image AUROC, top 10% / whole map | image AUROC, map away from the defect | " + " | ".join(
+    lines = ["| levels | per-photo centring | neighbourhood | place weight | own-tile weight | image AUROC | pixel AUROC | image AUROC, top 10% / whole map | image AUROC away from the defect, top 1% / whole map | " + " | ".join(
         f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TYPES)]
     figures = {}
     for levels in args.levels:
@@ -171,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                     lines.append(f"| {levels} | {centre} | {neighbourhood} | {position:g} | {weight:g} | "
                                  f"{result['image_auroc']:.3f} | {result['pixel_auroc']:.3f} | "
                                  + " / ".join(f"{v:.3f}" for v in list(result["image_auroc_by_share"].values())[1:])
-                                 + f" | {result['image_auroc_away_from_defect']:.3f} | "
+                                 + " | " + " / ".join(f"{v:.3f}" for v in result["image_auroc_away_from_defect"].values())
+                                 + " | "
                                  + " | ".join(f"{result[k][0]:.2f} / {result[k][1]:.2f}" for k in TYPES) + " |")
                     print(lines[-1], flush=True)
     record(f"patchcore_features_{args.backbone}_{args.side}px",
