@@ -4,18 +4,19 @@ An exploration, cheaper than the full pipeline: every photo's backbone maps (P2-
 are computed once and cached; each configuration then builds its patch features (3x3 neighbourhood average,
 coarser levels brought to the finest level's grid), draws a random memory bank (no coreset) from the intact train
 photos, and scores the test split: image AUROC (the mean of each map's top 1%) and pixel AUROC (every 4th pixel,
-at the model's input size), overall and per defect type; image AUROC also with the mean of the map's top 10% and
+at the model's input size), overall and per defect type. Image AUROC also with the mean of the map's top 10% and
 of the whole map as the photo's score, and with the top 1% and the whole of the map away from the defect (a
 defective photo's map outside its mask grown by 16 px): a check of whether a score comes from the defect or from
-the rest of the photo. `--own-tile W` adds W times each cell's distance to the
-median feature of its own photo to the bank distance: a cell unlike the rest of its own tile scores higher, even
-where the bank holds a like texture from another tile. `--position W` appends each cell's place in its photo (row and
-column as fractions of the side, times W) to its features, so a cell is compared with the bank's cells from about the
-same place in their tiles (W = 0: anywhere).
+the rest of the photo.
+
+`--own-tile W` adds W times each cell's distance to the median feature of its own photo to the bank distance: a
+cell unlike the rest of its own tile scores higher, even where the bank holds a like texture from another tile.
+`--position W` appends each cell's place in its photo (row and column as fractions of the side, times W) to its
+features, so a cell is compared with the bank's cells from about the same place in their tiles (W = 0: anywhere).
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
         [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
-        [--position 0 10]
+        [--position 0 60]
 """
 
 from __future__ import annotations
@@ -163,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
-    lines = ["| levels | per-photo centring | neighbourhood | place weight | own-tile weight | image AUROC | pixel AUROC | image AUROC, top 10% / whole map | image AUROC away from the defect, top 1% / whole map | " + " | ".join(
-        f"{kind}: image / pixel" for kind in TYPES) + " |", "|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TYPES)]
+    columns = ["levels", "per-photo centring", "neighbourhood", "place weight", "own-tile weight", "image AUROC",
+               "pixel AUROC", "image AUROC, top 10% / whole map", "image AUROC away from the defect, top 1% / whole map",
+               *(f"{kind}: image / pixel" for kind in TYPES)]
+    lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
     figures = {}
     for levels in args.levels:
         for centre in args.centre:
