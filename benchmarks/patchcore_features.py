@@ -16,7 +16,7 @@ features, so a cell is compared with the bank's cells from about the same place 
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
         [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
-        [--position 0 60]
+        [--position 0 60] [--defect-free-halves]
 """
 
 from __future__ import annotations
@@ -147,6 +147,58 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
     return results
 
 
+def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: int, side: int, backbone: str,
+                       margin: int = 16) -> tuple[list[str], dict]:
+    """Each test photo scored on one half of it that holds no defect (no mask pixel within `margin` px), cut from
+    the standardised photo before the network, so no feature can see the defect; an intact photo's half is drawn
+    at random. Image AUROC of the top-1% and whole-map scores, overall and per type (photos with no such half are
+    left out). The bank: as `evaluate`'s (random rows of the intact train photos' whole-photo features)."""
+    rng = np.random.default_rng(0)
+    train = [name for name, entry in cache.items() if entry["split"] == "train"]
+    bank = np.concatenate([patch_features(cache[name], levels, "none").reshape(-1, sum(
+        cache[name]["maps"][i].shape[-1] for i in levels)) for name in train])
+    bank = bank[rng.choice(len(bank), min(bank_rows, len(bank)), replace=False)]
+    model = build_feature_model(backbone, [LEVELS[i] for i in levels], "imagenet")
+    labels, kinds, scores = [], [], []
+    for name in tqdm([n for n, e in cache.items() if e["split"] == "test"], desc="halves", unit="photo", leave=False):
+        entry = cache[name]
+        x = standardised(model_input(read_photo(folder / "images" / name), side))
+        height, width = x.shape[:2]
+        rows_half, cols_half = height // 64 * 32, width // 64 * 32  # halves in multiples of 32
+        halves = {"top": (slice(0, rows_half), slice(None)), "bottom": (slice(height - rows_half, None), slice(None)),
+                  "left": (slice(None), slice(0, cols_half)), "right": (slice(None), slice(width - cols_half, None))}
+        if entry["mask"] is None:
+            chosen = halves[list(halves)[rng.integers(4)]]
+        else:
+            near = ndimage.binary_dilation(entry["mask"], iterations=margin)
+            clear = [half for half in halves.values() if not near[half].any()]
+            if not clear:
+                continue
+            chosen = clear[0]
+        maps = [np.asarray(m)[0] for m in model.predict_on_batch(x[chosen][None])]
+        features = patch_features({"maps": maps}, list(range(len(levels))), "none")
+        h, w = features.shape[:2]
+        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(h, w)
+        part = x[chosen].shape[:2]
+        anomaly_map = ndimage.gaussian_filter(ndimage.zoom(distances, (part[0] / h, part[1] / w), order=1), 4)
+        values = np.sort(anomaly_map.ravel())
+        scores.append((values[-max(1, int(0.01 * values.size)):].mean(), values.mean()))
+        labels.append(entry["label"])
+        kinds.append(entry["type"])
+    labels, kinds, scores = np.array(labels), np.array(kinds), np.array(scores)
+    figures = {"all": [roc_auc_score(labels, scores[:, i]) for i in range(2)], "photos": int(len(labels))}
+    lines = ["| photos | kept | image AUROC, top 1% | image AUROC, whole map |", "|---|---:|---:|---:|",
+             f"| all | {len(labels)} of {sum(e['split'] == 'test' for e in cache.values())} | "
+             f"{figures['all'][0]:.3f} | {figures['all'][1]:.3f} |"]
+    for kind in TYPES:
+        chosen = (kinds == kind) | (kinds == "free")
+        figures[kind] = [roc_auc_score(labels[chosen], scores[chosen, i]) for i in range(2)]
+        lines.append(f"| {kind} (against the intact) | {int((kinds == kind).sum())} of "
+                     f"{sum(e['type'] == kind and e['split'] == 'test' for e in cache.values())} | "
+                     f"{figures[kind][0]:.3f} | {figures[kind][1]:.3f} |")
+    return lines, figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
@@ -160,10 +212,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="weights of each cell's distance to its own photo's median feature")
     parser.add_argument("--position", type=float, nargs="+", default=[0.0],
                         help="weights of each cell's place in its photo, appended to its features")
+    parser.add_argument("--defect-free-halves", action="store_true",
+                        help="instead: score each test photo on a half of it that holds no defect (the first --levels)")
     parser.add_argument("--work", help="folder for the cached maps")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
+    if args.defect_free_halves:
+        lines, figures = defect_free_halves(cache, folder, [LEVELS.index(level) for level in args.levels[0].split(",")],
+                                            args.bank, args.side, args.backbone)
+        print("\n".join(lines), flush=True)
+        record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves",
+               f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px",
+               f"Each test photo scored on a half of it with no defect pixel within 16 px, cut from the standardised "
+               f"photo before the network, so no feature sees the defect (an intact photo's half drawn at random); "
+               f"{args.levels[0]}, random memory bank of {args.bank:,} rows of the intact train photos' whole-photo "
+               f"features, shorter side {args.side} px.\n\n" + "\n".join(lines), figures)
+        return 0
     columns = ["levels", "per-photo centring", "neighbourhood", "place weight", "own-tile weight", "image AUROC",
                "pixel AUROC", "image AUROC, top 10% / whole map", "image AUROC away from the defect, top 1% / whole map",
                *(f"{kind}: image / pixel" for kind in TYPES)]
