@@ -149,18 +149,32 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
 
 def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: int, side: int, backbone: str,
                        margin: int = 16) -> tuple[list[str], dict]:
-    """Each test photo scored on one half of it that holds no defect (no mask pixel within `margin` px), cut from
-    the standardised photo before the network, so no feature can see the defect; an intact photo's half is drawn
-    at random. Image AUROC of the top-1% and whole-map scores, overall and per type (photos with no such half are
-    left out). The bank: as `evaluate`'s (random rows of the intact train photos' whole-photo features)."""
+    """Each defective test photo scored on one half of it that holds no defect (the first of top, bottom, left,
+    right with no mask pixel within `margin` px), cut from the standardised photo before the network, so no feature
+    can see the defect; each intact test photo on all four halves. Image AUROC of the top-1% and whole-map scores,
+    each defective half ranked only against the intact photos' halves of the same side (so where a half lies does
+    not count), overall and per type; photos with no such half are left out. The bank: as `evaluate`'s."""
     rng = np.random.default_rng(0)
     train = [name for name, entry in cache.items() if entry["split"] == "train"]
     bank = np.concatenate([patch_features(cache[name], levels, "none").reshape(-1, sum(
         cache[name]["maps"][i].shape[-1] for i in levels)) for name in train])
     bank = bank[rng.choice(len(bank), min(bank_rows, len(bank)), replace=False)]
     model = build_feature_model(backbone, [LEVELS[i] for i in levels], "imagenet")
-    labels, kinds, scores = [], [], []
-    for name in tqdm([n for n, e in cache.items() if e["split"] == "test"], desc="halves", unit="photo", leave=False):
+
+    def scores_of(part: np.ndarray) -> np.ndarray:
+        maps = [np.asarray(m)[0] for m in model.predict_on_batch(part[None])]
+        features = patch_features({"maps": maps}, list(range(len(levels))), "none")
+        h, w = features.shape[:2]
+        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(h, w)
+        anomaly_map = ndimage.gaussian_filter(ndimage.zoom(distances, (part.shape[0] / h, part.shape[1] / w),
+                                                           order=1), 4)
+        values = np.sort(anomaly_map.ravel())
+        return np.array([values[-max(1, int(0.01 * values.size)):].mean(), values.mean()])
+
+    intact = {side_name: [] for side_name in ("top", "bottom", "left", "right")}  # side -> intact photos' scores
+    defective = []  # (type, side, scores)
+    test = [name for name, entry in cache.items() if entry["split"] == "test"]
+    for name in tqdm(test, desc="halves", unit="photo", leave=False):
         entry = cache[name]
         x = standardised(model_input(read_photo(folder / "images" / name), side))
         height, width = x.shape[:2]
@@ -168,36 +182,37 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
         halves = {"top": (slice(0, rows_half), slice(None)), "bottom": (slice(height - rows_half, None), slice(None)),
                   "left": (slice(None), slice(0, cols_half)), "right": (slice(None), slice(width - cols_half, None))}
         if entry["mask"] is None:
-            chosen = halves[list(halves)[rng.integers(4)]]
-        else:
-            near = ndimage.binary_dilation(entry["mask"], iterations=margin)
-            clear = [half for half in halves.values() if not near[half].any()]
-            if not clear:
-                continue
-            chosen = clear[0]
-        maps = [np.asarray(m)[0] for m in model.predict_on_batch(x[chosen][None])]
-        features = patch_features({"maps": maps}, list(range(len(levels))), "none")
-        h, w = features.shape[:2]
-        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(h, w)
-        part = x[chosen].shape[:2]
-        anomaly_map = ndimage.gaussian_filter(ndimage.zoom(distances, (part[0] / h, part[1] / w), order=1), 4)
-        values = np.sort(anomaly_map.ravel())
-        scores.append((values[-max(1, int(0.01 * values.size)):].mean(), values.mean()))
-        labels.append(entry["label"])
-        kinds.append(entry["type"])
-    labels, kinds, scores = np.array(labels), np.array(kinds), np.array(scores)
-    figures = {"all": [roc_auc_score(labels, scores[:, i]) for i in range(2)], "photos": int(len(labels))}
-    lines = ["| photos | kept | image AUROC, top 1% | image AUROC, whole map |", "|---|---:|---:|---:|",
-             f"| all | {len(labels)} of {sum(e['split'] == 'test' for e in cache.values())} | "
-             f"{figures['all'][0]:.3f} | {figures['all'][1]:.3f} |"]
-    for kind in TYPES:
-        chosen = (kinds == kind) | (kinds == "free")
-        figures[kind] = [roc_auc_score(labels[chosen], scores[chosen, i]) for i in range(2)]
-        lines.append(f"| {kind} (against the intact) | {int((kinds == kind).sum())} of "
-                     f"{sum(e['type'] == kind and e['split'] == 'test' for e in cache.values())} | "
-                     f"{figures[kind][0]:.3f} | {figures[kind][1]:.3f} |")
-    return lines, figures
+            for side_name, half in halves.items():
+                intact[side_name].append(scores_of(x[half]))
+            continue
+        near = ndimage.binary_dilation(entry["mask"], iterations=margin)
+        clear = [side_name for side_name, half in halves.items() if not near[half].any()]
+        if clear:
+            defective.append((entry["type"], clear[0], scores_of(x[halves[clear[0]]])))
 
+    def matched_auroc(rows: list, rule: int) -> float:
+        """P(a defective half outscores an intact half of the same side), ties counted half."""
+        wins = pairs = 0.0
+        for _, side_name, score in rows:
+            others = np.array([s[rule] for s in intact[side_name]])
+            wins += np.sum(score[rule] > others) + 0.5 * np.sum(score[rule] == others)
+            pairs += len(others)
+        return wins / pairs
+
+    sides = {side_name: sum(1 for row in defective if row[1] == side_name) for side_name in intact}
+    figures = {"all": [matched_auroc(defective, rule) for rule in range(2)], "kept": len(defective),
+               "intact": len(intact["top"]), "sides": sides}
+    total = sum(1 for e in cache.values() if e["split"] == "test" and e["label"] == 1)
+    lines = ["| defective photos | kept | image AUROC, top 1% | image AUROC, whole map |", "|---|---:|---:|---:|",
+             f"| all | {len(defective)} of {total} | {figures['all'][0]:.3f} | {figures['all'][1]:.3f} |"]
+    for kind in TYPES:
+        rows = [row for row in defective if row[0] == kind]
+        figures[kind] = [matched_auroc(rows, rule) for rule in range(2)]
+        lines.append(f"| {kind} | {len(rows)} of {sum(e['type'] == kind and e['split'] == 'test' for e in cache.values())}"
+                     f" | {figures[kind][0]:.3f} | {figures[kind][1]:.3f} |")
+    lines.append("\nDefective halves by side: " + ", ".join(f"{k} {v}" for k, v in sides.items())
+                 + f"; every intact test photo ({len(intact['top'])}) scored on all four.")
+    return lines, figures
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -224,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines), flush=True)
         record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves",
                f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px",
-               f"Each test photo scored on a half of it with no defect pixel within 16 px, cut from the standardised "
-               f"photo before the network, so no feature sees the defect (an intact photo's half drawn at random); "
+               f"Each defective test photo scored on a half of it with no defect pixel within 16 px, cut from the "
+               f"standardised photo before the network, so no feature sees the defect, and ranked against the intact "
+               f"test photos' halves of the same side (top, bottom, left, right); "
                f"{args.levels[0]}, random memory bank of {args.bank:,} rows of the intact train photos' whole-photo "
                f"features, shorter side {args.side} px.\n\n" + "\n".join(lines), figures)
         return 0
