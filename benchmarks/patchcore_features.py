@@ -89,14 +89,29 @@ def patch_features(entry: dict, levels: list[int], centre: str, neighbourhood: i
     return features
 
 
+def random_bank(cache: dict, features_of, bank_rows: int) -> np.ndarray:
+    """`bank_rows` rows drawn at random (seed 0) from the intact train photos' patch features: the memory bank."""
+    train = [name for name, entry in cache.items() if entry["split"] == "train"]
+    bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in (features_of(name) for name in train)])
+    return bank[np.random.default_rng(0).choice(len(bank), min(bank_rows, len(bank)), replace=False)]
+
+
+def smoothed_map(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A map of cells brought to `shape` (bilinear) and smoothed (a Gaussian of 4 px)."""
+    return ndimage.gaussian_filter(ndimage.zoom(cells, (shape[0] / cells.shape[0], shape[1] / cells.shape[1]),
+                                                order=1), 4)
+
+
+def top_mean(ascending: np.ndarray, share: float) -> float:
+    """The mean of the highest `share` of sorted values (at least one)."""
+    return ascending[-max(1, int(share * ascending.size)):].mean()
+
+
 def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighbourhood: int = 3,
              own_tile: tuple[float, ...] = (0.0,), position: float = 0.0) -> dict[float, dict]:
     """The figures for each weight of the own-tile distance (0: the bank distance alone)."""
-    rng = np.random.default_rng(0)
     features_of = lambda name: patch_features(cache[name], levels, centre, neighbourhood, position)
-    train = [name for name, entry in cache.items() if entry["split"] == "train"]
-    bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in (features_of(name) for name in train)])
-    bank = bank[rng.choice(len(bank), min(bank_rows, len(bank)), replace=False)]
+    bank = random_bank(cache, features_of, bank_rows)
     test = [name for name, entry in cache.items() if entry["split"] == "test"]
     labels, kinds, pixel_truth = [], [], []
     scores, pixel_maps = {w: [] for w in own_tile}, {w: [] for w in own_tile}
@@ -113,11 +128,11 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
         own = np.linalg.norm(texture - np.median(texture, 0), axis=1).reshape(h, w_cells)
         for weight in own_tile:
             combined = distances + weight * own
-            anomaly_map = ndimage.gaussian_filter(ndimage.zoom(combined, (height / h, width / w_cells), order=1), 4)
+            anomaly_map = smoothed_map(combined, (height, width))
             values = np.sort(anomaly_map.ravel())
             kept = np.sort(anomaly_map[away]) if away.any() else values  # the map away from the defect
-            scores[weight].append([values[-max(1, int(share * values.size)):].mean() for share in SCORE_SHARES]
-                                  + [kept[-max(1, int(SCORE_SHARES[0] * kept.size)):].mean(), kept.mean()])
+            scores[weight].append([top_mean(values, share) for share in SCORE_SHARES]
+                                  + [top_mean(kept, SCORE_SHARES[0]), kept.mean()])
             pixel_maps[weight].append(anomaly_map.ravel()[::4])
         labels.append(entry["label"])
         kinds.append(entry["type"])
@@ -154,22 +169,15 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
     can see the defect; each intact test photo on all four halves. Image AUROC of the top-1% and whole-map scores,
     each defective half ranked only against the intact photos' halves of the same side (so where a half lies does
     not count), overall and per type; photos with no such half are left out. The bank: as `evaluate`'s."""
-    rng = np.random.default_rng(0)
-    train = [name for name, entry in cache.items() if entry["split"] == "train"]
-    bank = np.concatenate([patch_features(cache[name], levels, "none").reshape(-1, sum(
-        cache[name]["maps"][i].shape[-1] for i in levels)) for name in train])
-    bank = bank[rng.choice(len(bank), min(bank_rows, len(bank)), replace=False)]
+    bank = random_bank(cache, lambda name: patch_features(cache[name], levels, "none"), bank_rows)
     model = build_feature_model(backbone, [LEVELS[i] for i in levels], "imagenet")
 
     def scores_of(part: np.ndarray) -> np.ndarray:
         maps = [np.asarray(m)[0] for m in model.predict_on_batch(part[None])]
         features = patch_features({"maps": maps}, list(range(len(levels))), "none")
-        h, w = features.shape[:2]
-        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(h, w)
-        anomaly_map = ndimage.gaussian_filter(ndimage.zoom(distances, (part.shape[0] / h, part.shape[1] / w),
-                                                           order=1), 4)
-        values = np.sort(anomaly_map.ravel())
-        return np.array([values[-max(1, int(0.01 * values.size)):].mean(), values.mean()])
+        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank))
+        values = np.sort(smoothed_map(distances.reshape(features.shape[:2]), part.shape[:2]).ravel())
+        return np.array([top_mean(values, SCORE_SHARES[0]), values.mean()])
 
     intact = {side_name: [] for side_name in ("top", "bottom", "left", "right")}  # side -> intact photos' scores
     defective = []  # (type, side, scores)
@@ -190,10 +198,10 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
         if clear:
             defective.append((entry["type"], clear[0], scores_of(x[halves[clear[0]]])))
 
-    def matched_auroc(rows: list, rule: int) -> float:
+    def matched_auroc(halves_scored: list, rule: int) -> float:
         """P(a defective half outscores an intact half of the same side), ties counted half."""
         wins = pairs = 0.0
-        for _, side_name, score in rows:
+        for _, side_name, score in halves_scored:
             others = np.array([s[rule] for s in intact[side_name]])
             wins += np.sum(score[rule] > others) + 0.5 * np.sum(score[rule] == others)
             pairs += len(others)
