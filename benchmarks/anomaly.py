@@ -193,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{table(reports, times)}\n\nPer defect type (each type's photos against the intact ones):\n\n"
                 f"{per_type_table(reports)}")
     print(markdown)
-    record("anomaly", "Where is the defect: magnetic tiles, localiser vs heatmap vs two stages", markdown, reports)
+    every = models == parser.get_default("models").split(",")  # a run of some localisers has its own section
+    record("anomaly" if every else f"anomaly_{'_'.join(models)}",
+           "Where is the defect: magnetic tiles, localiser vs heatmap vs two stages"
+           + ("" if every else f" ({', '.join(models)} only)"), markdown, reports)
     return 0
 
 

@@ -105,6 +105,38 @@ def test_nearest_distances_against_brute_force_in_chunks():
     assert np.allclose(nearest_distances(queries, bank, chunk=7), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_photos_kept_out_of_the_memory_bank_for_the_places_are_evenly_spread_and_bounded():
+    from defect_tf.anomaly.patchcore.model import held_out
+
+    assert held_out(19, 0.1) == {1, 5, 9, 13, 17}  # (i + 0.5) * 19 / 5: at least 5, spread over the set
+    assert held_out(14, 0.1) == set() and held_out(200, 0.0) == set()  # too few photos, or turned off
+    assert held_out(300, 0.1) == {int((i + 0.5) * 10) for i in range(30)}
+    assert len(held_out(5000, 0.1)) == 50  # at most 50
+
+
+def test_place_statistics_measure_a_distance_against_intact_photos_at_the_same_place():
+    from defect_tf.anomaly.patchcore.maps import PLACE_GRID, by_place, place_statistics
+
+    stats = place_statistics([np.full((4, 6), 1.0), np.full((4, 6), 3.0)])  # mean 2, spread 1 everywhere
+    assert np.array(stats["place_mean"]).shape == (PLACE_GRID, PLACE_GRID)
+    assert np.allclose(by_place(np.full((4, 6), 4.0), stats), 2.0)  # (4 - 2) / 1
+    assert np.array_equal(by_place(np.full((4, 6), 4.0), {}), np.full((4, 6), 4.0))  # no statistics: raw
+
+    # intact photos all score high on their borders (the backbone's padding, a tile's chamfer): a defect inside
+    # scores less than any border by raw distance, but more than any other place once measured by place
+    rng = np.random.default_rng(0)
+    intact = []
+    for _ in range(20):
+        cells = rng.normal(10, 1, (16, 24))
+        cells[[0, -1], :] += 20
+        cells[:, [0, -1]] += 20
+        intact.append(cells)
+    photo = intact[0].copy()
+    photo[8, 12] += 8
+    measured = by_place(photo, place_statistics(intact[1:]))
+    assert photo.max() > photo[8, 12] and np.unravel_index(measured.argmax(), measured.shape) == (8, 12)
+
+
 # --- thresholds and outlines -----------------------------------------------------------------------------------
 
 def test_thresholds_from_intact_photos_only_and_with_defect_masks():
@@ -281,6 +313,18 @@ def test_the_localiser_bundle_loads_checks_its_files_and_migrates(localizer_outp
 
     record_path.write_text(json.dumps({**record, "image_threshold": "high"}))
     with pytest.raises(BundleError, match="image_threshold must be a finite number"):
+        load_localizer(copy)
+    record_path.write_text(json.dumps(record))
+    settings = record["settings"]
+    assert np.array(settings["place_mean"]).shape == (16, 16)  # 5 of the 19 intact train photos kept out for them
+    first_format = {**record, "format": "defect_tf.localizer/1",
+                    "settings": {k: v for k, v in settings.items() if not k.startswith("place_")}}
+    record_path.write_text(json.dumps(first_format))
+    raw = load_localizer(copy)  # a bundle of the first format has no place statistics: its map is the raw distance
+    assert raw.metadata.format == localizer_metadata.FORMAT and "place_mean" not in raw.model.settings
+    assert not np.array_equal(raw.locate(photo).anomaly_map, first.anomaly_map)
+    record_path.write_text(json.dumps({**record, "settings": {**settings, "place_spread": [[1.0] * 3] * 16}}))
+    with pytest.raises(BundleError, match="place_mean and place_spread must be 16 x 16 grids"):
         load_localizer(copy)
     record_path.write_text(json.dumps(record))
     bank = np.load(copy / "bundle" / "memory_bank.npy")

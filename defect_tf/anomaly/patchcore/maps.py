@@ -1,7 +1,8 @@
 """PatchCore's answer around its feature model, in NumPy (no TensorFlow, so an exported feature model answers
 alike): each photo's channels standardised first; after the forward pass, each level's map averaged over its 3x3
 neighbourhood (the paper's local patch aggregation), brought to the finest level's grid and concatenated (one
-feature vector per cell); each cell's distance to its nearest memory-bank row is the map, smoothed."""
+feature vector per cell); each cell's distance to its nearest memory-bank row, measured against the distances
+intact photos have at the same place (`by_place`), is the map, smoothed."""
 
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ DEFAULTS = {
     "coreset_size": 10_000,  # rows kept in the memory bank
     "max_patches": 200_000,  # rows drawn from all photos before the coreset is chosen (bounds memory and time)
     "standardise": True,  # each photo's channels to one mean and spread first (a first exploration: docs/findings.md)
+    # the share of intact train photos kept out of the memory bank to learn each place's usual distance
+    # (anomaly/patchcore/model.py `held_out`; 0: the map stays the raw distance)
+    "place_holdout": 0.1,
 }
+PLACE_GRID = 16  # places per side, as fractions of the photo's height and width
+PLACE_MIN_PHOTOS, PLACE_MAX_PHOTOS = 5, 50
 
 
 def aggregate(maps: list[np.ndarray], neighbourhood: int) -> np.ndarray:
@@ -40,6 +46,48 @@ def aggregate(maps: list[np.ndarray], neighbourhood: int) -> np.ndarray:
             level = ndimage.zoom(level, (finest[0] / level.shape[0], finest[1] / level.shape[1], 1), order=1)
         out.append(level)
     return np.concatenate(out, axis=-1)
+
+
+def place_statistics(cell_maps: list[np.ndarray]) -> dict[str, list]:
+    """Mean and spread of intact photos' cell distances at each place of a PLACE_GRID x PLACE_GRID grid over the
+    photo (rows and columns as fractions of its sides), as bundle settings. The spread is floored at half its
+    median, so a place where every intact photo agrees does not blow up small differences."""
+    grids = np.stack([_to_grid(cells, (PLACE_GRID, PLACE_GRID)) for cells in cell_maps])
+    mean, spread = grids.mean(0), grids.std(0)
+    spread = np.maximum(spread, max(0.5 * float(np.median(spread)), 1e-6))
+    return {"place_mean": mean.round(6).tolist(), "place_spread": spread.round(6).tolist()}
+
+
+def by_place(cells: np.ndarray, settings: dict) -> np.ndarray:
+    """A photo's cell distances as intact photos' spreads above their mean at the same place (the raw distances
+    when the bundle holds no place statistics). Borders and other places where intact photos differ most from
+    the bank no longer outscore a defect elsewhere (docs/findings.md)."""
+    if "place_mean" not in settings:
+        return cells
+    mean, spread = (np.asarray(settings[key], np.float32) for key in ("place_mean", "place_spread"))
+    return (cells - _to_grid(mean, cells.shape)) / _to_grid(spread, cells.shape)
+
+
+def place_problems(settings: dict) -> list[str]:
+    """What is wrong with a bundle's place statistics (none, or two PLACE_GRID-square grids, the spread > 0)."""
+    if "place_mean" not in settings and "place_spread" not in settings:
+        return []
+    try:
+        mean, spread = (np.asarray(settings[key], np.float64) for key in ("place_mean", "place_spread"))
+    except (KeyError, TypeError, ValueError):
+        return ["place_mean and place_spread must both be grids of numbers"]
+    if mean.shape != (PLACE_GRID, PLACE_GRID) or spread.shape != mean.shape:
+        return [f"place_mean and place_spread must be {PLACE_GRID} x {PLACE_GRID} grids"]
+    if not (np.isfinite(mean).all() and np.isfinite(spread).all() and (spread > 0).all()):
+        return ["place_mean must be finite and place_spread finite and above 0"]
+    return []
+
+
+def _to_grid(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A 2-D map resampled (bilinear) to `shape`."""
+    values = np.asarray(values, np.float32)
+    return ndimage.zoom(values, (shape[0] / values.shape[0], shape[1] / values.shape[1]), order=1, grid_mode=True,
+                        mode="nearest")
 
 
 def read_bank(folder: Path) -> np.ndarray:
@@ -60,6 +108,10 @@ class PatchCoreMaps(AnomalyMaps):
     def __init__(self, image_size: int, settings: dict, forward: Forward | None = None,
                  bank: np.ndarray | None = None):
         super().__init__(image_size, {**DEFAULTS, **settings}, forward)
+        problems = place_problems(self.settings)
+        if problems:
+            raise BundleError("the localiser's bundle.json holds PatchCore settings that cannot be used: "
+                              + "; ".join(problems))
         self.bank = bank
 
     def network_input(self, inputs: np.ndarray) -> np.ndarray:
@@ -74,8 +126,11 @@ class PatchCoreMaps(AnomalyMaps):
         if cells.shape[-1] != self.bank.shape[1]:
             raise BundleError(f"the feature model gives {cells.shape[-1]} values per patch and the memory bank holds "
                               f"{self.bank.shape[1]}: they do not belong together")
-        distances = np.sqrt(nearest_distances(cells.reshape(-1, cells.shape[-1]), self.bank))
-        return smooth(resize_map(distances.reshape(cells.shape[:2]), inputs.shape[:2]))
+        return smooth(resize_map(by_place(self.cell_distances(cells), self.settings), inputs.shape[:2]))
+
+    def cell_distances(self, cells: np.ndarray) -> np.ndarray:
+        """(rows, cols, features) -> each cell's distance to its nearest memory-bank row (rows, cols)."""
+        return np.sqrt(nearest_distances(cells.reshape(-1, cells.shape[-1]), self.bank)).reshape(cells.shape[:2])
 
     @classmethod
     def exported(cls, folder: Path, image_size: int, settings: dict, forward: Forward) -> PatchCoreMaps:

@@ -1,6 +1,7 @@
 """PatchCore as an anomaly model: no training, one pass fills a memory bank with the pretrained backbone's
-mid-level patch features and a greedy coreset keeps the rows that cover the rest (anomaly/patchcore/maps.py turns
-a photo's features into its map).
+mid-level patch features and a greedy coreset keeps the rows that cover the rest; a few intact photos kept out of
+the bank then give each place of a photo its usual distance (anomaly/patchcore/maps.py turns a photo's features
+into its map).
 
 The feature model (saved as `model.keras`, so it exports like the classifier) takes a photo at its working size
 and returns the backbone's maps at the chosen levels."""
@@ -17,12 +18,29 @@ from tqdm import tqdm
 from defect_tf.anomaly.base import AnomalyModel, Report, load_network
 from defect_tf.anomaly.images import model_input
 from defect_tf.anomaly.patchcore.coreset import greedy_coreset
-from defect_tf.anomaly.patchcore.maps import BANK_FILE, PatchCoreMaps, read_bank
+from defect_tf.anomaly.patchcore.maps import (
+    BANK_FILE,
+    PLACE_MAX_PHOTOS,
+    PLACE_MIN_PHOTOS,
+    PatchCoreMaps,
+    place_statistics,
+    read_bank,
+)
 from defect_tf.errors import BundleError
 from defect_tf.models.features import feature_extractor
 from defect_tf.models.registry import get_backbone
 
 MODEL_FILE = "model.keras"
+
+
+def held_out(count: int, share: float) -> set[int]:
+    """The indices (evenly spread) of the photos kept out of the memory bank for the place statistics: `share` of
+    `count`, from PLACE_MIN_PHOTOS to PLACE_MAX_PHOTOS; none with fewer than three times PLACE_MIN_PHOTOS photos
+    (or share 0), so the bank keeps most of a small set."""
+    if share <= 0 or count < 3 * PLACE_MIN_PHOTOS:
+        return set()
+    kept = min(PLACE_MAX_PHOTOS, max(PLACE_MIN_PHOTOS, int(count * share)))
+    return {int((i + 0.5) * count / kept) for i in range(kept)}
 
 
 def build_feature_model(backbone: str, levels: list[str], weights: str | None) -> keras.Model:
@@ -54,11 +72,18 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
 
     def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print,
             checkpoint_dir: Path | None = None) -> None:  # one pass: nothing to resume
-        rng = np.random.default_rng(self.settings.get("seed", 0))
-        per_photo = max(1, -(-int(self.settings["max_patches"]) // max(count, 1)))
-        rows = []
-        for photo in photos:
+        seed = self.settings.get("seed", 0)
+        rng = np.random.default_rng(seed)
+        for key in ("place_mean", "place_spread"):  # a model fitted again learns its places again
+            self.settings.pop(key, None)
+        held = held_out(count, float(self.settings["place_holdout"]))
+        per_photo = max(1, -(-int(self.settings["max_patches"]) // max(count - len(held), 1)))
+        rows, kept = [], []
+        for index, photo in enumerate(photos):
             inputs = model_input(photo, self.image_size)
+            if index in held:
+                kept.append(inputs)
+                continue
             cells = self.patch_features(self.forward(self.network_input(inputs)))
             cells = cells.reshape(-1, cells.shape[-1])
             rows.append(cells[rng.choice(len(cells), per_photo, replace=False)] if len(cells) > per_photo else cells)
@@ -66,7 +91,15 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
         size = min(int(self.settings["coreset_size"]), len(bank))
         report(f"coreset: {size:,} of {len(bank):,} patch features ({bank.shape[1]} values each)")
         with tqdm(total=size, desc="coreset", unit="row", leave=False, unit_scale=True, disable=None) as bar:
-            self.bank = bank[greedy_coreset(bank, size, seed=self.settings.get("seed", 0), report=bar.update)]
+            self.bank = bank[greedy_coreset(bank, size, seed=seed, report=bar.update)]
+        if kept:
+            cell_maps = [self.cell_distances(self.patch_features(self.forward(self.network_input(inputs))))
+                         for inputs in tqdm(kept, desc="places", unit="photo", leave=False, disable=None)]
+            self.settings.update(place_statistics(cell_maps))
+            report(f"each place's usual distance from {len(kept)} intact photos kept out of the memory bank")
+        else:
+            report(f"{count} intact photos: too few to keep some out for each place's usual distance (at least "
+                   f"{3 * PLACE_MIN_PHOTOS} needed); the map is the raw distance")
 
     def save(self, folder: Path) -> None:
         self.features.save(folder / MODEL_FILE)
