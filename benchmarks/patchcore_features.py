@@ -13,6 +13,9 @@ the rest of the photo.
 cell unlike the rest of its own tile scores higher, even where the bank holds a like texture from another tile.
 `--position W` appends each cell's place in its photo (row and column as fractions of the side, times W) to its
 features, so a cell is compared with the bank's cells from about the same place in their tiles (W = 0: anywhere).
+`--defect-free-halves` instead scores each defective test photo on a half of it with no defect near, cut before the
+network, against intact photos' halves of the same side: raw, and measured by place as the tool measures its maps
+(anomaly/patchcore/maps.py), with place statistics from the intact train photos the tool keeps out of the bank.
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
         [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
@@ -37,7 +40,8 @@ from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
 from defect_tf.anomaly.images import model_input, read_photo, standardised
 from defect_tf.anomaly.patchcore.coreset import nearest_distances
-from defect_tf.anomaly.patchcore.model import build_feature_model
+from defect_tf.anomaly.patchcore.maps import DEFAULTS, by_place, place_statistics
+from defect_tf.anomaly.patchcore.model import build_feature_model, held_out
 
 LEVELS = ["P2", "P3", "P4", "P5"]
 TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
@@ -89,9 +93,10 @@ def patch_features(entry: dict, levels: list[int], centre: str, neighbourhood: i
     return features
 
 
-def random_bank(cache: dict, features_of, bank_rows: int) -> np.ndarray:
-    """`bank_rows` rows drawn at random (seed 0) from the intact train photos' patch features: the memory bank."""
-    train = [name for name, entry in cache.items() if entry["split"] == "train"]
+def random_bank(cache: dict, features_of, bank_rows: int, left_out: set[str] = frozenset()) -> np.ndarray:
+    """`bank_rows` rows drawn at random (seed 0) from the intact train photos' patch features (but `left_out`'s):
+    the memory bank."""
+    train = [name for name, entry in cache.items() if entry["split"] == "train" and name not in left_out]
     bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in (features_of(name) for name in train)])
     return bank[np.random.default_rng(0).choice(len(bank), min(bank_rows, len(bank)), replace=False)]
 
@@ -168,35 +173,55 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
     right with no mask pixel within `margin` px), cut from the standardised photo before the network, so no feature
     can see the defect; each intact test photo on all four halves. Image AUROC of the top-1% and whole-map scores,
     each defective half ranked only against the intact photos' halves of the same side (so where a half lies does
-    not count), overall and per type; photos with no such half are left out. The bank: as `evaluate`'s."""
-    bank = random_bank(cache, lambda name: patch_features(cache[name], levels, "none"), bank_rows)
+    not count), overall and per type; photos with no such half are left out. Each half's map is scored raw and
+    measured by place (the tool's rule), against the place statistics of the halves of the same side of the intact
+    train photos the tool keeps out of the bank; the bank is drawn from the other intact train photos."""
+    train = sorted(name for name, entry in cache.items() if entry["split"] == "train")
+    kept_out = {train[i] for i in held_out(len(train), DEFAULTS["place_holdout"])}
+    bank = random_bank(cache, lambda name: patch_features(cache[name], levels, "none"), bank_rows, kept_out)
     model = build_feature_model(backbone, [LEVELS[i] for i in levels], "imagenet")
+    halves_of = {}  # side -> the kept-out photos' cell maps of that half
 
-    def scores_of(part: np.ndarray) -> np.ndarray:
+    def cells_of(part: np.ndarray) -> np.ndarray:
         maps = [np.asarray(m)[0] for m in model.predict_on_batch(part[None])]
         features = patch_features({"maps": maps}, list(range(len(levels))), "none")
-        distances = np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank))
-        values = np.sort(smoothed_map(distances.reshape(features.shape[:2]), part.shape[:2]).ravel())
-        return np.array([top_mean(values, SCORE_SHARES[0]), values.mean()])
+        return np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(features.shape[:2])
+
+    def halves(name: str) -> tuple[np.ndarray, dict]:
+        x = standardised(model_input(read_photo(folder / "images" / name), side))
+        height, width = x.shape[:2]
+        rows_half, cols_half = height // 64 * 32, width // 64 * 32  # halves in multiples of 32
+        return x, {"top": (slice(0, rows_half), slice(None)), "bottom": (slice(height - rows_half, None), slice(None)),
+                   "left": (slice(None), slice(0, cols_half)), "right": (slice(None), slice(width - cols_half, None))}
+
+    for name in tqdm(sorted(kept_out), desc="places", unit="photo", leave=False):
+        x, parts = halves(name)
+        for side_name, half in parts.items():
+            halves_of.setdefault(side_name, []).append(cells_of(x[half]))
+    places = {side_name: place_statistics(maps) for side_name, maps in halves_of.items()}
+
+    def scores_of(part: np.ndarray, side_name: str) -> np.ndarray:
+        cells = cells_of(part)
+        scored = []
+        for measured in (cells, by_place(cells, places[side_name])):
+            values = np.sort(smoothed_map(measured, part.shape[:2]).ravel())
+            scored += [top_mean(values, SCORE_SHARES[0]), values.mean()]
+        return np.array(scored)
 
     intact = {side_name: [] for side_name in ("top", "bottom", "left", "right")}  # side -> intact photos' scores
     defective = []  # (type, side, scores)
     test = [name for name, entry in cache.items() if entry["split"] == "test"]
     for name in tqdm(test, desc="halves", unit="photo", leave=False):
         entry = cache[name]
-        x = standardised(model_input(read_photo(folder / "images" / name), side))
-        height, width = x.shape[:2]
-        rows_half, cols_half = height // 64 * 32, width // 64 * 32  # halves in multiples of 32
-        halves = {"top": (slice(0, rows_half), slice(None)), "bottom": (slice(height - rows_half, None), slice(None)),
-                  "left": (slice(None), slice(0, cols_half)), "right": (slice(None), slice(width - cols_half, None))}
+        x, parts = halves(name)
         if entry["mask"] is None:
-            for side_name, half in halves.items():
-                intact[side_name].append(scores_of(x[half]))
+            for side_name, half in parts.items():
+                intact[side_name].append(scores_of(x[half], side_name))
             continue
         near = ndimage.binary_dilation(entry["mask"], iterations=margin)
-        clear = [side_name for side_name, half in halves.items() if not near[half].any()]
+        clear = [side_name for side_name, half in parts.items() if not near[half].any()]
         if clear:
-            defective.append((entry["type"], clear[0], scores_of(x[halves[clear[0]]])))
+            defective.append((entry["type"], clear[0], scores_of(x[parts[clear[0]]], clear[0])))
 
     def matched_auroc(halves_scored: list, rule: int) -> float:
         """P(a defective half outscores an intact half of the same side), ties counted half."""
@@ -207,17 +232,20 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
             pairs += len(others)
         return wins / pairs
 
+    rules = range(4)  # top 1% and whole map, raw; the same measured by place
     sides = {side_name: sum(1 for row in defective if row[1] == side_name) for side_name in intact}
-    figures = {"all": [matched_auroc(defective, rule) for rule in range(2)], "kept": len(defective),
-               "intact": len(intact["top"]), "sides": sides}
+    figures = {"all": [matched_auroc(defective, rule) for rule in rules], "kept": len(defective),
+               "intact": len(intact["top"]), "sides": sides, "place_photos": len(kept_out),
+               "rules": ["top 1%", "whole map", "top 1%, by place", "whole map, by place"]}
     total = sum(1 for e in cache.values() if e["split"] == "test" and e["label"] == 1)
-    lines = ["| defective photos | kept | image AUROC, top 1% | image AUROC, whole map |", "|---|---:|---:|---:|",
-             f"| all | {len(defective)} of {total} | {figures['all'][0]:.3f} | {figures['all'][1]:.3f} |"]
+    lines = ["| defective photos | kept | image AUROC, top 1% | whole map | top 1%, measured by place | "
+             "whole map, measured by place |", "|---|---:|---:|---:|---:|---:|",
+             f"| all | {len(defective)} of {total} | " + " | ".join(f"{v:.3f}" for v in figures["all"]) + " |"]
     for kind in TYPES:
         rows = [row for row in defective if row[0] == kind]
-        figures[kind] = [matched_auroc(rows, rule) for rule in range(2)]
+        figures[kind] = [matched_auroc(rows, rule) for rule in rules]
         lines.append(f"| {kind} | {len(rows)} of {sum(e['type'] == kind and e['split'] == 'test' for e in cache.values())}"
-                     f" | {figures[kind][0]:.3f} | {figures[kind][1]:.3f} |")
+                     " | " + " | ".join(f"{v:.3f}" for v in figures[kind]) + " |")
     lines.append("\nDefective halves by side: " + ", ".join(f"{k} {v}" for k, v in sides.items())
                  + f"; every intact test photo ({len(intact['top'])}) scored on all four.")
     return lines, figures
@@ -251,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                f"standardised photo before the network, so no feature sees the defect, and ranked against the intact "
                f"test photos' halves of the same side (top, bottom, left, right); "
                f"{args.levels[0]}, random memory bank of {args.bank:,} rows of the intact train photos' whole-photo "
-               f"features, shorter side {args.side} px.\n\n" + "\n".join(lines), figures)
+               f"features (but the {figures['place_photos']} the tool keeps out for its place statistics, which come "
+               f"from their halves of the same side), shorter side {args.side} px.\n\n" + "\n".join(lines), figures)
         return 0
     columns = ["levels", "per-photo centring", "neighbourhood", "place weight", "own-tile weight", "image AUROC",
                "pixel AUROC", "image AUROC, top 10% / whole map", "image AUROC away from the defect, top 1% / whole map",
