@@ -22,8 +22,9 @@ from defect_tf.errors import BundleError
 Report = Callable[[str], None]  # a line of progress
 Forward = Callable[[np.ndarray], list[np.ndarray]]  # a batch of network inputs -> the network's outputs, in order
 # A photo's score: the mean of its map's highest 1%. On the magnetic tiles the whole map ranks photos higher (image
-# AUROC 0.980 against 0.834), but it ranks halves of them that hold no defect at 0.880 (the top 1%: 0.559):
-# it measures how the set's defective photos differ all over, not the defects (docs/findings.md).
+# AUROC 0.980 against 0.834), but it ranks halves of them that hold no defect at 0.880 (the top 1% of raw maps:
+# 0.559, of maps measured by place: 0.751): it measures how the set's defective photos differ all over, not the
+# defects (docs/findings.md).
 TOP_SHARE = 0.01
 
 

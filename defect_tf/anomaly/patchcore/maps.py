@@ -28,7 +28,8 @@ DEFAULTS = {
     "max_patches": 200_000,  # rows drawn from all photos before the coreset is chosen (bounds memory and time)
     "standardise": True,  # each photo's channels to one mean and spread first (a first exploration: docs/findings.md)
     # the share of intact train photos kept out of the memory bank to learn each place's usual distance
-    # (anomaly/patchcore/model.py `held_out`; 0: the map stays the raw distance)
+    # (anomaly/patchcore/model.py `held_out`; 0: the map stays the raw distance). On the magnetic tiles image /
+    # pixel AUROC 0.876 / 0.808 raw, 0.944 / 0.816 measured by place (docs/findings.md)
     "place_holdout": 0.1,
 }
 PLACE_GRID = 16  # places per side, as fractions of the photo's height and width
