@@ -40,7 +40,7 @@ from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
 from defect_tf.anomaly.images import model_input, read_photo, standardised
 from defect_tf.anomaly.patchcore.coreset import nearest_distances
-from defect_tf.anomaly.patchcore.maps import DEFAULTS, by_place, place_statistics
+from defect_tf.anomaly.patchcore.maps import DEFAULTS, PatchCoreMaps, by_place, place_statistics
 from defect_tf.anomaly.patchcore.model import build_feature_model, held_out
 
 LEVELS = ["P2", "P3", "P4", "P5"]
@@ -180,12 +180,12 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
     kept_out = {train[i] for i in held_out(len(train), DEFAULTS["place_holdout"])}
     bank = random_bank(cache, lambda name: patch_features(cache[name], levels, "none"), bank_rows, kept_out)
     model = build_feature_model(backbone, [LEVELS[i] for i in levels], "imagenet")
+    distances = PatchCoreMaps(side, {}, bank=bank)  # the tool's distance to the bank
     halves_of = {}  # side -> the kept-out photos' cell maps of that half
 
     def cells_of(part: np.ndarray) -> np.ndarray:
         maps = [np.asarray(m)[0] for m in model.predict_on_batch(part[None])]
-        features = patch_features({"maps": maps}, list(range(len(levels))), "none")
-        return np.sqrt(nearest_distances(features.reshape(-1, features.shape[-1]), bank)).reshape(features.shape[:2])
+        return distances.cell_distances(patch_features({"maps": maps}, list(range(len(levels))), "none"))
 
     def halves(name: str) -> tuple[np.ndarray, dict]:
         x = standardised(model_input(read_photo(folder / "images" / name), side))

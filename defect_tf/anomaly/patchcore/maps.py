@@ -33,7 +33,6 @@ DEFAULTS = {
     "place_holdout": 0.1,
 }
 PLACE_GRID = 16  # places per side, as fractions of the photo's height and width
-PLACE_MIN_PHOTOS, PLACE_MAX_PHOTOS = 5, 50
 
 
 def aggregate(maps: list[np.ndarray], neighbourhood: int) -> np.ndarray:

@@ -18,19 +18,13 @@ from tqdm import tqdm
 from defect_tf.anomaly.base import AnomalyModel, Report, load_network
 from defect_tf.anomaly.images import model_input
 from defect_tf.anomaly.patchcore.coreset import greedy_coreset
-from defect_tf.anomaly.patchcore.maps import (
-    BANK_FILE,
-    PLACE_MAX_PHOTOS,
-    PLACE_MIN_PHOTOS,
-    PatchCoreMaps,
-    place_statistics,
-    read_bank,
-)
+from defect_tf.anomaly.patchcore.maps import BANK_FILE, PatchCoreMaps, place_statistics, read_bank
 from defect_tf.errors import BundleError
 from defect_tf.models.features import feature_extractor
 from defect_tf.models.registry import get_backbone
 
 MODEL_FILE = "model.keras"
+PLACE_MIN_PHOTOS, PLACE_MAX_PHOTOS = 5, 50  # intact photos kept out of the memory bank for the place statistics
 
 
 def held_out(count: int, share: float) -> set[int]:
