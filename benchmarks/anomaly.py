@@ -8,8 +8,8 @@ scored. The localisers are fitted on the intact train photos only; the labelled 
 rule) and train the binary classifier (Lite0, default recipe). Arms: each localiser alone (`patchcore`, `draem`);
 `heatmap` (the classifier decides, its LayerCAM map is the anomaly map, the outline is where it reaches half its
 peak); `two-stage` (the classifier decides, PatchCore outlines the photos it calls damaged). Image AUROC and F1 at
-each method's threshold, pixel AUROC, PRO (to 30% false-positive rate), IoU and Dice of the outlines, fit time,
-ms per photo.
+each method's threshold, pixel AUROC, PRO (to 30% false-positive rate), IoU and Dice of the outlines, coverage (the
+share of each true defect region inside the outline, averaged over the regions), fit time, ms per photo.
 
     python benchmarks/anomaly.py [--models patchcore,draem] [--image-size 256] [--draem-image-size 128]
                                  [--draem-epochs 40] [--coreset-size 10000] [--work DIR]
@@ -29,7 +29,7 @@ from tqdm import tqdm
 from common import DEFAULT_DATA_ROOT, data_folder, number, record, run, work_folder
 
 from defect_tf.anomaly.data import read_mask
-from defect_tf.anomaly.evaluation import Scored, summarise
+from defect_tf.anomaly.evaluation import FIGURES, Scored, summarise
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.store import load_localizer
 from defect_tf.anomaly.training import METRICS_FILE, LocalizerConfig, train_localizer
@@ -41,7 +41,7 @@ from defect_tf.inference.predictor import predict_probabilities
 from defect_tf.train.config import TrainConfig
 from defect_tf.train.trainer import train
 
-COLUMNS = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice")
+PER_TYPE = ("image_auroc", "pixel_auroc", "iou", "coverage")
 LABELLED_PER_TYPE = 20
 
 
@@ -139,20 +139,21 @@ def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_di
 
 
 def table(reports: dict[str, dict], times: dict[str, str]) -> str:
-    lines = ["| method | training | ms / photo | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
-             "|---|---:|---:|" + "---:|" * len(COLUMNS)]
+    lines = ["| method | training | ms / photo | " + " | ".join(c.replace("_", " ") for c in FIGURES) + " |",
+             "|---|---:|---:|" + "---:|" * len(FIGURES)]
     for name, report in reports.items():
         lines.append(f"| {name} | {times[name]} | {report['ms_per_photo']:.0f} | "
-                     + " | ".join(number(report.get(c)) for c in COLUMNS) + " |")
+                     + " | ".join(number(report.get(c)) for c in FIGURES) + " |")
     return "\n".join(lines)
 
 
 def per_type_table(reports: dict[str, dict]) -> str:
     kinds = list(next(iter(reports.values())).get("per_type", {}))
-    lines = ["| defect type | " + " | ".join(f"{name}: image AUROC / pixel AUROC / IoU" for name in reports) + " |",
+    heading = " / ".join(c.replace("_", " ").replace("auroc", "AUROC").replace("iou", "IoU") for c in PER_TYPE)
+    lines = ["| defect type | " + " | ".join(f"{name}: {heading}" for name in reports) + " |",
              "|---|" + "---:|" * len(reports)]
     for kind in kinds:
-        cells = [" / ".join(number(r["per_type"][kind].get(c)) for c in ("image_auroc", "pixel_auroc", "iou"))
+        cells = [" / ".join(number(r["per_type"][kind].get(c)) for c in PER_TYPE)
                  for r in reports.values()]
         count = next(iter(reports.values()))["per_type"][kind]["defective"]
         lines.append(f"| {kind} ({count}) | " + " | ".join(cells) + " |")

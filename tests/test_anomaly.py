@@ -72,10 +72,22 @@ def test_pixel_and_image_auroc_hand_made_and_against_scikit_learn():
     assert np.isnan(image_auroc([0, 0], [0.1, 0.2]))
 
 
-def test_iou_and_dice_hand_made():
+def test_iou_dice_and_coverage_hand_made():
     found, truth = [np.array([[1, 1, 0, 0]])], [np.array([[0, 1, 1, 0]], bool)]
-    assert overlap_scores(found, truth) == {"iou": 1 / 3, "dice": 0.5}
-    assert np.isnan(overlap_scores([np.zeros((2, 2))], [np.zeros((2, 2), bool)])["iou"])
+    assert overlap_scores(found, truth) == {"iou": 1 / 3, "dice": 0.5, "coverage": 0.5}
+    empty = overlap_scores([np.zeros((2, 2))], [np.zeros((2, 2), bool)])
+    assert np.isnan(empty["iou"]) and np.isnan(empty["coverage"])
+
+
+def test_coverage_counts_each_defect_region_equally():
+    # photo 1: a 1-pixel defect found and a 3-pixel one a third inside; photo 2: a 2-pixel defect missed, and a
+    # false alarm elsewhere that coverage does not count. Regions: 1, 1/3, 0 -> mean 4/9; IoU pools the pixels:
+    # 2 found of 6 true, 2 false alarms -> 2 / 8
+    found = [np.array([[1, 0, 1, 0, 0, 0]]), np.array([[0, 0, 0, 1, 1, 0]])]
+    truth = [np.array([[1, 0, 1, 1, 1, 0]], bool), np.array([[1, 1, 0, 0, 0, 0]], bool)]
+    scores = overlap_scores(found, truth)
+    assert scores["coverage"] == pytest.approx(4 / 9, abs=1e-12)
+    assert scores["iou"] == pytest.approx(2 / 8, abs=1e-12)
 
 
 def test_a_map_and_mask_of_different_shapes_are_refused():
@@ -139,16 +151,19 @@ def test_place_statistics_measure_a_distance_against_intact_photos_at_the_same_p
 
 # --- thresholds and outlines -----------------------------------------------------------------------------------
 
-def test_thresholds_from_intact_photos_only_and_with_defect_masks():
+def test_thresholds_from_intact_photos_only_and_with_defective_ones():
     intact = [np.full((4, 4), 0.2), np.arange(16, dtype=float).reshape(4, 4) / 20]
     thresholds = calibrate(intact)
     pixels = np.concatenate([m.ravel() for m in intact])
     assert (thresholds.image, thresholds.rule) == (0.75, INTACT_RULE)
     assert thresholds.pixel == pytest.approx(np.quantile(pixels, PIXEL_QUANTILE), rel=1e-6)
-    defect, truth = np.zeros((4, 4)), np.zeros((4, 4), bool)
-    defect[0, :2], truth[0, :2] = 0.9, True
-    with_defects = calibrate(intact, [defect], [truth])
-    assert (with_defects.rule, with_defects.image) == (F1_RULE, 0.9) and with_defects.pixel == pytest.approx(0.9)
+    # a defective photo scoring 0.9 sets the image cut by F1 (0.9: one true positive, no false alarm); its pixels
+    # leave the outline's cut where the intact ones put it
+    defect = np.zeros((4, 4))
+    defect[0, :2] = 0.9
+    with_defects = calibrate(intact, [defect])
+    assert (with_defects.rule, with_defects.image) == (F1_RULE, 0.9)
+    assert with_defects.pixel == thresholds.pixel
 
 
 def test_best_f1_cut_hand_made():
@@ -259,6 +274,7 @@ def test_a_localiser_fitted_on_intact_photos_finds_and_outlines_unseen_defects(l
     report = json.loads((localizer_output / "metrics.json").read_text())
     assert (report["photos"], report["defective"]) == (12, 6)
     assert report["image_auroc"] == 1.0 and report["pixel_auroc"] > 0.95
+    assert report["coverage"] >= 0.8  # of each unseen defect, on average, inside its outline
     assert set(report["per_type"]) == {"hole"}
     split = (localizer_output / "split.txt").read_text().split("\n")
     assert sum(line.endswith(" val") for line in split) == 5  # carved from the intact train photos
@@ -387,6 +403,24 @@ def test_exporting_a_classifier_exports_the_localiser_beside_it_too(localizer_ou
     printed = capsys.readouterr().out
     assert (pair / "bundle" / "model.onnx").is_file() and (pair / "localizer" / "bundle" / "network.onnx").is_file()
     assert "exporting the patchcore localiser" in printed and "0 decision(s) changed" in printed
+
+
+@pytest.mark.integration
+def test_labelled_defects_without_masks_set_the_image_threshold_and_intact_pixels_the_outline(tiles, tmp_path,
+                                                                                            capsys):
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.anomaly.training import LocalizerConfig, train_localizer
+
+    config = LocalizerConfig(data=str(tiles / "images"), labels=str(tiles / "labels.txt"), image_size=64,
+                             coreset_size=200, output=str(tmp_path / "out"))
+    train_localizer(config)
+    assert "thresholds (f1 rule, 5 intact + 3 defective validation photos)" in capsys.readouterr().out
+    localizer = load_localizer(tmp_path / "out")
+    assert localizer.metadata.calibration == F1_RULE
+    intact_val = [name for name in localizer.metadata.split["val"] if int(name[5:7]) < 30]
+    pixels = np.concatenate([localizer.model.anomaly_map(np.asarray(Image.open(tiles / "images" / name))).ravel()
+                             for name in intact_val])
+    assert localizer.metadata.pixel_threshold == pytest.approx(np.quantile(pixels, PIXEL_QUANTILE), rel=1e-5)
 
 
 @pytest.mark.integration

@@ -1,6 +1,6 @@
 """A localiser scored on labelled photos: image AUROC and the decision's accuracy, precision, recall and F1; with
-masks, pixel AUROC, PRO (up to 30% false-positive rate), IoU and Dice of the outlines; the same per defect type.
-The one report training's test split, evaluate.py and the benchmarks share."""
+masks, pixel AUROC, PRO (up to 30% false-positive rate), IoU, Dice and coverage of the outlines; the same per defect
+type. The one report training's test split, evaluate.py and the benchmarks share."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
 from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pro_score
 from defect_tf.evaluate.metrics import precision_recall_f1
+
+FIGURES = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice", "coverage")  # a report's headline figures
 
 
 def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) -> dict:
@@ -129,8 +131,7 @@ def score_two_stages(pipeline: TwoStage, anomaly_set: AnomalySet, rows: list[int
 def describe(report: dict) -> str:
     """The report as a few printed lines."""
     def line(name: str, figures: dict) -> str:
-        shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}" for key in
-                 ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice") if key in figures
+        shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}" for key in FIGURES if key in figures
                  and not np.isnan(figures[key])]
         return f"  {name:<10} {figures['photos']:>5} photos ({figures['defective']} defective): " + ", ".join(shown)
 

@@ -13,7 +13,7 @@ import keras
 from tqdm import tqdm
 
 from defect_tf.anomaly.calibration import calibrate
-from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set, read_mask
+from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set
 from defect_tf.anomaly.draem.model import DEFAULTS as DRAEM_DEFAULTS
 from defect_tf.anomaly.evaluation import describe, score_localizer
 from defect_tf.anomaly.images import read_photo
@@ -171,13 +171,10 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     fitted = time.time() - started + model.earlier_seconds
 
     intact_val, broken_val = anomaly_set.rows("val", False), anomaly_set.rows("val", True)
-    with_masks = [row for row in broken_val if anomaly_set.images[row] in anomaly_set.masks]
     intact_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, intact_val, "thresholds")]
-    defect_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, with_masks, "thresholds")]
-    thresholds = calibrate(intact_maps, defect_maps,
-                           [read_mask(anomaly_set.masks[anomaly_set.images[row]]) for row in with_masks],
-                           model.image_score)
-    log(f"thresholds ({thresholds.rule} rule, {len(intact_val)} intact + {len(with_masks)} defective validation "
+    defect_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, broken_val, "thresholds")]
+    thresholds = calibrate(intact_maps, defect_maps, model.image_score)
+    log(f"thresholds ({thresholds.rule} rule, {len(intact_val)} intact + {len(broken_val)} defective validation "
         f"photos): image {thresholds.image:.4g}, pixel {thresholds.pixel:.4g}")
     metadata = LocalizerMetadata(
         model=config.model, image_size=image_size, image_threshold=thresholds.image,

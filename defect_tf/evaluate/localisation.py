@@ -1,9 +1,11 @@
-"""How well anomaly maps outline the true defects: pixel AUROC, PRO up to a false-positive rate, IoU and Dice.
+"""How well anomaly maps outline the true defects: pixel AUROC, PRO up to a false-positive rate, IoU, Dice and
+coverage.
 
 Small functions over lists of same-shaped map / mask pairs (one pair per photo, at the photo's own size; masks
 True on defect pixels), shared by training's report, evaluate.py and the benchmarks. PRO is MVTec AD's
 per-region overlap (Bergmann et al. 2021): each connected defect region counts equally, however small, so one
-large defect cannot hide missed small ones.
+large defect cannot hide missed small ones. Coverage is the same per-region overlap at one cut, the outline's: the
+share of each true defect region inside it, averaged over the regions.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ def _pixels(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[np
             np.concatenate([np.asarray(t, bool).ravel() for t in masks]))
 
 
+def _region_values(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The map's values inside each connected region of the masks (4-connected), region by region."""
+    regions = []
+    for anomaly_map, mask in zip(maps, masks):
+        labelled, count = ndimage.label(np.asarray(mask, bool))
+        regions += [np.asarray(anomaly_map, np.float32)[labelled == k] for k in range(1, count + 1)]
+    return regions
+
+
 def image_auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
     """ROC AUC of image scores against labels (1 defective, 0 intact); NaN without both kinds."""
     labels = np.asarray(labels)
@@ -44,10 +55,7 @@ def pro_curve(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     them; otherwise the quantiles of the scores (the curve is then interpolated between them)."""
     scores, truth = _pixels(maps, masks)
     negatives = np.sort(scores[~truth])
-    regions = []
-    for anomaly_map, mask in zip(maps, masks):
-        labelled, count = ndimage.label(np.asarray(mask, bool))
-        regions += [np.sort(np.asarray(anomaly_map, np.float32)[labelled == k]) for k in range(1, count + 1)]
+    regions = [np.sort(values) for values in _region_values(maps, masks)]
     if not regions or not len(negatives):
         return np.array([np.nan]), np.array([np.nan])
     distinct = np.unique(scores)
@@ -77,10 +85,13 @@ def pro_score(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray], max_fpr: 
 
 def overlap_scores(predicted: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> dict[str, float]:
     """IoU and Dice of predicted defect pixels against the masks, pooled over all photos (false alarms on intact
-    photos count); NaN when both are empty."""
+    photos count), NaN when both are empty; coverage, the mean share of each true defect region inside the
+    prediction (a missed region counts 0, false alarms do not count), NaN without defects."""
     found, truth = _pixels(predicted, masks)
     found = found > 0
     both, either = np.sum(found & truth), np.sum(found | truth)
     total = found.sum() + truth.sum()
+    inside = [np.mean(values > 0) for values in _region_values(predicted, masks)]
     return {"iou": float(both / either) if either else float("nan"),
-            "dice": float(2 * both / total) if total else float("nan")}
+            "dice": float(2 * both / total) if total else float("nan"),
+            "coverage": float(np.mean(inside)) if inside else float("nan")}
