@@ -6,8 +6,8 @@ called defective). The image threshold has two rules, recorded in the bundle: wi
 (the usual start), their highest score (no false alarm on validation); with defective validation photos as well
 (masks not needed), the cut with the highest image F1 over all of them.
 
-Defect masks do not set the pixel threshold: the cut with the highest pixel F1 over a few labelled defects is set by
-the largest of them and moves with each one, while intact pixels are many (docs/findings.md, "The outline's cut").
+Defect masks do not set the pixel threshold: the cut with the highest pixel F1 moves with the validation split's mix
+of intact photos and defect types, which says nothing of the line's (docs/findings.md, "The outline's cut").
 """
 
 from __future__ import annotations
