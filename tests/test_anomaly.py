@@ -417,7 +417,7 @@ def test_labelled_defects_without_masks_set_the_image_threshold_and_intact_pixel
     assert "thresholds (f1 rule, 5 intact + 3 defective validation photos)" in capsys.readouterr().out
     localizer = load_localizer(tmp_path / "out")
     assert localizer.metadata.calibration == F1_RULE
-    intact_val = [name for name in localizer.metadata.split["val"] if int(name[5:7]) < 30]
+    intact_val = [name for name in localizer.metadata.split["val"] if int(name[5:7]) < 30]  # tile_00-29: intact
     pixels = np.concatenate([localizer.model.anomaly_map(np.asarray(Image.open(tiles / "images" / name))).ravel()
                              for name in intact_val])
     assert localizer.metadata.pixel_threshold == pytest.approx(np.quantile(pixels, PIXEL_QUANTILE), rel=1e-5)

@@ -3,8 +3,8 @@
 By default the bundle's own test split is scored against the labels it was trained with (its label file,
 or its class folders). Multi-label and binary models get per-attribute tables, multi-class models accuracy
 and a confusion matrix. An anomaly localiser (--model outputs/localizer) gets image AUROC and F1 and, with
-defect masks, pixel AUROC, PRO, IoU and Dice, per defect type with --types. --two-stage scores the classifier
-and the localiser beside it as one pipeline.
+defect masks, pixel AUROC, PRO, IoU, Dice and coverage, per defect type with --types. --two-stage scores the
+classifier and the localiser beside it as one pipeline.
 """
 
 from __future__ import annotations
