@@ -90,6 +90,31 @@ def test_coverage_counts_each_defect_region_equally():
     assert scores["iou"] == pytest.approx(2 / 8, abs=1e-12)
 
 
+def test_the_outline_gallery_shows_each_type_at_its_worst_median_and_best_and_the_worst_false_alarm():
+    from defect_tf.anomaly.evaluation import Scored, shown_photos
+
+    scored, masks = Scored(), {}
+    truth = np.zeros((2, 5), bool)
+    truth[0] = True  # 5 defect pixels
+    for name, kind, found in (("a", "hole", 1), ("b", "hole", 4), ("c", "hole", 2), ("d", "hole", 5),
+                              ("e", "scratch", 3)):
+        outline = np.zeros((2, 5), bool)
+        outline[0, :found] = True
+        scored.add(name, True, 1.0, True, np.zeros((2, 5)), truth, outline)
+        masks[name] = kind
+    for name, alarm in (("f", 0), ("g", 2), ("h", 1)):  # intact photos, outlines of 0, 2 and 1 pixels
+        outline = np.zeros((2, 5), bool)
+        outline[1, :alarm] = True
+        scored.add(name, False, 0.0, bool(alarm), np.zeros((2, 5)), np.zeros((2, 5), bool), outline)
+    # holes covered 20%, 80%, 40%, 100%: worst a, median (index 2 of the sorted 4) b, best d; one scratch, once
+    assert shown_photos(scored, masks) == [(0, "hole: 20% covered"), (1, "hole: 80% covered"),
+                                           (3, "hole: 100% covered"), (4, "scratch: 60% covered"),
+                                           (6, "intact: 20.0% outlined")]
+    intact_only = Scored()
+    intact_only.add("h", False, 1.0, True, np.zeros((2, 5)), np.zeros((2, 5), bool), np.ones((2, 5), bool))
+    assert shown_photos(intact_only) == []  # nothing to compare an outline with
+
+
 def test_a_map_and_mask_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="shape"):
         pixel_auroc([np.zeros((2, 3))], [np.zeros((3, 2), bool)])
@@ -276,6 +301,7 @@ def test_a_localiser_fitted_on_intact_photos_finds_and_outlines_unseen_defects(l
     assert report["image_auroc"] == 1.0 and report["pixel_auroc"] > 0.95
     assert report["coverage"] >= 0.8  # of each unseen defect, on average, inside its outline
     assert set(report["per_type"]) == {"hole"}
+    assert (localizer_output / "outlines.png").read_bytes().startswith(b"\x89PNG")  # the test photos drawn
     split = (localizer_output / "split.txt").read_text().split("\n")
     assert sum(line.endswith(" val") for line in split) == 5  # carved from the intact train photos
 
@@ -468,6 +494,7 @@ def test_evaluate_scores_a_localiser_on_its_test_split_with_its_masks_and_types(
     assert code == 0 and (report["photos"], report["defective"]) == (12, 6)
     assert report == json.loads((tmp_path / "scored" / "metrics.json").read_text())
     assert report["pixel_auroc"] > 0.95 and set(report["per_type"]) == {"hole"}
+    assert (tmp_path / "scored" / "outlines.png").read_bytes().startswith(b"\x89PNG")
     with pytest.raises(SystemExit):  # a classifier's flags are not a localiser's, and the reverse
         evaluate.main(["--model", str(localizer_output), "--masks"])
 

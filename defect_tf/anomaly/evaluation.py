@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,6 +20,7 @@ from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_a
 from defect_tf.evaluate.metrics import precision_recall_f1
 
 FIGURES = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice", "coverage")  # a report's headline figures
+OUTLINES_FILE = "outlines.png"  # test photos with their outlines and true defects, beside the report
 
 
 def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) -> dict:
@@ -78,13 +80,39 @@ def summarise(scored: Scored, types: dict[str, str] | None = None) -> dict:
     return report
 
 
+def shown_photos(scored: Scored, types: dict[str, str] | None = None) -> list[tuple[int, str]]:
+    """The photos an outline gallery shows, as (index, title): per defect type the photos whose outline covers the
+    least, the median and the most of their defect, then the intact photo with the largest outline, if any; none
+    without a defect whose mask is known."""
+    kinds: dict[str, list[tuple[float, int]]] = {}
+    for index, mask in scored.masks.items():
+        if scored.labels[index] and mask.any():
+            kind = (types or {}).get(scored.images[index], "defective")
+            kinds.setdefault(kind, []).append((float(scored.outlines[index][mask].mean()), index))
+    if not kinds:
+        return []
+    shown = []
+    for kind, photos in sorted(kinds.items()):
+        photos.sort()
+        for place in dict.fromkeys((0, len(photos) // 2, len(photos) - 1)):
+            covered, index = photos[place]
+            shown.append((index, f"{kind}: {covered:.0%} covered"))
+    alarms = [(float(outline.mean()), index) for index, outline in scored.outlines.items()
+              if not scored.labels[index] and outline.any()]
+    if alarms:
+        share, index = max(alarms)
+        shown.append((index, f"intact: {share:.1%} outlined"))
+    return shown
+
+
 def _progress(rows, **kwargs):
     return tqdm(rows, disable=None, **kwargs)  # a bar on a terminal, silence in a log
 
 
 def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[int],
-                    progress: Callable = _progress) -> dict:
-    """Every figure over `rows` of the set, overall and per defect type, with the time per photo."""
+                    progress: Callable = _progress, gallery: Path | None = None) -> dict:
+    """Every figure over `rows` of the set, overall and per defect type, with the time per photo; with `gallery`,
+    a PNG there of chosen photos' outlines against their true defects (where masks are known)."""
     scored = Scored()
     started = time.perf_counter()
     for row in progress(rows, desc="scoring", unit="photo", leave=False):
@@ -92,6 +120,13 @@ def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[in
         scored.add(anomaly_set.images[row], bool(anomaly_set.defective[row]), found.score, found.defective,
                    found.anomaly_map, _mask_of(anomaly_set, row, found.mask.shape), found.mask)
     elapsed = time.perf_counter() - started
+    shown = shown_photos(scored, anomaly_set.types) if gallery is not None else []
+    if shown:
+        from defect_tf.evaluate.plots import plot_outlines
+
+        plot_outlines([read_photo(anomaly_set.path(rows[index])) for index, _ in shown],
+                      [scored.masks[index] for index, _ in shown], [scored.outlines[index] for index, _ in shown],
+                      [title for _, title in shown], gallery)
     return {**summarise(scored, anomaly_set.types), "ms_per_photo": 1000 * elapsed / max(len(rows), 1)}
 
 

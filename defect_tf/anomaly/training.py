@@ -15,7 +15,7 @@ from tqdm import tqdm
 from defect_tf.anomaly.calibration import calibrate
 from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set
 from defect_tf.anomaly.draem.model import DEFAULTS as DRAEM_DEFAULTS
-from defect_tf.anomaly.evaluation import describe, score_localizer
+from defect_tf.anomaly.evaluation import OUTLINES_FILE, describe, score_localizer
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.metadata import LocalizerMetadata
 from defect_tf.anomaly.patchcore.maps import DEFAULTS as PATCHCORE_DEFAULTS
@@ -34,7 +34,7 @@ METRICS_FILE = "metrics.json"
 SPLIT_FILE = "split.txt"
 CHECKPOINT_DIR = "checkpoint"  # a model that learns over epochs saves its state here after each (anomaly/draem)
 RUN_FILE = "run.json"  # in CHECKPOINT_DIR: the run's settings, so --resume needs only --output
-OUTPUTS = ("bundle", METRICS_FILE, SPLIT_FILE, CHECKPOINT_DIR)
+OUTPUTS = ("bundle", METRICS_FILE, SPLIT_FILE, CHECKPOINT_DIR, OUTLINES_FILE)
 
 
 @dataclass
@@ -191,8 +191,12 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     if not test_rows:
         log("no test photos: nothing to score (hold some out with --split-file or label defective photos)")
         return {}
-    report = score_localizer(Localizer(model, metadata, location), anomaly_set, test_rows)
+    gallery = output / OUTLINES_FILE
+    gallery.unlink(missing_ok=True)  # an earlier run's, claimed by this tool
+    report = score_localizer(Localizer(model, metadata, location), anomaly_set, test_rows, gallery=gallery)
     report["fit_seconds"] = fitted
     write_text(output / METRICS_FILE, json.dumps(report, indent=1))
     log(f"test split ({output / METRICS_FILE}):\n{describe(report)}")
+    if gallery.is_file():
+        log(f"outlines against the true defects: {gallery}")
     return report

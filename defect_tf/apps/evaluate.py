@@ -188,7 +188,7 @@ def _localizer_photos(saved, data: str | None, labels: str | None, masks: str | 
 
 def evaluate_localizer(args) -> int:
     """A localiser on its own test split (or every photo of --data), with the masks and types it knows."""
-    from defect_tf.anomaly.evaluation import describe, score_localizer
+    from defect_tf.anomaly.evaluation import OUTLINES_FILE, describe, score_localizer
     from defect_tf.anomaly.store import load_localizer
 
     localizer = load_localizer(args.model)
@@ -203,15 +203,19 @@ def evaluate_localizer(args) -> int:
     output = Path(args.output) if args.output else localizer.path.parent
     if args.output:
         output_folder.check_no_overlap(args.output, data_dir)
-    report = score_localizer(localizer, anomaly_set, rows)
     with output_folder.locked(output):
-        write_text(output_folder.claim(output, [METRICS_FILE]) / METRICS_FILE, json.dumps(report, indent=1))
+        claimed = output_folder.claim(output, [METRICS_FILE, OUTLINES_FILE])
+        (claimed / OUTLINES_FILE).unlink(missing_ok=True)  # an earlier evaluation's
+        report = score_localizer(localizer, anomaly_set, rows, gallery=claimed / OUTLINES_FILE)
+        write_text(claimed / METRICS_FILE, json.dumps(report, indent=1))
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         print(f"{split} photos of {labels or data_dir}, {localizer.describe()}")
         print(describe(report))
-        print(f"metrics saved to {output / METRICS_FILE}")
+        drawn = f", outlines against the true defects to {output / OUTLINES_FILE}" if (
+            output / OUTLINES_FILE).is_file() else ""
+        print(f"metrics saved to {output / METRICS_FILE}{drawn}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Figures people would rather see than read: the loss curve, precision-recall and ROC curves, the confusion matrix."""
+"""Figures people would rather see than read: the loss curve, precision-recall and ROC curves, the confusion matrix,
+a localiser's outlines against the true defects."""
 
 from __future__ import annotations
 
@@ -109,4 +110,26 @@ def plot_confusion_matrix(matrix: np.ndarray, names: list[str], path: str | Path
     axis.set_ylabel("true class")
     axis.set_title("Confusion matrix (shade: share of the true class)")
     figure.colorbar(image, ax=axis, fraction=0.046)
+    _save(figure, path)
+
+
+def plot_outlines(photos: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray], titles: list[str],
+                  path: str | Path, columns: int = 3) -> None:
+    """Photos with the true defect (green) and the localiser's outline (red) drawn over them, one titled panel each."""
+    rows = max(1, -(-len(photos) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.4 * rows), squeeze=False,
+                                layout="constrained")
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, photo, mask, outline, title in zip(axes.ravel(), photos, masks, outlines, titles):
+        axis.imshow(photo, cmap="gray" if photo.ndim == 2 else None)
+        height, width = mask.shape
+        for shape, colour in ((mask, "lime"), (outline, "red")):
+            if np.any(shape):  # padded, so a region that meets the photo's edge is closed along it
+                axis.contour(np.arange(-1, width + 1), np.arange(-1, height + 1), np.pad(np.asarray(shape, float), 1),
+                             levels=[0.5], colors=colour, linewidths=1.2)
+        axis.set_xlim(-0.5, width - 0.5)
+        axis.set_ylim(height - 0.5, -0.5)
+        axis.set_title(title, fontsize=9)
+    figure.suptitle("The localiser's outline (red) against the true defect (green)")
     _save(figure, path)
