@@ -115,6 +115,17 @@ def test_the_outline_gallery_shows_each_type_at_its_worst_median_and_best_and_th
     assert shown_photos(intact_only) == []  # nothing to compare an outline with
 
 
+def test_a_report_without_defective_photos_counts_false_alarms_rather_than_an_f1_of_zero():
+    from defect_tf.anomaly.evaluation import Scored, describe, summarise
+
+    scored = Scored()
+    for name, called in (("a", False), ("b", True), ("c", False)):
+        scored.add(name, False, 0.5, called)
+    report = summarise(scored)
+    assert (report["photos"], report["defective"], report["called_defective"]) == (3, 0, 1)
+    assert describe(report) == "  all            3 photos (0 defective): 1 called defective (false alarms)"
+
+
 def test_a_map_and_mask_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="shape"):
         pixel_auroc([np.zeros((2, 3))], [np.zeros((3, 2), bool)])

@@ -27,9 +27,9 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
     tp, fp = int(np.sum(decided & labels)), int(np.sum(decided & ~labels))
     fn = int(np.sum(~decided & labels))
     precision, recall, f1 = precision_recall_f1(tp, fp, fn)
-    return {"photos": int(len(labels)), "defective": int(labels.sum()), "image_auroc": image_auroc(labels, scores),
-            "accuracy": float(np.mean(decided == labels)), "precision": float(precision), "recall": float(recall),
-            "f1": float(f1)}
+    return {"photos": int(len(labels)), "defective": int(labels.sum()), "called_defective": int(decided.sum()),
+            "image_auroc": image_auroc(labels, scores), "accuracy": float(np.mean(decided == labels)),
+            "precision": float(precision), "recall": float(recall), "f1": float(f1)}
 
 
 def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray]) -> dict:
@@ -164,10 +164,12 @@ def score_two_stages(pipeline: TwoStage, anomaly_set: AnomalySet, rows: list[int
 
 
 def describe(report: dict) -> str:
-    """The report as a few printed lines."""
+    """The report as a few printed lines (without defective photos, the false alarms instead of an F1 of 0)."""
     def line(name: str, figures: dict) -> str:
         shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}" for key in FIGURES if key in figures
-                 and not np.isnan(figures[key])]
+                 and not np.isnan(figures[key]) and (figures["defective"] or key != "f1")]
+        if not figures["defective"]:
+            shown.append(f"{figures['called_defective']} called defective (false alarms)")
         return f"  {name:<10} {figures['photos']:>5} photos ({figures['defective']} defective): " + ", ".join(shown)
 
     lines = [line("all", report)]
