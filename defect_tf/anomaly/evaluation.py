@@ -111,8 +111,9 @@ def _progress(rows, **kwargs):
 
 def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[int],
                     progress: Callable = _progress, gallery: Path | None = None) -> dict:
-    """Every figure over `rows` of the set, overall and per defect type, with the time per photo; with `gallery`,
-    a PNG there of chosen photos' outlines against their true defects (where masks are known)."""
+    """Every figure over `rows` of the set, overall and per defect type, with the time per photo; with `gallery`
+    (a path the caller has claimed), a PNG there of chosen photos' outlines against their true defects, or no file
+    there when no mask is known (an earlier one is removed)."""
     scored = Scored()
     started = time.perf_counter()
     for row in progress(rows, desc="scoring", unit="photo", leave=False):
@@ -121,6 +122,8 @@ def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[in
                    found.anomaly_map, _mask_of(anomaly_set, row, found.mask.shape), found.mask)
     elapsed = time.perf_counter() - started
     shown = shown_photos(scored, anomaly_set.types) if gallery is not None else []
+    if gallery is not None:
+        gallery.unlink(missing_ok=True)
     if shown:
         from defect_tf.evaluate.plots import plot_outlines
 

@@ -192,7 +192,6 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
         log("no test photos: nothing to score (hold some out with --split-file or label defective photos)")
         return {}
     gallery = output / OUTLINES_FILE
-    gallery.unlink(missing_ok=True)  # an earlier run's, claimed by this tool
     report = score_localizer(Localizer(model, metadata, location), anomaly_set, test_rows, gallery=gallery)
     report["fit_seconds"] = fitted
     write_text(output / METRICS_FILE, json.dumps(report, indent=1))

@@ -205,7 +205,6 @@ def evaluate_localizer(args) -> int:
         output_folder.check_no_overlap(args.output, data_dir)
     with output_folder.locked(output):
         claimed = output_folder.claim(output, [METRICS_FILE, OUTLINES_FILE])
-        (claimed / OUTLINES_FILE).unlink(missing_ok=True)  # an earlier evaluation's
         report = score_localizer(localizer, anomaly_set, rows, gallery=claimed / OUTLINES_FILE)
         write_text(claimed / METRICS_FILE, json.dumps(report, indent=1))
     if args.json:
