@@ -47,7 +47,9 @@ def test_a_folder_becomes_a_csv_row_per_photo_with_unreadable_ones_and_why(expor
     expected, _ = inferencer.predict([row["image"] for row in found if row["status"] == "ok"][:4])
     for row, prediction in zip([row for row in found if row["status"] == "ok"], expected):
         assert row["detected"] == ";".join(prediction.detected)
-    assert "22 photos: 20 labelled now, 0 already in" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "22 photos: 20 labelled now, 0 already in" in printed.out
+    assert "labelling: 100% 22/22" in printed.err  # a log (not a terminal) gets progress as lines
     assert not (tmp_path / f"predictions.csv{PARTIAL_SUFFIX}").exists()
 
 

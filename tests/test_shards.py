@@ -185,6 +185,7 @@ def test_training_refuses_flags_the_shards_fix(demo, capsys):
     from defect_tf.apps.cli import run
 
     run_prepare(demo)
+    assert "shards: 100% 48/48" in capsys.readouterr().err  # preparing reports its progress, as a line in a log
     code = run(lambda: train.main(["--data", str(demo / "shards"), "--labels", str(demo / "labels.txt"), "--output",
                        str(demo / "out"), "--image-size", "64", "--backbone", "small_cnn", "--weights", "none"]))
     error = capsys.readouterr().err.strip()

@@ -41,3 +41,14 @@ def test_settings_a_multiclass_run_cannot_use_are_refused_before_any_work(tmp_pa
     # left to the data, the task is known only once the labels are read: the same rule, then
     assert TrainConfig(data=str(tmp_path), alpha=0.75).task_problems("multilabel") == []
     assert TrainConfig(data=str(tmp_path), alpha=0.75).task_problems("multiclass")[0].startswith("--alpha is for")
+
+
+def test_a_backbone_without_imagenet_weights_is_refused_with_the_fix_before_any_work(tmp_path):
+    import pytest
+
+    from defect_tf.errors import DefectTFError
+
+    # before, the run read and checked every image first, then stopped on the default --weights imagenet
+    with pytest.raises(DefectTFError, match="--backbone small_cnn has no ImageNet weights: add --weights none"):
+        TrainConfig(data=str(tmp_path), backbone="small_cnn").validate()
+    TrainConfig(data=str(tmp_path), backbone="small_cnn", weights="none").validate()

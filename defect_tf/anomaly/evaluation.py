@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
 
 from defect_tf.anomaly.data import AnomalySet, read_mask
 from defect_tf.anomaly.images import read_photo
@@ -18,6 +17,7 @@ from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
 from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pro_score
 from defect_tf.evaluate.metrics import precision_recall_f1
+from defect_tf.progress_bar import progress_bar
 
 FIGURES = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice", "coverage")  # a report's headline figures
 OUTLINES_FILE = "outlines.png"  # test photos with their outlines and true defects, beside the report
@@ -105,12 +105,8 @@ def shown_photos(scored: Scored, types: dict[str, str] | None = None) -> list[tu
     return shown
 
 
-def _progress(rows, **kwargs):
-    return tqdm(rows, disable=None, **kwargs)  # a bar on a terminal, silence in a log
-
-
 def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[int],
-                    progress: Callable = _progress, gallery: Path | None = None) -> dict:
+                    progress: Callable = progress_bar, gallery: Path | None = None) -> dict:
     """Every figure over `rows` of the set, overall and per defect type, with the time per photo; with `gallery`
     (a path the caller has claimed), a PNG there of chosen photos' outlines against their true defects, or no file
     there when no mask is known (an earlier one is removed)."""
@@ -142,7 +138,7 @@ def _mask_of(anomaly_set: AnomalySet, row: int, shape: tuple[int, int]) -> np.nd
 
 
 def score_two_stages(pipeline: TwoStage, anomaly_set: AnomalySet, rows: list[int], batch_size: int = 32,
-                     progress: Callable = _progress) -> dict:
+                     progress: Callable = progress_bar) -> dict:
     """The pipeline over `rows`: stage 1 decides and ranks (its damage score), stage 2 outlines only the photos
     stage 1 calls damaged (a photo it calls intact has an empty map and outline). The same figures as a localiser."""
     scored, task = Scored(), pipeline.classifier.metadata.task

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
-from tqdm import tqdm
 
 from defect_tf.anomaly.calibration import calibrate
 from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set
@@ -28,6 +27,7 @@ from defect_tf.io.files import write_text
 from defect_tf.io.untrusted import read_text
 from defect_tf.limits import MAX_JSON_FILE_BYTES
 from defect_tf.models.registry import BACKBONES
+from defect_tf.progress_bar import progress_bar
 from defect_tf.train.strategy import read_cluster
 
 METRICS_FILE = "metrics.json"
@@ -112,7 +112,7 @@ def _absolute(path: str | None) -> str:
 
 
 def _photos(anomaly_set: AnomalySet, rows: list[int], what: str):
-    for row in tqdm(rows, desc=what, unit="photo", leave=False, disable=None):
+    for row in progress_bar(rows, desc=what, unit="photo", leave=False):
         yield read_photo(anomaly_set.path(row))
 
 

@@ -76,15 +76,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def label_folder_to_csv(args) -> int:
-    from tqdm import tqdm
+    from defect_tf.progress_bar import progress_bar
 
     inferencer = open_inferencer(args.model, args.runtime, args.threads)
     print(f"runtime: {inferencer.describe()}", flush=True)
     bars = []
 
     def progress(total: int, done: int):
-        bars.append(tqdm(total=total, initial=done, unit="photo", desc="labelling", file=sys.stderr,
-                         disable=None, dynamic_ncols=True))
+        bars.append(progress_bar(total=total, initial=done, unit="photo", desc="labelling", dynamic_ncols=True))
         return bars[-1].update
 
     try:

@@ -8,10 +8,10 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from defect_tf.data.labels import LabelTable, label_counts
 from defect_tf.data.pipeline import decoded_images
@@ -33,6 +33,7 @@ from defect_tf.data.splits import SPLITS
 from defect_tf.errors import DefectTFError
 from defect_tf.io.files import disk_full, is_disk_full, write_text
 from defect_tf.io.untrusted import describe_size
+from defect_tf.progress_bar import progress_bar
 
 PARTIAL = ".partial"  # a shard being written: never listed in a manifest, so never read
 
@@ -81,14 +82,15 @@ def _same_plan(old: dict, new: dict) -> bool:
     return key(old) == key(new)
 
 
-def _write_shard(path: Path, paths: list[str], rows: list[int], image_size: int, bar: tqdm) -> None:
+def _write_shard(path: Path, paths: list[str], rows: list[int], image_size: int,
+                 count: Callable[[int], None]) -> None:
     """One shard under a temporary name, flushed to disk, then renamed: a file by its final name is whole."""
     partial = path.with_name(path.name + PARTIAL)
     try:
         with tf.io.TFRecordWriter(str(partial)) as writer:
             for image, row in zip(decoded_images(paths, image_size).as_numpy_iterator(), rows):
                 writer.write(encode_record(image, row))
-                bar.update(1)
+                count(1)
         with open(partial, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(partial, path)
@@ -130,9 +132,10 @@ def write_shards(folder: Path, plan: list[dict], table: LabelTable, split: np.nd
     if done:
         log(f"resuming: {len(done)} of {len(plan)} shards were finished before; writing the other {len(todo)}")
     log(f"writing {len(table.images):,} images at {image_size} px into {len(plan)} shards in {folder}")
-    with tqdm(total=len(table.images), initial=images_done, desc="shards", unit="image", disable=None) as bar:
+    with progress_bar(total=len(table.images), initial=images_done, desc="shards", unit="image") as bar:
         for shard in todo:
-            _write_shard(folder / shard["file"], [paths[row] for row in shard["rows"]], shard["rows"], image_size, bar)
+            _write_shard(folder / shard["file"], [paths[row] for row in shard["rows"]], shard["rows"], image_size,
+                         bar.update)
     manifest = _manifest(plan, image_size, interleave, sha256(text), about, True, folder, table, split)
     write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=1))
     return manifest

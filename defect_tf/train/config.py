@@ -118,6 +118,10 @@ class TrainConfig:
         if not Path(self.data).is_dir():
             problems.append(f"--data {self.data}: " + ("folder not found" if not Path(self.data).exists()
                                                         else "not a folder"))
+        if (self.weights.lower() == "imagenet" and self.backbone in BACKBONES
+                and BACKBONES[self.backbone].imagenet is None):
+            problems.append(f"--backbone {self.backbone} has no ImageNet weights: add --weights none to train it "
+                            "from scratch")
         files = [("labels", "label file", MAX_TEXT_FILE_BYTES), ("split_file", "split file", MAX_TEXT_FILE_BYTES)]
         if self.weights.lower() not in ("imagenet", "none"):
             files.append(("weights", "weights file", MAX_MODEL_FILE_BYTES))

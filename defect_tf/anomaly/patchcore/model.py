@@ -13,7 +13,6 @@ from typing import Iterable
 
 import keras
 import numpy as np
-from tqdm import tqdm
 
 from defect_tf.anomaly.base import AnomalyModel, Report, load_network
 from defect_tf.anomaly.images import model_input
@@ -22,6 +21,7 @@ from defect_tf.anomaly.patchcore.maps import BANK_FILE, PatchCoreMaps, place_sta
 from defect_tf.errors import BundleError
 from defect_tf.models.features import feature_extractor
 from defect_tf.models.registry import get_backbone
+from defect_tf.progress_bar import progress_bar
 
 MODEL_FILE = "model.keras"
 PLACE_MIN_PHOTOS, PLACE_MAX_PHOTOS = 5, 50  # intact photos kept out of the memory bank for the place statistics
@@ -84,11 +84,11 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
         bank = np.concatenate(rows)
         size = min(int(self.settings["coreset_size"]), len(bank))
         report(f"coreset: {size:,} of {len(bank):,} patch features ({bank.shape[1]} values each)")
-        with tqdm(total=size, desc="coreset", unit="row", leave=False, unit_scale=True, disable=None) as bar:
+        with progress_bar(total=size, desc="coreset", unit="row", leave=False, unit_scale=True) as bar:
             self.bank = bank[greedy_coreset(bank, size, seed=seed, report=bar.update)]
         if kept:
             cell_maps = [self.cell_distances(self.patch_features(self.forward(self.network_input(inputs))))
-                         for inputs in tqdm(kept, desc="places", unit="photo", leave=False, disable=None)]
+                         for inputs in progress_bar(kept, desc="places", unit="photo", leave=False)]
             self.settings.update(place_statistics(cell_maps))
             report(f"each place's usual distance from {len(kept)} intact photos kept out of the memory bank")
         else:
