@@ -87,7 +87,8 @@ def test_every_arm_is_scored_on_the_whole_shared_test_split_even_rows_it_dropped
 
 @pytest.mark.integration
 @pytest.mark.parametrize("script, dataset, folder", [("missing_labels.py", "neu", "neu"),
-                                                     ("ablations.py", "neu_xml", "neu"), ("anomaly.py", None, "anomaly")])
+                                                     ("ablations.py", "neu_xml", "neu"), ("anomaly.py", None, "anomaly"),
+                                                     ("patchcore_size.py", None, "anomaly")])
 def test_a_benchmark_says_clearly_when_its_data_is_absent(tmp_path, script, dataset, folder):
     chosen = ["--dataset", dataset] if dataset else []
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *chosen,
@@ -289,6 +290,18 @@ def test_the_anomaly_benchmark_takes_its_labelled_defects_out_of_the_test_split(
         assert sum(parts[n] == "val" for n in labelled) == LABELLED_PER_TYPE // 5
     assert sum(parts[n] == "val" for n in names if types[n] == "free") == 2  # a tenth of the 20 intact train photos
     assert test == sorted(n for n in names if parts[n] == "test") and len(test) == 80 - 20 - 2 * LABELLED_PER_TYPE
+
+    # the input-size sweep scores the localiser's validation photos: intact val and every labelled defect, no test
+    from patchcore_size import validation_rows
+
+    from defect_tf.anomaly.data import read_anomaly_set
+
+    (folder / "labels.txt").write_text("image defect\n" + "".join(
+        f"{n} {int(k != 'free')}\n" for n, k in zip(names, kinds)))
+    anomaly_set = read_anomaly_set(str(folder), str(folder / "labels.txt"), str(path))
+    chosen = [anomaly_set.images[row] for row in validation_rows(anomaly_set)]
+    assert sorted(chosen) == sorted(n for n in names if parts[n] == "val" or (types[n] != "free" and parts[n] == "train"))
+    assert len(chosen) == 2 + 2 * LABELLED_PER_TYPE and not set(chosen) & set(test)
 
 
 def test_a_recorded_command_reads_as_a_user_types_it():

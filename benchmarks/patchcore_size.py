@@ -1,0 +1,71 @@
+"""PatchCore's input size, chosen on validation photos only, on the magnetic tiles (`../shared/data/anomaly`).
+
+For each shorter side the localiser is fitted as `benchmarks/anomaly.py` fits it (the same split: the intact train
+photos, a tenth of them to validation; 20 labelled defects of each type taken out of the test split), then scored on
+its validation photos: the intact ones and the 100 labelled defects (with their masks). The test split is not read,
+so the size chosen here can then be reported on it by `benchmarks/anomaly.py --image-size S` (same `--work`: the
+fits are read back). Figures: image AUROC, pixel AUROC, PRO, IoU, Dice, coverage at each size's own calibrated
+cuts, per defect type, with fit time and ms per photo.
+
+    python benchmarks/patchcore_size.py [--sizes 128 160 192 256] [--coreset-size 10000] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import SimpleNamespace
+
+from anomaly import fit_localizer, localizer_folder, per_type_table, table, write_split
+
+from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
+
+from defect_tf.anomaly.data import read_anomaly_set
+from defect_tf.anomaly.evaluation import score_localizer
+from defect_tf.anomaly.store import load_localizer
+from defect_tf.anomaly.training import LocalizerConfig
+
+
+def validation_rows(anomaly_set) -> list[int]:
+    """The photos the localiser's thresholds were calibrated on: intact validation photos and every labelled
+    defect (the benchmark's split marks 80 of them train, for its classifier; a localiser learns from intact photos
+    only, so they are validation to it)."""
+    return sorted(anomaly_set.rows("val") + anomaly_set.rows("train", True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192, 256])
+    parser.add_argument("--coreset-size", type=int, default=LocalizerConfig.coreset_size)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", help="folder for the runs (shared with benchmarks/anomaly.py: fits are read back)")
+    args = parser.parse_args(argv)
+    folder = data_folder(args.data_root, "anomaly")
+    work = work_folder(args.work, "anomaly-")
+    split, _ = write_split(folder, work, args.seed)
+    anomaly_set = read_anomaly_set(str(folder / "images"), str(folder / "labels.txt"), str(split),
+                                   str(folder / "masks"), str(folder / "types.txt"))
+    rows = validation_rows(anomaly_set)
+    reports, times = {}, {}
+    for size in args.sizes:
+        fit_args = SimpleNamespace(image_size=size, coreset_size=args.coreset_size, seed=args.seed,
+                                   draem_image_size=None, draem_epochs=LocalizerConfig.epochs)
+        output = localizer_folder(work, "patchcore", fit_args)
+        name = f"{size} px"
+        times[name] = f"{fit_localizer(folder, split, output, 'patchcore', fit_args):.0f} s"
+        print(f"scoring {len(rows)} validation photos at {size} px", flush=True)
+        reports[name] = score_localizer(load_localizer(output), anomaly_set, rows)
+    defective = sum(bool(anomaly_set.defective[row]) for row in rows)
+    markdown = (f"PatchCore (Lite0 features, memory bank {args.coreset_size:,} rows) by its input's shorter side, "
+                f"scored on the localiser's validation photos ({len(rows) - defective} intact, {defective} labelled "
+                f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', '| side |')}"
+                f"\n\nPer defect type (each type's photos against the intact ones):\n\n{per_type_table(reports)}")
+    print(markdown)
+    record("patchcore_size", "PatchCore's input size, chosen on validation photos (magnetic tiles)", markdown,
+           reports)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(lambda: main()))
