@@ -11,7 +11,7 @@ peak); `two-stage` (the classifier decides, PatchCore outlines the photos it cal
 each method's threshold, pixel AUROC, PRO (to 30% false-positive rate), IoU and Dice of the outlines, coverage (the
 share of each true defect region inside the outline, averaged over the regions), fit time, ms per photo.
 
-    python benchmarks/anomaly.py [--models patchcore,draem] [--image-size 256] [--draem-image-size 128]
+    python benchmarks/anomaly.py [--models patchcore,draem] [--image-size 192] [--draem-image-size 128]
                                  [--draem-epochs 40] [--coreset-size 10000] [--work DIR]
 """
 
@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from common import DEFAULT_DATA_ROOT, data_folder, number, record, run, work_folder
 
 from defect_tf.anomaly.data import read_mask
 from defect_tf.anomaly.evaluation import FIGURES, Scored, summarise
 from defect_tf.anomaly.images import read_photo
+from defect_tf.anomaly.registry import ANOMALY_MODELS
 from defect_tf.anomaly.store import load_localizer
 from defect_tf.anomaly.training import METRICS_FILE, LocalizerConfig, train_localizer
 from defect_tf.bundle.store import load_bundle
@@ -38,6 +38,7 @@ from defect_tf.data.images import resize_image
 from defect_tf.explain.heatmap_scores import HEATMAP_LEVEL
 from defect_tf.explain.heatmaps import GradCAM, upsample
 from defect_tf.inference.predictor import predict_probabilities
+from defect_tf.progress_bar import progress_bar
 from defect_tf.train.config import TrainConfig
 from defect_tf.train.trainer import train
 
@@ -104,7 +105,7 @@ def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_di
     threshold = float(bundle.thresholds[0])
     arms = {name: Scored() for name in (*localizers, "heatmap", "two-stage")}
     seconds = {name: 0.0 for name in arms}
-    for image in tqdm(test, desc="scoring", unit="photo"):
+    for image in progress_bar(test, desc="scoring", unit="photo"):
         defective = labels[image] == "1"
         photo = read_photo(folder / "images" / image)
         mask = read_mask(masks_dir / f"{Path(image).stem}.png") if defective else np.zeros(photo.shape[:2], bool)
@@ -164,9 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
     parser.add_argument("--models", default="patchcore,draem", help="the localisers, the first one the second stage")
-    parser.add_argument("--image-size", type=int, default=256, help="PatchCore's shorter side")
+    parser.add_argument("--image-size", type=int, default=ANOMALY_MODELS["patchcore"].default_size,
+                        help="PatchCore's shorter side")
     parser.add_argument("--coreset-size", type=int, default=LocalizerConfig.coreset_size)
-    parser.add_argument("--draem-image-size", type=int, default=128, help="DRAEM's shorter side")
+    parser.add_argument("--draem-image-size", type=int, default=ANOMALY_MODELS["draem"].default_size,
+                        help="DRAEM's shorter side")
     parser.add_argument("--draem-epochs", type=int, default=LocalizerConfig.epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", help="folder for the runs (a rerun there reads finished runs)")

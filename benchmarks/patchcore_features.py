@@ -34,7 +34,6 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
-from tqdm import tqdm
 
 from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
@@ -42,6 +41,7 @@ from defect_tf.anomaly.images import model_input, read_photo, standardised
 from defect_tf.anomaly.patchcore.coreset import nearest_distances
 from defect_tf.anomaly.patchcore.maps import DEFAULTS, PatchCoreMaps, by_place, place_statistics
 from defect_tf.anomaly.patchcore.model import build_feature_model, held_out
+from defect_tf.progress_bar import progress_bar
 
 LEVELS = ["P2", "P3", "P4", "P5"]
 TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
@@ -61,7 +61,7 @@ def cached_maps(folder: Path, work: Path, side: int, backbone: str) -> dict:
     split, label, kind = rows(folder / "split.txt"), rows(folder / "labels.txt"), rows(folder / "types.txt")
     model = build_feature_model(backbone, LEVELS, "imagenet")
     out = {}
-    for name in tqdm(sorted(split), desc="features", unit="photo"):
+    for name in progress_bar(sorted(split), desc="features", unit="photo"):
         x = standardised(model_input(read_photo(folder / "images" / name), side))
         maps = [np.asarray(m)[0].astype(np.float16) for m in model.predict_on_batch(x[None])]
         mask = None
@@ -120,7 +120,7 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
     test = [name for name, entry in cache.items() if entry["split"] == "test"]
     labels, kinds, pixel_truth = [], [], []
     scores, pixel_maps = {w: [] for w in own_tile}, {w: [] for w in own_tile}
-    for name in tqdm(test, desc="scoring", unit="photo", leave=False):
+    for name in progress_bar(test, desc="scoring", unit="photo", leave=False):
         entry = cache[name]
         height, width = entry["shape"]
         truth = entry["mask"] if entry["mask"] is not None else np.zeros((height, width), bool)
@@ -194,7 +194,7 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
         return x, {"top": (slice(0, rows_half), slice(None)), "bottom": (slice(height - rows_half, None), slice(None)),
                    "left": (slice(None), slice(0, cols_half)), "right": (slice(None), slice(width - cols_half, None))}
 
-    for name in tqdm(sorted(kept_out), desc="places", unit="photo", leave=False):
+    for name in progress_bar(sorted(kept_out), desc="places", unit="photo", leave=False):
         x, parts = halves(name)
         for side_name, half in parts.items():
             halves_of.setdefault(side_name, []).append(cells_of(x[half]))
@@ -211,7 +211,7 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
     intact = {side_name: [] for side_name in ("top", "bottom", "left", "right")}  # side -> intact photos' scores
     defective = []  # (type, side, scores)
     test = [name for name, entry in cache.items() if entry["split"] == "test"]
-    for name in tqdm(test, desc="halves", unit="photo", leave=False):
+    for name in progress_bar(test, desc="halves", unit="photo", leave=False):
         entry = cache[name]
         x, parts = halves(name)
         if entry["mask"] is None:
