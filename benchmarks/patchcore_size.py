@@ -2,8 +2,9 @@
 
 For each shorter side the localiser is fitted as `benchmarks/anomaly.py` fits it (the same split: the intact train
 photos, a tenth of them to validation; 20 labelled defects of each type taken out of the test split), then scored on
-its validation photos: the intact ones and the 100 labelled defects (with their masks). The test split is not read,
-so the size chosen here can then be reported on it by `benchmarks/anomaly.py --image-size S` (same `--work`: the
+its validation photos: the intact ones and the 100 labelled defects (with their masks). No test photo enters the
+table (each fit, as the tool's own run, still writes its test report into its folder's `metrics.json`), so the size
+chosen here can then be reported on the test split by `benchmarks/anomaly.py --image-size S` (same `--work`: the
 fits are read back). Figures: image AUROC, pixel AUROC, PRO, IoU, Dice, coverage at each size's own calibrated
 cuts, per defect type, with fit time and ms per photo.
 
