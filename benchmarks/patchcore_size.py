@@ -21,13 +21,13 @@ from anomaly import fit_localizer, localizer_folder, per_type_table, table, writ
 
 from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
-from defect_tf.anomaly.data import read_anomaly_set
+from defect_tf.anomaly.data import AnomalySet, read_anomaly_set
 from defect_tf.anomaly.evaluation import score_localizer
 from defect_tf.anomaly.store import load_localizer
 from defect_tf.anomaly.training import LocalizerConfig
 
 
-def validation_rows(anomaly_set) -> list[int]:
+def validation_rows(anomaly_set: AnomalySet) -> list[int]:
     """The photos the localiser's thresholds were calibrated on: intact validation photos and every labelled
     defect (the benchmark's split marks 80 of them train, for its classifier; a localiser learns from intact photos
     only, so they are validation to it)."""
