@@ -29,9 +29,9 @@ from defect_tf.anomaly.training import LocalizerConfig
 
 def validation_rows(anomaly_set: AnomalySet) -> list[int]:
     """The photos the localiser's thresholds were calibrated on: intact validation photos and every labelled
-    defect (the benchmark's split marks 80 of them train, for its classifier; a localiser learns from intact photos
-    only, so they are validation to it)."""
-    return sorted(anomaly_set.rows("val") + anomaly_set.rows("train", True))
+    defect (the benchmark's split marks 80 of them train, for its classifier; `read_anomaly_set` already moves a
+    defective train photo to validation, since a localiser learns from intact photos only)."""
+    return anomaly_set.rows("val")
 
 
 def main(argv: list[str] | None = None) -> int:
