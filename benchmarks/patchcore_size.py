@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 from anomaly import fit_localizer, localizer_folder, per_type_table, table, write_split
@@ -34,27 +35,41 @@ def validation_rows(anomaly_set: AnomalySet) -> list[int]:
     return anomaly_set.rows("val")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192, 256])
-    parser.add_argument("--coreset-size", type=int, default=LocalizerConfig.coreset_size)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", help="folder for the runs (shared with benchmarks/anomaly.py: fits are read back)")
-    args = parser.parse_args(argv)
+def fitted_sizes(args: argparse.Namespace) -> tuple[AnomalySet, list[int], dict[int, tuple[Path, float]]]:
+    """The benchmark's photos, its validation rows, and PatchCore fitted (or read back) at each of `args.sizes`:
+    size -> (its run folder, its fit in seconds)."""
     folder = data_folder(args.data_root, "anomaly")
     work = work_folder(args.work, "anomaly-")
     split, _ = write_split(folder, work, args.seed)
     anomaly_set = read_anomaly_set(str(folder / "images"), str(folder / "labels.txt"), str(split),
                                    str(folder / "masks"), str(folder / "types.txt"))
-    rows = validation_rows(anomaly_set)
-    reports, times = {}, {}
+    fits = {}
     for size in args.sizes:
         fit_args = SimpleNamespace(image_size=size, coreset_size=args.coreset_size, seed=args.seed,
                                    draem_image_size=None, draem_epochs=LocalizerConfig.epochs)
         output = localizer_folder(work, "patchcore", fit_args)
+        fits[size] = output, fit_localizer(folder, split, output, "patchcore", fit_args)
+    return anomaly_set, validation_rows(anomaly_set), fits
+
+
+def add_size_options(parser: argparse.ArgumentParser) -> None:
+    """The options every PatchCore size study shares (its fits are shared through `--work`)."""
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192, 256])
+    parser.add_argument("--coreset-size", type=int, default=LocalizerConfig.coreset_size)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", help="folder for the runs (shared with benchmarks/anomaly.py: fits are read back)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_size_options(parser)
+    args = parser.parse_args(argv)
+    anomaly_set, rows, fits = fitted_sizes(args)
+    reports, times = {}, {}
+    for size, (output, seconds) in fits.items():
         name = f"{size} px"
-        times[name] = f"{fit_localizer(folder, split, output, 'patchcore', fit_args):.0f} s"
+        times[name] = f"{seconds:.0f} s"
         print(f"scoring {len(rows)} validation photos at {size} px", flush=True)
         reports[name] = score_localizer(load_localizer(output), anomaly_set, rows)
     defective = sum(bool(anomaly_set.defective[row]) for row in rows)

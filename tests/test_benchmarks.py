@@ -88,7 +88,8 @@ def test_every_arm_is_scored_on_the_whole_shared_test_split_even_rows_it_dropped
 @pytest.mark.integration
 @pytest.mark.parametrize("script, dataset, folder", [("missing_labels.py", "neu", "neu"),
                                                      ("ablations.py", "neu_xml", "neu"), ("anomaly.py", None, "anomaly"),
-                                                     ("patchcore_size.py", None, "anomaly")])
+                                                     ("patchcore_size.py", None, "anomaly"),
+                                                     ("patchcore_pixels.py", None, "anomaly")])
 def test_a_benchmark_says_clearly_when_its_data_is_absent(tmp_path, script, dataset, folder):
     chosen = ["--dataset", dataset] if dataset else []
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *chosen,
@@ -302,6 +303,18 @@ def test_the_anomaly_benchmark_takes_its_labelled_defects_out_of_the_test_split(
     chosen = [anomaly_set.images[row] for row in validation_rows(anomaly_set)]
     assert sorted(chosen) == sorted(n for n in names if parts[n] == "val" or (types[n] != "free" and parts[n] == "train"))
     assert len(chosen) == 2 + 2 * LABELLED_PER_TYPE and not set(chosen) & set(test)
+
+
+def test_pixel_auroc_is_split_into_defects_against_intact_photos_and_against_their_own_clean_pixels():
+    from patchcore_pixels import averaged, pixel_auroc_parts
+
+    maps = [np.array([[0.0, 1.0]]), np.array([[2.0, 3.0]])]
+    masks = [np.zeros((1, 2), bool), np.array([[True, False]])]
+    # the defect pixel (2) outranks both pixels of the intact photo (0, 1) but not its own photo's clean pixel (3)
+    assert pixel_auroc_parts(maps, masks) == {"pooled": pytest.approx(2 / 3), "against_intact_photos": 1.0,
+                                              "against_own_clean_pixels": 0.0}
+    # two sizes' maps of one photo, averaged pixel by pixel
+    np.testing.assert_array_equal(averaged([[np.array([[0.0, 2.0]])], [np.array([[4.0, 2.0]])]])[0], [[2.0, 2.0]])
 
 
 def test_a_recorded_command_reads_as_a_user_types_it():

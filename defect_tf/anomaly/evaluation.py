@@ -115,7 +115,7 @@ def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[in
     for row in progress(rows, desc="scoring", unit="photo", leave=False):
         found = localizer.locate(read_photo(anomaly_set.path(row)))
         scored.add(anomaly_set.images[row], bool(anomaly_set.defective[row]), found.score, found.defective,
-                   found.anomaly_map, _mask_of(anomaly_set, row, found.mask.shape), found.mask)
+                   found.anomaly_map, true_mask(anomaly_set, row, found.mask.shape), found.mask)
     elapsed = time.perf_counter() - started
     shown = shown_photos(scored, anomaly_set.types) if gallery is not None else []
     if gallery is not None:
@@ -129,7 +129,7 @@ def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[in
     return {**summarise(scored, anomaly_set.types), "ms_per_photo": 1000 * elapsed / max(len(rows), 1)}
 
 
-def _mask_of(anomaly_set: AnomalySet, row: int, shape: tuple[int, int]) -> np.ndarray | None:
+def true_mask(anomaly_set: AnomalySet, row: int, shape: tuple[int, int]) -> np.ndarray | None:
     """The photo's true mask: its mask file, all False for an intact photo, None for a defect without a mask."""
     image = anomaly_set.images[row]
     if not anomaly_set.defective[row]:
@@ -155,7 +155,7 @@ def score_two_stages(pipeline: TwoStage, anomaly_set: AnomalySet, rows: list[int
                 scored.add(anomaly_set.images[row], bool(anomaly_set.defective[row]),
                            damage_score(answer.prediction, task), stage_one_damaged(answer.prediction, task),
                            found.anomaly_map if found is not None else np.zeros(shape, np.float32),
-                           _mask_of(anomaly_set, row, shape),
+                           true_mask(anomaly_set, row, shape),
                            found.mask if found is not None else np.zeros(shape, bool))
             bar.update(len(chunk))
     elapsed = time.perf_counter() - started
