@@ -34,10 +34,10 @@ from defect_tf.progress_bar import progress_bar
 PARTS = ("pooled", "against_intact_photos", "against_own_clean_pixels")
 
 
-def pixel_auroc_parts(maps: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, float]:
+def pixel_auroc_parts(maps: list[np.ndarray], masks: list[np.ndarray], defective: list[bool]) -> dict[str, float]:
     """Pixel AUROC over every pixel (`pooled`), and the defect pixels ranked against the pixels of intact photos
-    only, then against the defect-free pixels of the photos that hold a defect only."""
-    defective = [bool(mask.any()) for mask in masks]
+    only, then against the defect-free pixels of the defective photos only (a defective photo's mask may be empty:
+    its pixels are then all defect-free, never an intact photo's)."""
     defects = [m[t] for m, t, d in zip(maps, masks, defective) if d]
 
     def ranked(others: list[np.ndarray]) -> float:
@@ -54,15 +54,15 @@ def averaged(maps_by_size: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.mean(np.stack(per_photo), axis=0) for per_photo in zip(*maps_by_size)]
 
 
-def figures(maps: list[np.ndarray], masks: list[np.ndarray], kinds: list[str | None]) -> dict:
+def figures(maps: list[np.ndarray], masks: list[np.ndarray], labels: list[bool], kinds: list[str | None]) -> dict:
     """Image AUROC (the tool's top-share score), the pixel AUROC parts, and the parts per defect type (each type's
     photos with the intact ones)."""
-    labels = [bool(mask.any()) for mask in masks]
     result = {"image_auroc": image_auroc(labels, [top_mean(m, TOP_SHARE) for m in maps]),
-              **pixel_auroc_parts(maps, masks), "per_type": {}}
+              **pixel_auroc_parts(maps, masks, labels), "per_type": {}}
     for kind in sorted({k for k, label in zip(kinds, labels) if label and k}):
         chosen = [i for i, label in enumerate(labels) if not label or kinds[i] == kind]
-        result["per_type"][kind] = pixel_auroc_parts([maps[i] for i in chosen], [masks[i] for i in chosen])
+        result["per_type"][kind] = pixel_auroc_parts([maps[i] for i in chosen], [masks[i] for i in chosen],
+                                                     [labels[i] for i in chosen])
     return result
 
 
@@ -92,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     maps, masks, ms = validation_maps(anomaly_set, rows, fits)
     if any(mask is None for mask in masks):
         raise SystemExit("every labelled defect of the validation photos needs its mask")
+    labels = [bool(anomaly_set.defective[row]) for row in rows]
     kinds = [anomaly_set.types.get(anomaly_set.images[row]) for row in rows]
     sizes = list(maps)
     combos = [c for k in range(1, len(sizes) + 1) for c in itertools.combinations(sizes, k)]
-    results = {" + ".join(f"{s} px" for s in combo): {**figures(averaged([maps[s] for s in combo]), masks, kinds),
+    results = {" + ".join(f"{s} px" for s in combo): {**figures(averaged([maps[s] for s in combo]), masks, labels, kinds),
                                                       "ms_per_photo": sum(ms[s] for s in combo)}
                for combo in combos}
     singles = [f"{s} px" for s in sizes]
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     fused += [f"| {name} | {result['ms_per_photo']:.0f} | {number(result['image_auroc'])} | {part_cells(result)} | "
               f"{part_cells(result['per_type']['uneven']) if 'uneven' in result['per_type'] else '-'} |"
               for name, result in results.items()]
-    defective = sum(bool(mask.any()) for mask in masks)
+    defective = sum(labels)
     markdown = (f"PatchCore (Lite0 features, memory bank {args.coreset_size:,} rows), scored on the localiser's "
                 f"validation photos ({len(rows) - defective} intact, {defective} labelled defects), never on the "
                 f"test split. The defect pixels ranked against every other pixel (pooled: the report's pixel "
