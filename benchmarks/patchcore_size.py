@@ -9,12 +9,14 @@ fits are read back). Figures: image AUROC, pixel AUROC, PRO, IoU, Dice, coverage
 cuts, per defect type, with fit time and ms per photo.
 
     python benchmarks/patchcore_size.py [--sizes 128 160 192 256] [--coreset-size 10000] [--work DIR]
+    python benchmarks/patchcore_size.py --sizes 192 --smoothing 4 8 16 [--work DIR]   # the maps' smoothing instead
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,8 +26,8 @@ from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
 from defect_tf.anomaly.data import AnomalySet, read_anomaly_set
 from defect_tf.anomaly.evaluation import score_localizer
-from defect_tf.anomaly.store import load_localizer
-from defect_tf.anomaly.training import LocalizerConfig
+from defect_tf.anomaly.store import Localizer, load_localizer
+from defect_tf.anomaly.training import LocalizerConfig, calibrated
 
 
 def validation_rows(anomaly_set: AnomalySet) -> list[int]:
@@ -52,6 +54,18 @@ def fitted_sizes(args: argparse.Namespace) -> tuple[AnomalySet, list[int], dict[
     return anomaly_set, validation_rows(anomaly_set), fits
 
 
+def smoothed(localizer: Localizer, anomaly_set: AnomalySet, smoothing: float | None) -> Localizer:
+    """The localiser with its maps smoothed by a Gaussian of `smoothing` px (None: its own) and its thresholds
+    calibrated again on the validation photos, as training calibrates them."""
+    if smoothing is None or smoothing == localizer.model.settings["smoothing"]:
+        return localizer
+    localizer.model.settings["smoothing"] = smoothing
+    thresholds = calibrated(localizer.model, anomaly_set)
+    metadata = replace(localizer.metadata, image_threshold=thresholds.image, pixel_threshold=thresholds.pixel,
+                       calibration=thresholds.rule, settings=dict(localizer.model.settings))
+    return replace(localizer, metadata=metadata)
+
+
 def add_size_options(parser: argparse.ArgumentParser) -> None:
     """The options every PatchCore size study shares (its fits are shared through `--work`)."""
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT))
@@ -64,22 +78,32 @@ def add_size_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(parser)
+    parser.add_argument("--smoothing", type=float, nargs="+",
+                        help="the maps' Gaussian in px of the model's input, each size scored with each (thresholds "
+                             "calibrated again); default: the fit's own only")
     args = parser.parse_args(argv)
     anomaly_set, rows, fits = fitted_sizes(args)
     reports, times = {}, {}
     for size, (output, seconds) in fits.items():
-        name = f"{size} px"
-        times[name] = f"{seconds:.0f} s"
-        print(f"scoring {len(rows)} validation photos at {size} px", flush=True)
-        reports[name] = score_localizer(load_localizer(output), anomaly_set, rows)
+        for smoothing in args.smoothing or [None]:
+            name = f"{size} px" + (f", smoothing {smoothing:g} px" if args.smoothing else "")
+            times[name] = f"{seconds:.0f} s"
+            print(f"scoring {len(rows)} validation photos: {name}", flush=True)
+            reports[name] = score_localizer(smoothed(load_localizer(output), anomaly_set, smoothing), anomaly_set,
+                                            rows)
     defective = sum(bool(anomaly_set.defective[row]) for row in rows)
-    markdown = (f"PatchCore (Lite0 features, memory bank {args.coreset_size:,} rows) by its input's shorter side, "
+    studied = "its maps' smoothing (thresholds calibrated again for each)" if args.smoothing else "its input's shorter side"
+    markdown = (f"PatchCore (Lite0 features, memory bank {args.coreset_size:,} rows) by {studied}, "
                 f"scored on the localiser's validation photos ({len(rows) - defective} intact, {defective} labelled "
                 f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', '| side |')}"
                 f"\n\nPer defect type (each type's photos against the intact ones):\n\n{per_type_table(reports)}")
     print(markdown)
-    record("patchcore_size", "PatchCore's input size, chosen on validation photos (magnetic tiles)", markdown,
-           reports)
+    if args.smoothing:
+        record("patchcore_smoothing", "PatchCore's map smoothing, on validation photos (magnetic tiles)", markdown,
+               reports)
+    else:
+        record("patchcore_size", "PatchCore's input size, chosen on validation photos (magnetic tiles)", markdown,
+               reports)
     return 0
 
 

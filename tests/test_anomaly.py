@@ -185,6 +185,28 @@ def test_place_statistics_measure_a_distance_against_intact_photos_at_the_same_p
     assert photo.max() > photo[8, 12] and np.unravel_index(measured.argmax(), measured.shape) == (8, 12)
 
 
+def test_patchcore_smooths_its_map_by_its_own_setting():
+    from defect_tf.anomaly.maps import resize_map, smooth
+    from defect_tf.anomaly.patchcore.maps import PatchCoreMaps
+
+    level = np.zeros((1, 4, 4, 2), np.float32)
+    level[0, 1, 1] = [3.0, 4.0]  # 5 from the bank's one row (0, 0); every other cell 0
+    distances = np.zeros((4, 4), np.float32)
+    distances[1, 1] = 5.0
+    inputs = np.zeros((32, 32, 3), np.float32)
+
+    def map_with(settings: dict) -> np.ndarray:
+        model = PatchCoreMaps(32, {"neighbourhood": 1, **settings}, bank=np.zeros((1, 2), np.float32))
+        return model.map_from([level], inputs)
+
+    unsmoothed = map_with({"smoothing": 0})
+    assert np.array_equal(unsmoothed, resize_map(distances, (32, 32)))
+    assert np.allclose(map_with({"smoothing": 8}), smooth(unsmoothed, 8.0))
+    assert np.allclose(map_with({}), smooth(unsmoothed, 4.0))  # the default: 4 px
+    with pytest.raises(BundleError, match="smoothing must be a number of pixels from 0 to 64, not -1"):
+        map_with({"smoothing": -1})
+
+
 # --- thresholds and outlines -----------------------------------------------------------------------------------
 
 def test_thresholds_from_intact_photos_only_and_with_defective_ones():
@@ -378,6 +400,13 @@ def test_the_localiser_bundle_loads_checks_its_files_and_migrates(localizer_outp
     assert not np.array_equal(raw.locate(photo).anomaly_map, first.anomaly_map)
     record_path.write_text(json.dumps({**record, "settings": {**settings, "place_spread": [[1.0] * 3] * 16}}))
     with pytest.raises(BundleError, match="place_mean and place_spread must be 16 x 16 grids"):
+        load_localizer(copy)
+    # a bundle written before the smoothing was a setting answers as before (4 px); a smoothing not a size, refused
+    record_path.write_text(json.dumps({**record, "settings": {k: v for k, v in settings.items() if k != "smoothing"}}))
+    assert settings["smoothing"] == 4.0
+    assert np.array_equal(load_localizer(copy).locate(photo).anomaly_map, first.anomaly_map)
+    record_path.write_text(json.dumps({**record, "settings": {**settings, "smoothing": "wide"}}))
+    with pytest.raises(BundleError, match="smoothing must be a number of pixels from 0 to 64, not 'wide'"):
         load_localizer(copy)
     record_path.write_text(json.dumps(record))
     bank = np.load(copy / "bundle" / "memory_bank.npy")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import keras
 
-from defect_tf.anomaly.calibration import calibrate
+from defect_tf.anomaly.base import AnomalyMaps
+from defect_tf.anomaly.calibration import Thresholds, calibrate
 from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set
 from defect_tf.anomaly.draem.model import DEFAULTS as DRAEM_DEFAULTS
 from defect_tf.anomaly.evaluation import OUTLINES_FILE, describe, score_localizer
@@ -116,6 +117,15 @@ def _photos(anomaly_set: AnomalySet, rows: list[int], what: str):
         yield read_photo(anomaly_set.path(row))
 
 
+def calibrated(model: AnomalyMaps, anomaly_set: AnomalySet) -> Thresholds:
+    """The model's thresholds from the set's validation photos: intact ones, and defective ones where labelled."""
+    intact_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, anomaly_set.rows("val", False),
+                                                                 "thresholds")]
+    defect_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, anomaly_set.rows("val", True),
+                                                                 "thresholds")]
+    return calibrate(intact_maps, defect_maps, model.image_score)
+
+
 def saved_run(output: str | Path) -> LocalizerConfig:
     """The settings of the interrupted run in `output` (for --resume), or a DefectTFError saying why there is none."""
     path = Path(output) / CHECKPOINT_DIR / RUN_FILE
@@ -170,12 +180,10 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     model.fit(_photos(anomaly_set, train_rows, "reading"), len(train_rows), log, checkpoint)
     fitted = time.time() - started + model.earlier_seconds
 
-    intact_val, broken_val = anomaly_set.rows("val", False), anomaly_set.rows("val", True)
-    intact_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, intact_val, "thresholds")]
-    defect_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, broken_val, "thresholds")]
-    thresholds = calibrate(intact_maps, defect_maps, model.image_score)
-    log(f"thresholds ({thresholds.rule} rule, {len(intact_val)} intact + {len(broken_val)} defective validation "
-        f"photos): image {thresholds.image:.4g}, pixel {thresholds.pixel:.4g}")
+    thresholds = calibrated(model, anomaly_set)
+    log(f"thresholds ({thresholds.rule} rule, {len(anomaly_set.rows('val', False))} intact + "
+        f"{len(anomaly_set.rows('val', True))} defective validation photos): image {thresholds.image:.4g}, "
+        f"pixel {thresholds.pixel:.4g}")
     metadata = LocalizerMetadata(
         model=config.model, image_size=image_size, image_threshold=thresholds.image,
         pixel_threshold=thresholds.pixel, calibration=thresholds.rule, settings=model.settings,

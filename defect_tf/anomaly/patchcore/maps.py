@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from defect_tf.anomaly.base import AnomalyMaps, Forward
 from defect_tf.anomaly.images import standardised
-from defect_tf.anomaly.maps import resize_map, smooth
+from defect_tf.anomaly.maps import SMOOTHING_SIGMA, resize_map, smooth
 from defect_tf.anomaly.patchcore.coreset import nearest_distances
 from defect_tf.errors import BundleError
 
@@ -31,6 +31,7 @@ DEFAULTS = {
     # (anomaly/patchcore/model.py `held_out`; 0: the map stays the raw distance). On the magnetic tiles image /
     # pixel AUROC 0.876 / 0.808 raw, 0.944 / 0.816 measured by place (docs/findings.md)
     "place_holdout": 0.1,
+    "smoothing": SMOOTHING_SIGMA,  # the map's Gaussian, in pixels of the model's input
 }
 PLACE_GRID = 16  # places per side, as fractions of the photo's height and width
 
@@ -68,8 +69,12 @@ def by_place(cells: np.ndarray, settings: dict) -> np.ndarray:
     return (cells - _to_grid(mean, cells.shape)) / _to_grid(spread, cells.shape)
 
 
-def place_problems(settings: dict) -> list[str]:
-    """What is wrong with a bundle's place statistics (none, or two PLACE_GRID-square grids, the spread > 0)."""
+def settings_problems(settings: dict) -> list[str]:
+    """What is wrong with a bundle's map settings: the smoothing a number from 0 to 64 px; the place statistics
+    none, or two PLACE_GRID-square grids with the spread above 0."""
+    smoothing = settings.get("smoothing")
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing <= 64:
+        return [f"smoothing must be a number of pixels from 0 to 64, not {repr(smoothing)[:40]}"]
     if "place_mean" not in settings and "place_spread" not in settings:
         return []
     try:
@@ -108,7 +113,7 @@ class PatchCoreMaps(AnomalyMaps):
     def __init__(self, image_size: int, settings: dict, forward: Forward | None = None,
                  bank: np.ndarray | None = None):
         super().__init__(image_size, {**DEFAULTS, **settings}, forward)
-        problems = place_problems(self.settings)
+        problems = settings_problems(self.settings)
         if problems:
             raise BundleError("the localiser's bundle.json holds PatchCore settings that cannot be used: "
                               + "; ".join(problems))
@@ -126,7 +131,8 @@ class PatchCoreMaps(AnomalyMaps):
         if cells.shape[-1] != self.bank.shape[1]:
             raise BundleError(f"the feature model gives {cells.shape[-1]} values per patch and the memory bank holds "
                               f"{self.bank.shape[1]}: they do not belong together")
-        return smooth(resize_map(by_place(self.cell_distances(cells), self.settings), inputs.shape[:2]))
+        return smooth(resize_map(by_place(self.cell_distances(cells), self.settings), inputs.shape[:2]),
+                      float(self.settings["smoothing"]))
 
     def cell_distances(self, cells: np.ndarray) -> np.ndarray:
         """(rows, cols, features) -> each cell's distance to its nearest memory-bank row (rows, cols)."""
