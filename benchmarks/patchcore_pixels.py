@@ -28,25 +28,15 @@ from defect_tf.anomaly.data import AnomalySet
 from defect_tf.anomaly.evaluation import true_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.store import load_localizer
-from defect_tf.evaluate.localisation import image_auroc, pixel_auroc
+from defect_tf.evaluate.localisation import image_auroc, pixel_auroc, pixel_auroc_split
 from defect_tf.progress_bar import progress_bar
 
-PARTS = ("pooled", "against_intact_photos", "against_own_clean_pixels")
+PARTS = ("pixel_auroc", "intact_photos", "own_photos")
 
 
 def pixel_auroc_parts(maps: list[np.ndarray], masks: list[np.ndarray], defective: list[bool]) -> dict[str, float]:
-    """Pixel AUROC over every pixel (`pooled`), and the defect pixels ranked against the pixels of intact photos
-    only, then against the defect-free pixels of the defective photos only (a defective photo's mask may be empty:
-    its pixels are then all defect-free, never an intact photo's)."""
-    defects = [m[t] for m, t, d in zip(maps, masks, defective) if d]
-
-    def ranked(others: list[np.ndarray]) -> float:
-        return pixel_auroc(defects + others, [np.ones(len(v), bool) for v in defects]
-                           + [np.zeros(len(v), bool) for v in others])
-
-    return {"pooled": pixel_auroc(maps, masks),
-            "against_intact_photos": ranked([m.ravel() for m, d in zip(maps, defective) if not d]),
-            "against_own_clean_pixels": ranked([m[~t] for m, t, d in zip(maps, masks, defective) if d])}
+    """Pixel AUROC over every pixel, and its two halves (evaluate/localisation.py `pixel_auroc_split`)."""
+    return {"pixel_auroc": pixel_auroc(maps, masks), **pixel_auroc_split(maps, masks, defective)}
 
 
 def averaged(maps_by_size: list[list[np.ndarray]]) -> list[np.ndarray]:

@@ -17,7 +17,14 @@ from defect_tf.anomaly.images import working_size
 from defect_tf.anomaly.patchcore.coreset import covering_radius, greedy_coreset, nearest_distances
 from defect_tf.anomaly.regions import defect_mask, find_regions
 from defect_tf.errors import BundleError, DefectTFError
-from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pro_curve, pro_score
+from defect_tf.evaluate.localisation import (
+    image_auroc,
+    overlap_scores,
+    pixel_auroc,
+    pixel_auroc_split,
+    pro_curve,
+    pro_score,
+)
 
 # --- metrics ---------------------------------------------------------------------------------------------------
 
@@ -70,6 +77,25 @@ def test_pixel_and_image_auroc_hand_made_and_against_scikit_learn():
     assert pixel_auroc(maps, masks) == pytest.approx(expected)
     assert image_auroc([0, 1, 0, 1], [0.1, 0.9, 0.5, 0.4]) == 0.75
     assert np.isnan(image_auroc([0, 0], [0.1, 0.2]))
+
+
+def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_own():
+    from defect_tf.anomaly.evaluation import Scored, describe, summarise
+
+    # photo 1 intact (0, 1); photo 2 a defect pixel 2 beside a clean 3; photo 3 defective, its mask empty (1.5, 0.5)
+    maps = [np.array([[0.0, 1.0]]), np.array([[2.0, 3.0]]), np.array([[1.5, 0.5]])]
+    masks = [np.zeros((1, 2), bool), np.array([[True, False]]), np.zeros((1, 2), bool)]
+    # the defect outranks both intact pixels, but only 2 of its defective photos' 3 clean ones; pooled: 4 of 5,
+    # the halves' mean weighted by their 2 and 3 pixels
+    assert pixel_auroc_split(maps, masks, [False, True, True]) == {"intact_photos": 1.0,
+                                                                    "own_photos": pytest.approx(2 / 3)}
+    assert pixel_auroc(maps, masks) == pytest.approx(4 / 5) == pytest.approx((2 * 1.0 + 3 * 2 / 3) / 5)
+    scored = Scored()
+    for name, label, anomaly_map, mask in zip("abc", (False, True, True), maps, masks):
+        scored.add(name, label, float(anomaly_map.max()), label, anomaly_map, mask, mask)
+    report = summarise(scored)
+    assert (report["pixel_auroc_intact_photos"], report["pixel_auroc_own_photos"]) == (1.0, pytest.approx(2 / 3))
+    assert "pixel auroc 0.800 (against intact photos 1.000, within defective photos 0.667)" in describe(report)
 
 
 def test_iou_dice_and_coverage_hand_made():

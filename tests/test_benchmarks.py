@@ -305,16 +305,9 @@ def test_the_anomaly_benchmark_takes_its_labelled_defects_out_of_the_test_split(
     assert len(chosen) == 2 + 2 * LABELLED_PER_TYPE and not set(chosen) & set(test)
 
 
-def test_pixel_auroc_is_split_into_defects_against_intact_photos_and_against_their_own_clean_pixels():
-    from patchcore_pixels import averaged, pixel_auroc_parts
+def test_maps_of_several_sizes_are_averaged_pixel_by_pixel():
+    from patchcore_pixels import averaged
 
-    maps = [np.array([[0.0, 1.0]]), np.array([[2.0, 3.0]]), np.array([[1.5, 0.5]])]
-    masks = [np.zeros((1, 2), bool), np.array([[True, False]]), np.zeros((1, 2), bool)]
-    # the defect pixel (2) outranks both pixels of the intact photo (0, 1) but not its own photo's clean pixel (3);
-    # the third photo is defective with an empty mask: its pixels (1.5, 0.5) are defective photos' clean pixels
-    assert pixel_auroc_parts(maps, masks, [False, True, True]) == {
-        "pooled": pytest.approx(4 / 5), "against_intact_photos": 1.0, "against_own_clean_pixels": pytest.approx(2 / 3)}
-    # two sizes' maps of one photo, averaged pixel by pixel
     np.testing.assert_array_equal(averaged([[np.array([[0.0, 2.0]])], [np.array([[4.0, 2.0]])]])[0], [[2.0, 2.0]])
 
 

@@ -15,7 +15,7 @@ from defect_tf.anomaly.data import AnomalySet, read_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
-from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pro_score
+from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pixel_auroc_split, pro_score
 from defect_tf.evaluate.metrics import precision_recall_f1
 from defect_tf.progress_bar import progress_bar
 
@@ -32,10 +32,13 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
             "precision": float(precision), "recall": float(recall), "f1": float(f1)}
 
 
-def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray]) -> dict:
+def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray],
+                   defective: list[bool]) -> dict:
     if not maps or not any(mask.any() for mask in masks):
         return {}
-    return {"pixel_auroc": pixel_auroc(maps, masks), "pro": pro_score(maps, masks),
+    split = pixel_auroc_split(maps, masks, defective)
+    return {"pixel_auroc": pixel_auroc(maps, masks), "pixel_auroc_intact_photos": split["intact_photos"],
+            "pixel_auroc_own_photos": split["own_photos"], "pro": pro_score(maps, masks),
             **overlap_scores(outlines, masks)}
 
 
@@ -70,7 +73,7 @@ def summarise(scored: Scored, types: dict[str, str] | None = None) -> dict:
         chosen = [i for i in np.flatnonzero(keep) if i in scored.maps]
         return {**_image_figures(labels[keep], scores[keep], decided[keep]),
                 **_pixel_figures([scored.maps[i] for i in chosen], [scored.masks[i] for i in chosen],
-                                 [scored.outlines[i] for i in chosen])}
+                                 [scored.outlines[i] for i in chosen], [bool(labels[i]) for i in chosen])}
 
     report = figures(np.ones(len(labels), bool))
     kinds = sorted({(types or {}).get(image) for image, label in zip(scored.images, labels) if label} - {None})
@@ -162,11 +165,20 @@ def score_two_stages(pipeline: TwoStage, anomaly_set: AnomalySet, rows: list[int
     return {**summarise(scored, anomaly_set.types), "ms_per_photo": 1000 * elapsed / max(len(rows), 1)}
 
 
+def _split_of(figures: dict) -> str:
+    """The pixel AUROC's two halves, as printed after it (none where a half is unknown)."""
+    halves = [figures.get("pixel_auroc_intact_photos", np.nan), figures.get("pixel_auroc_own_photos", np.nan)]
+    if np.isnan(halves).any():
+        return ""
+    return f" (against intact photos {halves[0]:.3f}, within defective photos {halves[1]:.3f})"
+
+
 def describe(report: dict) -> str:
     """The report as a few printed lines (without defective photos, the false alarms instead of an F1 of 0)."""
     def line(name: str, figures: dict) -> str:
-        shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}" for key in FIGURES if key in figures
-                 and not np.isnan(figures[key]) and (figures["defective"] or key != "f1")]
+        shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}{_split_of(figures) if key == 'pixel_auroc' else ''}"
+                 for key in FIGURES if key in figures and not np.isnan(figures[key])
+                 and (figures["defective"] or key != "f1")]
         if not figures["defective"]:
             shown.append(f"{figures['called_defective']} called defective (false alarms)")
         return f"  {name:<10} {figures['photos']:>5} photos ({figures['defective']} defective): " + ", ".join(shown)

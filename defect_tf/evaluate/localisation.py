@@ -48,6 +48,24 @@ def pixel_auroc(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> floa
     return float(roc_auc_score(truth, scores)) if 0 < truth.sum() < truth.size else float("nan")
 
 
+def pixel_auroc_split(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                      defective: Sequence[bool]) -> dict[str, float]:
+    """The pooled pixel AUROC's two halves: the defect pixels ranked against the pixels of intact photos only
+    (`intact_photos`: are defective parts told from intact ones?) and against the defect-free pixels of the
+    defective photos only (`own_photos`: is the defect found within its photo?). The pooled figure is their mean
+    weighted by how many pixels each half holds. NaN for a half without pixels."""
+    _pixels(maps, masks)  # same shapes
+    defects = [np.asarray(m)[np.asarray(t, bool)] for m, t, d in zip(maps, masks, defective) if d]
+
+    def ranked(others: list[np.ndarray]) -> float:
+        return pixel_auroc(defects + others, [np.ones(len(v), bool) for v in defects]
+                           + [np.zeros(len(v), bool) for v in others])
+
+    return {"intact_photos": ranked([np.asarray(m).ravel() for m, d in zip(maps, defective) if not d]),
+            "own_photos": ranked([np.asarray(m)[~np.asarray(t, bool)] for m, t, d in zip(maps, masks, defective)
+                                  if d])}
+
+
 def pro_curve(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
               thresholds: int = PRO_THRESHOLDS) -> tuple[np.ndarray, np.ndarray]:
     """(false-positive rate, mean per-region overlap) at each threshold, a pixel counting as anomalous when its
