@@ -87,9 +87,10 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
     masks = [np.zeros((1, 2), bool), np.array([[True, False]]), np.zeros((1, 2), bool)]
     # the defect outranks both intact pixels, but only 2 of its defective photos' 3 clean ones; pooled: 4 of 5,
     # the halves' mean weighted by their 2 and 3 pixels
-    assert pixel_auroc_split(maps, masks, [False, True, True]) == {"intact_photos": 1.0,
-                                                                    "own_photos": pytest.approx(2 / 3)}
-    assert pixel_auroc(maps, masks) == pytest.approx(4 / 5) == pytest.approx((2 * 1.0 + 3 * 2 / 3) / 5)
+    halves = pixel_auroc_split(maps, masks, [False, True, True])
+    assert halves == {"intact_photos": 1.0, "own_photos": pytest.approx(2 / 3)}
+    assert pixel_auroc(maps, masks) == pytest.approx(4 / 5)
+    assert pixel_auroc(maps, masks) == pytest.approx((2 * halves["intact_photos"] + 3 * halves["own_photos"]) / 5)
     scored = Scored()
     for name, label, anomaly_map, mask in zip("abc", (False, True, True), maps, masks):
         scored.add(name, label, float(anomaly_map.max()), label, anomaly_map, mask, mask)

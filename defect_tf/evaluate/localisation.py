@@ -20,9 +20,13 @@ PRO_MAX_FPR = 0.3  # MVTec AD's integration limit
 PRO_THRESHOLDS = 2000  # thresholds of the PRO curve when there are more distinct scores (quantiles of the scores)
 
 
-def _pixels(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    if len(maps) != len(masks) or any(m.shape != t.shape for m, t in zip(maps, masks)):
+def _check_shapes(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> None:
+    if len(maps) != len(masks) or any(np.shape(m) != np.shape(t) for m, t in zip(maps, masks)):
         raise ValueError("each anomaly map needs a mask of its own shape")
+
+
+def _pixels(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    _check_shapes(maps, masks)
     return (np.concatenate([np.asarray(m, np.float32).ravel() for m in maps]),
             np.concatenate([np.asarray(t, bool).ravel() for t in masks]))
 
@@ -54,7 +58,7 @@ def pixel_auroc_split(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     (`intact_photos`: are defective parts told from intact ones?) and against the defect-free pixels of the
     defective photos only (`own_photos`: is the defect found within its photo?). The pooled figure is their mean
     weighted by how many pixels each half holds. NaN for a half without pixels."""
-    _pixels(maps, masks)  # same shapes
+    _check_shapes(maps, masks)
     defects = [np.asarray(m)[np.asarray(t, bool)] for m, t, d in zip(maps, masks, defective) if d]
 
     def ranked(others: list[np.ndarray]) -> float:
