@@ -91,6 +91,17 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
     assert halves == {"intact_photos": 1.0, "own_photos": pytest.approx(2 / 3)}
     assert pixel_auroc(maps, masks) == pytest.approx(4 / 5)
     assert pixel_auroc(maps, masks) == pytest.approx((2 * halves["intact_photos"] + 3 * halves["own_photos"]) / 5)
+    # against scikit-learn on random maps with ties: each half is the ROC AUC of the defect pixels and that half
+    rng = np.random.default_rng(3)
+    tied = [rng.integers(0, 6, (4, 5)).astype(float) for _ in range(6)]
+    truth = [rng.random((4, 5)) > 0.6 if d else np.zeros((4, 5), bool) for d in (0, 1, 1, 0, 1, 1)]
+    defective = [bool(m.any()) for m in truth]
+    defects = np.concatenate([m[t] for m, t in zip(tied, truth)])
+    for half, others in (("intact_photos", [m.ravel() for m, d in zip(tied, defective) if not d]),
+                         ("own_photos", [m[~t] for m, t, d in zip(tied, truth, defective) if d])):
+        others = np.concatenate(others)
+        expected = roc_auc_score(np.r_[np.ones(len(defects)), np.zeros(len(others))], np.r_[defects, others])
+        assert pixel_auroc_split(tied, truth, defective)[half] == pytest.approx(expected, abs=1e-12)
     scored = Scored()
     for name, label, anomaly_map, mask in zip("abc", (False, True, True), maps, masks):
         scored.add(name, label, float(anomaly_map.max()), label, anomaly_map, mask, mask)

@@ -57,17 +57,23 @@ def pixel_auroc_split(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     """The pooled pixel AUROC's two halves: the defect pixels ranked against the pixels of intact photos only
     (`intact_photos`: are defective parts told from intact ones?) and against the defect-free pixels of the
     defective photos only (`own_photos`: is the defect found within its photo?). The pooled figure is their mean
-    weighted by how many pixels each half holds. NaN for a half without pixels."""
+    weighted by how many pixels each half holds. NaN for a half without pixels. One sort of all the pixels, ties
+    counting a half as in scikit-learn's ROC AUC."""
     _check_shapes(maps, masks)
-    defects = [np.asarray(m)[np.asarray(t, bool)] for m, t, d in zip(maps, masks, defective) if d]
+    scores = np.concatenate([np.asarray(m, np.float32).ravel() for m in maps])
+    kinds = np.concatenate([np.where(np.asarray(t, bool).ravel(), 0, 2 if d else 1).astype(np.int8)
+                            for t, d in zip(masks, defective)])  # 0 defect, 1 intact photo, 2 defective photo
+    _, place = np.unique(scores, return_inverse=True)
+    counts = [np.bincount(place[kinds == kind], minlength=int(place.max()) + 1).astype(np.float64)
+              for kind in range(3)]
 
-    def ranked(others: list[np.ndarray]) -> float:
-        return pixel_auroc(defects + others, [np.ones(len(v), bool) for v in defects]
-                           + [np.zeros(len(v), bool) for v in others])
+    def ranked(others: np.ndarray) -> float:
+        if not counts[0].sum() or not others.sum():
+            return float("nan")
+        below = np.cumsum(others) - others
+        return float(np.sum(counts[0] * (below + 0.5 * others)) / (counts[0].sum() * others.sum()))
 
-    return {"intact_photos": ranked([np.asarray(m).ravel() for m, d in zip(maps, defective) if not d]),
-            "own_photos": ranked([np.asarray(m)[~np.asarray(t, bool)] for m, t, d in zip(maps, masks, defective)
-                                  if d])}
+    return {"intact_photos": ranked(counts[1]), "own_photos": ranked(counts[2])}
 
 
 def pro_curve(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
