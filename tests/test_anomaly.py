@@ -88,7 +88,7 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
     # the defect outranks both intact pixels, but only 2 of its defective photos' 3 clean ones; pooled: 4 of 5,
     # the halves' mean weighted by their 2 and 3 pixels
     halves = pixel_auroc_split(maps, masks, [False, True, True])
-    assert halves == {"intact_photos": 1.0, "own_photos": pytest.approx(2 / 3)}
+    assert halves == {"pooled": pytest.approx(4 / 5), "intact_photos": 1.0, "own_photos": pytest.approx(2 / 3)}
     assert pixel_auroc(maps, masks) == pytest.approx(4 / 5)
     assert pixel_auroc(maps, masks) == pytest.approx((2 * halves["intact_photos"] + 3 * halves["own_photos"]) / 5)
     # against scikit-learn on random maps with ties: each half is the ROC AUC of the defect pixels and that half
@@ -102,6 +102,8 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
         others = np.concatenate(others)
         expected = roc_auc_score(np.r_[np.ones(len(defects)), np.zeros(len(others))], np.r_[defects, others])
         assert pixel_auroc_split(tied, truth, defective)[half] == pytest.approx(expected, abs=1e-12)
+    pooled = roc_auc_score(np.concatenate([t.ravel() for t in truth]), np.concatenate([m.ravel() for m in tied]))
+    assert pixel_auroc_split(tied, truth, defective)["pooled"] == pytest.approx(pooled, abs=1e-12)
     scored = Scored()
     for name, label, anomaly_map, mask in zip("abc", (False, True, True), maps, masks):
         scored.add(name, label, float(anomaly_map.max()), label, anomaly_map, mask, mask)

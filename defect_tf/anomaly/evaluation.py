@@ -15,7 +15,7 @@ from defect_tf.anomaly.data import AnomalySet, read_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
-from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc, pixel_auroc_split, pro_score
+from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc_split, pro_score
 from defect_tf.evaluate.metrics import precision_recall_f1
 from defect_tf.progress_bar import progress_bar
 
@@ -37,7 +37,7 @@ def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: li
     if not maps or not any(mask.any() for mask in masks):
         return {}
     split = pixel_auroc_split(maps, masks, defective)
-    return {"pixel_auroc": pixel_auroc(maps, masks), "pixel_auroc_intact_photos": split["intact_photos"],
+    return {"pixel_auroc": split["pooled"], "pixel_auroc_intact_photos": split["intact_photos"],
             "pixel_auroc_own_photos": split["own_photos"], "pro": pro_score(maps, masks),
             **overlap_scores(outlines, masks)}
 

@@ -54,11 +54,11 @@ def pixel_auroc(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> floa
 
 def pixel_auroc_split(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                       defective: Sequence[bool]) -> dict[str, float]:
-    """The pooled pixel AUROC's two halves: the defect pixels ranked against the pixels of intact photos only
-    (`intact_photos`: are defective parts told from intact ones?) and against the defect-free pixels of the
-    defective photos only (`own_photos`: is the defect found within its photo?). The pooled figure is their mean
-    weighted by how many pixels each half holds. NaN for a half without pixels. One sort of all the pixels, ties
-    counting a half as in scikit-learn's ROC AUC."""
+    """The pixel AUROC (`pooled`, as `pixel_auroc`) and its two halves: the defect pixels ranked against the
+    pixels of intact photos only (`intact_photos`: are defective parts told from intact ones?) and against the
+    defect-free pixels of the defective photos only (`own_photos`: is the defect found within its photo?). The
+    pooled figure is their mean weighted by how many pixels each half holds. NaN for a figure without pixels. One
+    sort of all the pixels for the three, ties counting a half as in scikit-learn's ROC AUC."""
     _check_shapes(maps, masks)
     scores = np.concatenate([np.asarray(m, np.float32).ravel() for m in maps])
     kinds = np.concatenate([np.where(np.asarray(t, bool).ravel(), 0, 2 if d else 1).astype(np.int8)
@@ -73,7 +73,8 @@ def pixel_auroc_split(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
         below = np.cumsum(others) - others
         return float(np.sum(counts[0] * (below + 0.5 * others)) / (counts[0].sum() * others.sum()))
 
-    return {"intact_photos": ranked(counts[1]), "own_photos": ranked(counts[2])}
+    return {"pooled": ranked(counts[1] + counts[2]), "intact_photos": ranked(counts[1]),
+            "own_photos": ranked(counts[2])}
 
 
 def pro_curve(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
