@@ -1,0 +1,189 @@
+"""Can a few labelled defect masks teach PatchCore what its memory bank misses? On the magnetic tiles the bank
+finds every defect type but *uneven* within its own photo (docs/findings.md). Here a linear head (logistic
+regression) learns, cell by cell, defect or not from PatchCore's own cell features, the mean of the cells around
+(`--context` cells a side), and how a cell differs from the mean of its row and of its column (a band of another
+texture differs from the rest of its row or column; no direction is favoured). The head's score is added to the
+localiser's map (each cell's distance measured by place, plus `--weight` times the head) before the map is
+resized and smoothed as the localiser smooths it.
+
+Two measurements with the fit of `benchmarks/patchcore_size.py` at one size (read back from the same `--work`, or
+fitted here): the head trained on the localiser's validation photos (76 intact, 100 labelled defects) and scored
+by photo-grouped cross-validation on them (`--folds`), where the settings are chosen; then trained on all of them
+and scored once on the test split, which no choice saw. Image AUROC: the mean of a map's top 1%, the tool's rule.
+
+    python benchmarks/patchcore_head.py [--sizes 192] [--weight 0.5] [--context 7] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from patchcore_size import add_size_options, fitted_sizes
+from scipy import ndimage
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+
+from common import number, record, run
+
+from defect_tf.anomaly.base import TOP_SHARE, top_mean
+from defect_tf.anomaly.evaluation import true_mask
+from defect_tf.anomaly.images import model_input, read_photo
+from defect_tf.anomaly.maps import resize_map, smooth
+from defect_tf.anomaly.patchcore.maps import by_place
+from defect_tf.anomaly.store import load_localizer
+from defect_tf.evaluate.localisation import image_auroc, pixel_auroc_split, pro_score
+from defect_tf.progress_bar import progress_bar
+
+INTACT_CELL_SHARE = 0.3  # of the defect-free cells, drawn to train the head (every defect cell is kept)
+
+
+def context_features(cells: np.ndarray, context: int) -> np.ndarray:
+    """(rows, cols, d) cells -> (rows * cols, 4d): each cell, the mean of the `context` x `context` cells around
+    it, and the cell minus the mean of its row and minus the mean of its column."""
+    rows, cols, depth = cells.shape
+    around = ndimage.uniform_filter(cells, size=(context, context, 1), mode="nearest")
+    parts = [cells, around, cells - cells.mean(1, keepdims=True), cells - cells.mean(0, keepdims=True)]
+    return np.concatenate([part.reshape(rows * cols, depth) for part in parts], axis=1)
+
+
+def cell_mask(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """A photo's defect mask on the cells' grid: a cell is a defect when most of it is (bilinear share > 0.5)."""
+    return ndimage.zoom(mask.astype(np.float32), (grid[0] / mask.shape[0], grid[1] / mask.shape[1]), order=1) > 0.5
+
+
+class Head:
+    """Cell features reduced by PCA (fitted on the training cells), each standardised, then logistic regression
+    with balanced class weights."""
+
+    def __init__(self, dims: int, context: int, seed: int):
+        self.dims, self.context, self.seed = dims, context, seed
+
+    def features(self, cells: np.ndarray) -> np.ndarray:
+        reduced = self.pca.transform(cells.reshape(-1, cells.shape[-1])).reshape(*cells.shape[:2], self.dims)
+        return context_features(reduced, self.context)
+
+    def fit(self, photos: list[dict]) -> "Head":
+        rng = np.random.default_rng(self.seed)
+        flat = np.concatenate([p["cells"].reshape(-1, p["cells"].shape[-1]) for p in photos]).astype(np.float32)
+        self.pca = PCA(self.dims, random_state=self.seed).fit(flat[::3])
+        x = np.concatenate([self.features(p["cells"]) for p in photos])
+        y = np.concatenate([p["cell_mask"].ravel() for p in photos])
+        keep = y | (rng.random(len(y)) < INTACT_CELL_SHARE)
+        x, y = x[keep], y[keep]
+        self.mean, self.spread = x.mean(0), x.std(0) + 1e-6
+        self.model = LogisticRegression(C=0.1, max_iter=300, class_weight="balanced")
+        self.model.fit((x - self.mean) / self.spread, y)
+        return self
+
+    def cell_scores(self, cells: np.ndarray) -> np.ndarray:
+        return self.model.decision_function((self.features(cells) - self.mean) / self.spread).reshape(cells.shape[:2])
+
+
+def photo_cells(localizer, anomaly_set, rows: list[int], desc: str) -> list[dict]:
+    """Per photo: its PatchCore cells, their distances measured by place, its mask (photo size and on the cells)."""
+    model, photos = localizer.model, []
+    for row in progress_bar(rows, desc=desc, unit="photo", leave=False):
+        photo = read_photo(anomaly_set.path(row))
+        inputs = model_input(photo, model.image_size)
+        cells = model.patch_features(model.forward(model.network_input(inputs)))
+        mask = true_mask(anomaly_set, row, photo.shape[:2])
+        mask = np.zeros(photo.shape[:2], bool) if mask is None else mask
+        photos.append({"cells": cells.astype(np.float16), "place": by_place(model.cell_distances(cells), model.settings),
+                       "mask": mask, "cell_mask": cell_mask(mask, cells.shape[:2]), "input_shape": inputs.shape[:2],
+                       "defective": bool(anomaly_set.defective[row]), "kind": anomaly_set.types.get(anomaly_set.images[row])})
+    return photos
+
+
+def figures(photos: list[dict], cell_maps: list[np.ndarray], smoothing: float) -> dict:
+    """Image AUROC, pixel AUROC and its halves, PRO; and the same for *uneven* photos with the intact ones."""
+    maps = [resize_map(smooth(resize_map(c, p["input_shape"]), smoothing), p["mask"].shape)
+            for c, p in zip(cell_maps, photos)]
+
+    def scored(chosen: list[int]) -> dict:
+        chosen_maps, masks = [maps[i] for i in chosen], [photos[i]["mask"] for i in chosen]
+        defective = [photos[i]["defective"] for i in chosen]
+        split = pixel_auroc_split(chosen_maps, masks, defective)
+        return {"image_auroc": image_auroc(defective, [top_mean(m, TOP_SHARE) for m in chosen_maps]),
+                "pixel_auroc": split["pooled"], "intact_photos": split["intact_photos"],
+                "own_photos": split["own_photos"], "pro": pro_score(chosen_maps, masks)}
+
+    uneven = [i for i, p in enumerate(photos) if not p["defective"] or p["kind"] == "uneven"]
+    return {**scored(list(range(len(photos)))), "uneven": scored(uneven)}
+
+
+def cross_validated(photos: list[dict], args: argparse.Namespace) -> list[np.ndarray]:
+    """Each photo's head scores from a head trained on the other folds (folds drawn by photo, seeded)."""
+    folds = np.random.default_rng(args.seed).permutation(len(photos)) % args.folds
+    scores: list[np.ndarray | None] = [None] * len(photos)
+    for fold in progress_bar(range(args.folds), desc="folds", unit="fold", leave=False):
+        head = Head(args.dims, args.context, args.seed).fit([p for p, f in zip(photos, folds) if f != fold])
+        for i in np.flatnonzero(folds == fold):
+            scores[i] = head.cell_scores(photos[i]["cells"])
+    return scores
+
+
+def rows_of(name: str, result: dict) -> str:
+    cells = [result[key] for key in ("image_auroc", "pixel_auroc", "intact_photos", "own_photos", "pro")]
+    uneven = result["uneven"]
+    return (f"| {name} | " + " | ".join(number(c) for c in cells) + f" | {number(uneven['own_photos'])} | "
+            f"{number(uneven['pixel_auroc'])} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_size_options(parser)
+    parser.set_defaults(sizes=[192])
+    parser.add_argument("--weight", type=float, default=0.5, help="the head's score added to the map, times this")
+    parser.add_argument("--context", type=int, default=7, help="cells a side of the mean around each cell")
+    parser.add_argument("--dims", type=int, default=64, help="PCA components of the cell features")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args(argv)
+    if len(args.sizes) != 1:
+        parser.error("--sizes takes one size here (the localiser the head is trained on)")
+    size = args.sizes[0]
+    anomaly_set, validation, fits = fitted_sizes(args)
+    localizer = load_localizer(fits[size][0])
+    smoothing = float(localizer.model.settings["smoothing"])
+    val = photo_cells(localizer, anomaly_set, validation, "validation photos")
+    started = time.perf_counter()
+    held_out = cross_validated(val, args)
+    results = {"validation, bank only": figures(val, [p["place"] for p in val], smoothing),
+               "validation, head only (cross-validated)": figures(val, held_out, smoothing),
+               "validation, bank + head (cross-validated)": figures(
+                   val, [p["place"] + args.weight * h for p, h in zip(val, held_out)], smoothing)}
+    head = Head(args.dims, args.context, args.seed).fit(val)
+    fit_seconds = time.perf_counter() - started
+    test = photo_cells(localizer, anomaly_set, anomaly_set.rows("test"), "test photos")
+    started = time.perf_counter()
+    test_head = [head.cell_scores(p["cells"]) for p in test]
+    head_ms = 1000 * (time.perf_counter() - started) / len(test)
+    results["test, bank only"] = figures(test, [p["place"] for p in test], smoothing)
+    results["test, bank + head"] = figures(test, [p["place"] + args.weight * h for p, h in zip(test, test_head)],
+                                           smoothing)
+    results["settings"] = {"size": size, "weight": args.weight, "context": args.context, "dims": args.dims,
+                           "folds": args.folds, "head_fit_seconds": round(fit_seconds, 1),
+                           "head_ms_per_photo": round(head_ms, 1)}
+    defective = sum(p["defective"] for p in val)
+    test_defective = sum(p["defective"] for p in test)
+    table = ["| maps | image AUROC | pixel AUROC | against intact photos | within defective photos | PRO | "
+             "uneven: within its photos | uneven: pixel AUROC |", "|---|" + "---:|" * 7]
+    table += [rows_of(name, result) for name, result in results.items() if name != "settings"]
+    markdown = (f"PatchCore at {size} px (Lite0 features, memory bank {args.coreset_size:,} rows) and a linear "
+                f"head on its cells trained with labelled defect masks (context {args.context} cells, "
+                f"{args.dims} PCA components, map + {args.weight:g} x head). Validation: {len(val) - defective} "
+                f"intact photos and {defective} labelled defects, the head scored by {args.folds}-fold "
+                f"cross-validation over photos. Test: the head trained on every validation photo "
+                f"({fit_seconds:.0f} s with the cross-validation), scored on {len(test) - test_defective} intact and "
+                f"{test_defective} defective test photos ({head_ms:.0f} ms per photo on top of the localiser).\n\n"
+                + "\n".join(table))
+    print(markdown)
+    record("patchcore_head", "A linear head trained with a few labelled defect masks on PatchCore's cells "
+           "(magnetic tiles)", markdown, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(lambda: main()))
