@@ -22,9 +22,6 @@ import time
 
 import numpy as np
 from patchcore_size import add_size_options, fitted_sizes
-from scipy import ndimage
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
 
 from common import number, record, run
 
@@ -32,54 +29,11 @@ from defect_tf.anomaly.base import TOP_SHARE, top_mean
 from defect_tf.anomaly.evaluation import true_mask
 from defect_tf.anomaly.images import model_input, read_photo
 from defect_tf.anomaly.maps import resize_map, smooth
+from defect_tf.anomaly.patchcore.head import cell_mask, held_out_heads
 from defect_tf.anomaly.patchcore.maps import by_place
 from defect_tf.anomaly.store import load_localizer
 from defect_tf.evaluate.localisation import image_auroc, pixel_auroc_split, pro_score
 from defect_tf.progress_bar import progress_bar
-
-INTACT_CELL_SHARE = 0.3  # of the defect-free cells, drawn to train the head (every defect cell is kept)
-
-
-def context_features(cells: np.ndarray, context: int) -> np.ndarray:
-    """(rows, cols, d) cells -> (rows * cols, 4d): each cell, the mean of the `context` x `context` cells around
-    it, and the cell minus the mean of its row and minus the mean of its column."""
-    rows, cols, depth = cells.shape
-    around = ndimage.uniform_filter(cells, size=(context, context, 1), mode="nearest")
-    parts = [cells, around, cells - cells.mean(1, keepdims=True), cells - cells.mean(0, keepdims=True)]
-    return np.concatenate([part.reshape(rows * cols, depth) for part in parts], axis=1)
-
-
-def cell_mask(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """A photo's defect mask on the cells' grid: a cell is a defect when most of it is (bilinear share > 0.5)."""
-    return ndimage.zoom(mask.astype(np.float32), (grid[0] / mask.shape[0], grid[1] / mask.shape[1]), order=1) > 0.5
-
-
-class Head:
-    """Cell features reduced by PCA (fitted on the training cells), each standardised, then logistic regression
-    with balanced class weights."""
-
-    def __init__(self, dims: int, context: int, seed: int):
-        self.dims, self.context, self.seed = dims, context, seed
-
-    def features(self, cells: np.ndarray) -> np.ndarray:
-        reduced = self.pca.transform(cells.reshape(-1, cells.shape[-1])).reshape(*cells.shape[:2], self.dims)
-        return context_features(reduced, self.context)
-
-    def fit(self, photos: list[dict]) -> "Head":
-        rng = np.random.default_rng(self.seed)
-        flat = np.concatenate([p["cells"].reshape(-1, p["cells"].shape[-1]) for p in photos]).astype(np.float32)
-        self.pca = PCA(self.dims, random_state=self.seed).fit(flat[::3])
-        x = np.concatenate([self.features(p["cells"]) for p in photos])
-        y = np.concatenate([p["cell_mask"].ravel() for p in photos])
-        keep = y | (rng.random(len(y)) < INTACT_CELL_SHARE)
-        x, y = x[keep], y[keep]
-        self.mean, self.spread = x.mean(0), x.std(0) + 1e-6
-        self.model = LogisticRegression(C=0.1, max_iter=300, class_weight="balanced")
-        self.model.fit((x - self.mean) / self.spread, y)
-        return self
-
-    def cell_scores(self, cells: np.ndarray) -> np.ndarray:
-        return self.model.decision_function((self.features(cells) - self.mean) / self.spread).reshape(cells.shape[:2])
 
 
 def photo_cells(localizer, anomaly_set, rows: list[int], desc: str) -> list[dict]:
@@ -114,15 +68,13 @@ def figures(photos: list[dict], cell_maps: list[np.ndarray], smoothing: float) -
     return {**scored(list(range(len(photos)))), "uneven": scored(uneven)}
 
 
-def cross_validated(photos: list[dict], args: argparse.Namespace) -> list[np.ndarray]:
-    """Each photo's head scores from a head trained on the other folds (folds drawn by photo, seeded)."""
-    folds = np.random.default_rng(args.seed).permutation(len(photos)) % args.folds
-    scores: list[np.ndarray | None] = [None] * len(photos)
-    for fold in progress_bar(range(args.folds), desc="folds", unit="fold", leave=False):
-        head = Head(args.dims, args.context, args.seed).fit([p for p, f in zip(photos, folds) if f != fold])
-        for i in np.flatnonzero(folds == fold):
-            scores[i] = head.cell_scores(photos[i]["cells"])
-    return scores
+def heads(photos: list[dict], args: argparse.Namespace) -> tuple[list[np.ndarray], object]:
+    """Each photo's head scores from a head trained on the other folds (folds drawn by photo, seeded), and the
+    head trained on every photo (anomaly/patchcore/head.py, as training fits it)."""
+    settings = {"dims": args.dims, "context": args.context}
+    held_out, final = held_out_heads({i: p["cells"] for i, p in enumerate(photos)},
+                                     {i: p["cell_mask"] for i, p in enumerate(photos)}, args.folds, settings, args.seed)
+    return [held_out[i].cell_scores(p["cells"]) for i, p in enumerate(photos)], final
 
 
 def rows_of(name: str, result: dict) -> str:
@@ -149,12 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     smoothing = float(localizer.model.settings["smoothing"])
     val = photo_cells(localizer, anomaly_set, validation, "validation photos")
     started = time.perf_counter()
-    held_out = cross_validated(val, args)
+    held_out, head = heads(val, args)
     results = {"validation, bank only": figures(val, [p["place"] for p in val], smoothing),
                "validation, head only (cross-validated)": figures(val, held_out, smoothing),
                "validation, bank + head (cross-validated)": figures(
                    val, [p["place"] + args.weight * h for p, h in zip(val, held_out)], smoothing)}
-    head = Head(args.dims, args.context, args.seed).fit(val)
     fit_seconds = time.perf_counter() - started
     test = photo_cells(localizer, anomaly_set, anomaly_set.rows("test"), "test photos")
     started = time.perf_counter()

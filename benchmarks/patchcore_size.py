@@ -48,7 +48,8 @@ def fitted_sizes(args: argparse.Namespace) -> tuple[AnomalySet, list[int], dict[
     fits = {}
     for size in args.sizes:
         fit_args = SimpleNamespace(image_size=size, coreset_size=args.coreset_size, seed=args.seed,
-                                   draem_image_size=None, draem_epochs=LocalizerConfig.epochs)
+                                   draem_image_size=None, draem_epochs=LocalizerConfig.epochs,
+                                   defect_head=False)  # a head learns from the validation photos scored here
         output = localizer_folder(work, "patchcore", fit_args)
         fits[size] = output, fit_localizer(folder, split, output, "patchcore", fit_args)
     return anomaly_set, validation_rows(anomaly_set), fits

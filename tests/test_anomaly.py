@@ -247,11 +247,88 @@ def test_patchcore_smooths_its_map_by_its_own_setting():
         map_with({"smoothing": -1})
 
 
+# --- the defect head ---------------------------------------------------------------------------------------------
+
+def test_the_defect_heads_features_hold_the_cell_its_surroundings_and_its_contrast_to_row_and_column():
+    from defect_tf.anomaly.patchcore.head import cell_mask, context_features
+
+    cells = np.array([[[1.0], [3.0]], [[5.0], [7.0]]])  # row means 2 and 6, column means 3 and 5
+    np.testing.assert_array_equal(context_features(cells, 1),
+                                  [[1, 1, -1, -2], [3, 3, 1, -2], [5, 5, -1, 2], [7, 7, 1, 2]])
+    # 3 x 3 around the first cell, borders repeated: 1, 1, 3 / 1, 1, 3 / 5, 5, 7
+    assert context_features(cells, 3)[0, 1] == pytest.approx(27 / 9)
+    band = np.zeros((4, 4), bool)
+    band[:2] = True
+    np.testing.assert_array_equal(cell_mask(band, (2, 2)), [[True, True], [False, False]])
+
+
+def _banded_cells(rng, count):
+    """Photos of 8 x 8 cells with 4 noisy values; rows 2-4 of some are a band whose first value is raised."""
+    cells, masks = [], []
+    for index in range(count):
+        photo = rng.normal(size=(8, 8, 4)).astype(np.float32)
+        mask = np.zeros((8, 8), bool)
+        if index % 2:
+            mask[2:5] = True
+            photo[2:5, :, 0] += 3.0
+        cells.append(photo)
+        masks.append(mask)
+    return cells, masks
+
+
+def test_a_defect_head_learns_the_band_its_masks_show():
+    from defect_tf.anomaly.patchcore.head import DefectHead
+
+    rng = np.random.default_rng(0)
+    cells, masks = _banded_cells(rng, 8)
+    head = DefectHead.fit(cells, masks, dims=4, context=3)
+    new_cells, new_masks = _banded_cells(rng, 2)
+    unseen, truth = new_cells[1], new_masks[1]  # the second photo holds a band
+    scores = head.cell_scores(unseen)
+    assert scores.shape == (8, 8) and scores.dtype == np.float32
+    assert roc_auc_score(truth.ravel(), scores.ravel()) > 0.95
+    assert (scores[truth] > 0).mean() > 0.9 and (scores[~truth] < 0).mean() > 0.9
+
+
+def test_each_photo_is_answered_by_a_head_that_did_not_learn_from_it():
+    from defect_tf.anomaly.patchcore.head import held_out_heads
+
+    cells, masks = _banded_cells(np.random.default_rng(1), 6)
+    settings = {"dims": 4, "context": 3}
+    heads, final = held_out_heads(dict(enumerate(cells)), dict(enumerate(masks)), 3, settings)
+    assert len({id(head) for head in heads.values()}) == 3 and final not in heads.values()
+    for photo in range(6):  # another mask for one photo changes every head but the one that answers it
+        changed = dict(enumerate(masks))
+        changed[photo] = ~masks[photo]
+        heads_then, final_then = held_out_heads(dict(enumerate(cells)), changed, 3, settings)
+        np.testing.assert_array_equal(heads_then[photo].cell_scores(cells[photo]),
+                                      heads[photo].cell_scores(cells[photo]))
+        assert not np.array_equal(final_then.cell_scores(cells[photo]), final.cell_scores(cells[photo]))
+
+
+def test_a_defect_head_file_is_read_without_pickle_and_checked(tmp_path):
+    from defect_tf.anomaly.patchcore.head import HEAD_FILE, DefectHead, read_head
+
+    cells, masks = _banded_cells(np.random.default_rng(2), 4)
+    head = DefectHead.fit(cells, masks, dims=3, context=3)
+    head.save(tmp_path / HEAD_FILE)
+    read = read_head(tmp_path, features=4, context=3)
+    np.testing.assert_array_equal(read.cell_scores(cells[0]), head.cell_scores(cells[0]))
+    with pytest.raises(BundleError, match="not a defect head for 5-value cells"):
+        read_head(tmp_path, features=5, context=3)
+    np.savez(tmp_path / HEAD_FILE, **{**head.arrays, "coef": np.array([object()] * 12)})
+    with pytest.raises(BundleError, match="cannot read the PatchCore defect head"):  # an object array: pickle
+        read_head(tmp_path, features=4, context=3)
+    np.savez(tmp_path / HEAD_FILE, **{**head.arrays, "feature_spread": np.zeros(12, np.float32)})
+    with pytest.raises(BundleError, match="not a defect head"):
+        read_head(tmp_path, features=4, context=3)
+
+
 # --- thresholds and outlines -----------------------------------------------------------------------------------
 
 def test_thresholds_from_intact_photos_only_and_with_defective_ones():
     intact = [np.full((4, 4), 0.2), np.arange(16, dtype=float).reshape(4, 4) / 20]
-    thresholds = calibrate(intact)
+    thresholds = calibrate(intact, [m.max() for m in intact])
     pixels = np.concatenate([m.ravel() for m in intact])
     assert (thresholds.image, thresholds.rule) == (0.75, INTACT_RULE)
     assert thresholds.pixel == pytest.approx(np.quantile(pixels, PIXEL_QUANTILE), rel=1e-6)
@@ -259,7 +336,7 @@ def test_thresholds_from_intact_photos_only_and_with_defective_ones():
     # leave the outline's cut where the intact ones put it
     defect = np.zeros((4, 4))
     defect[0, :2] = 0.9
-    with_defects = calibrate(intact, [defect])
+    with_defects = calibrate(intact, [m.max() for m in intact], [defect.max()])
     assert (with_defects.rule, with_defects.image) == (F1_RULE, 0.9)
     assert with_defects.pixel == thresholds.pixel
 
@@ -432,6 +509,9 @@ def test_the_localiser_bundle_loads_checks_its_files_and_migrates(localizer_outp
     record_path.write_text(json.dumps(record))
     settings = record["settings"]
     assert np.array(settings["place_mean"]).shape == (16, 16)  # 5 of the 19 intact train photos kept out for them
+    second_format = {**record, "format": "defect_tf.localizer/2"}  # before the defect head: a bundle without one
+    record_path.write_text(json.dumps(second_format))
+    assert np.array_equal(load_localizer(copy).locate(photo).anomaly_map, first.anomaly_map)
     first_format = {**record, "format": "defect_tf.localizer/1",
                     "settings": {k: v for k, v in settings.items() if not k.startswith("place_")}}
     record_path.write_text(json.dumps(first_format))
@@ -527,6 +607,46 @@ def test_labelled_defects_without_masks_set_the_image_threshold_and_intact_pixel
     pixels = np.concatenate([localizer.model.anomaly_map(np.asarray(Image.open(tiles / "images" / name))).ravel()
                              for name in intact_val])
     assert localizer.metadata.pixel_threshold == pytest.approx(np.quantile(pixels, PIXEL_QUANTILE), rel=1e-5)
+
+
+@pytest.mark.integration
+def test_labelled_masks_teach_patchcore_a_defect_head_that_outlines_but_does_not_score(tiles, tmp_path, capsys):
+    from defect_tf.anomaly.images import read_photo
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.anomaly.training import LocalizerConfig, train_localizer
+    from defect_tf.export.localizer import export_localizer
+
+    split = tmp_path / "split.txt"  # five labelled defects with masks among the validation photos, one to test
+    split.write_text("image split\n" + "".join(
+        f"tile_{i:02d}.png {'train' if i < 24 else 'val' if 30 <= i < 35 else 'test'}\n" for i in range(36)))
+    config = LocalizerConfig(data=str(tiles / "images"), labels=str(tiles / "labels.txt"), split_file=str(split),
+                             masks=str(tiles / "masks"), image_size=64, coreset_size=200, output=str(tmp_path / "out"))
+    train_localizer(config)
+    assert ("defect head: learnt from 5 labelled defect mask(s) and 5 intact photo(s); the thresholds come from "
+            "5-fold held-out answers") in capsys.readouterr().out
+    localizer = load_localizer(tmp_path / "out")
+    assert localizer.metadata.settings["head"] == {"weight": 0.5, "context": 7}
+    assert "defect_head.npz" in localizer.metadata.checksums and localizer.metadata.format.endswith("/3")
+    photo = read_photo(tiles / "images" / "tile_35.png")
+    anomaly_map, score = localizer.model.answer(photo)
+    head, localizer.model.head = localizer.model.head, None  # the memory bank's map alone
+    bank_map, bank_score = localizer.model.answer(photo)
+    localizer.model.head = head
+    assert score == bank_score and not np.allclose(anomaly_map, bank_map)  # scored on the bank, outlined with both
+
+    export_localizer(tmp_path / "out", log=lambda line: None)  # the exported runtime runs the head too
+    exported = load_localizer(tmp_path / "out", "onnx").model.answer(photo)
+    np.testing.assert_allclose(exported[0], anomaly_map, rtol=0, atol=1e-4 * np.ptp(anomaly_map))
+    assert exported[1] == pytest.approx(score, rel=1e-4)
+
+    head_file = tmp_path / "out" / "bundle" / "defect_head.npz"
+    head_file.write_bytes(head_file.read_bytes()[:-1] + b"x")
+    with pytest.raises(BundleError, match="defect_head.npz is not the model"):
+        load_localizer(tmp_path / "out")
+
+    train_localizer(LocalizerConfig(**{**vars(config), "output": str(tmp_path / "plain"), "defect_head": False}))
+    plain = load_localizer(tmp_path / "plain")
+    assert "head" not in plain.metadata.settings and not (tmp_path / "plain" / "bundle" / "defect_head.npz").exists()
 
 
 @pytest.mark.integration

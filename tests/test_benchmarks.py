@@ -89,7 +89,8 @@ def test_every_arm_is_scored_on_the_whole_shared_test_split_even_rows_it_dropped
 @pytest.mark.parametrize("script, dataset, folder", [("missing_labels.py", "neu", "neu"),
                                                      ("ablations.py", "neu_xml", "neu"), ("anomaly.py", None, "anomaly"),
                                                      ("patchcore_size.py", None, "anomaly"),
-                                                     ("patchcore_pixels.py", None, "anomaly")])
+                                                     ("patchcore_pixels.py", None, "anomaly"),
+                                                     ("patchcore_head.py", None, "anomaly")])
 def test_a_benchmark_says_clearly_when_its_data_is_absent(tmp_path, script, dataset, folder):
     chosen = ["--dataset", dataset] if dataset else []
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *chosen,

@@ -48,17 +48,50 @@ class AnomalyMaps(ABC):
     def map_from(self, outputs: list[np.ndarray], inputs: np.ndarray) -> np.ndarray:
         """The anomaly map at the input's own size, from the network's outputs for it (a batch of one)."""
 
+    def maps_from(self, outputs: list[np.ndarray], inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the anomaly map, the map the photo's score is taken from, or None when it is the same one), both at
+        the input's own size. A model whose outline map sees more than its score should (PatchCore with a defect
+        head) scores the photo on another map."""
+        return self.map_from(outputs, inputs), None
+
+    @classmethod
+    def bundle_files(cls, settings: dict) -> tuple[str, ...]:
+        """The model's files beside its network that a bundle with these settings holds (its exported network
+        needs them too)."""
+        return cls.exported_files
+
     def forward(self, batch: np.ndarray) -> list[np.ndarray]:
         """The network's outputs (NumPy arrays, in a fixed order) for a batch of its inputs."""
         return [np.asarray(output) for output in self.forward_pass(batch)]
 
+    def raw_maps(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """`maps_from` for one model input (float32, working size x 3)."""
+        return self.maps_from(self.forward(self.network_input(inputs)), inputs)
+
     def raw_map(self, inputs: np.ndarray) -> np.ndarray:
         """The anomaly map of one model input (float32, working size x 3), at the input's own size."""
-        return self.map_from(self.forward(self.network_input(inputs)), inputs)
+        return self.raw_maps(inputs)[0]
+
+    def raw_score(self, raw_maps: tuple[np.ndarray, np.ndarray | None]) -> float:
+        """The image score of one model input from its `raw_maps`."""
+        anomaly_map, score_map = raw_maps
+        return self.image_score(anomaly_map if score_map is None else score_map)
 
     def anomaly_map(self, photo: np.ndarray) -> np.ndarray:
         """The photo's anomaly map (float32) at the photo's own height and width: higher is more anomalous."""
         return resize_map(self.raw_map(model_input(photo, self.image_size)), photo.shape[:2])
+
+    def answer(self, photo: np.ndarray) -> tuple[np.ndarray, float]:
+        """The photo's anomaly map at its own height and width, and its image score (from that map, or from the
+        model's score map at the photo's size)."""
+        return self.answer_from(self.raw_maps(model_input(photo, self.image_size)), photo.shape[:2])
+
+    def answer_from(self, raw_maps: tuple[np.ndarray, np.ndarray | None],
+                    shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+        """`answer` from a model input's `raw_maps`, for a photo of `shape` (height, width)."""
+        anomaly_map, score_map = raw_maps
+        anomaly_map = resize_map(anomaly_map, shape)
+        return anomaly_map, self.image_score(anomaly_map if score_map is None else resize_map(score_map, shape))
 
     def image_score(self, anomaly_map: np.ndarray) -> float:
         """The photo's anomaly score: the mean of its map's highest TOP_SHARE of pixels (the map is already
@@ -76,7 +109,7 @@ class AnomalyModel(AnomalyMaps):
     """An anomaly localiser that learns: `fit` on intact photos, `save` into a bundle folder, `load` from one; its
     network is a Keras model, which `export_network` gives for export."""
 
-    files: ClassVar[tuple[str, ...]]  # the files it saves into a bundle folder besides bundle.json
+    files: ClassVar[tuple[str, ...]]  # its network's files in a bundle folder (the rest: `bundle_files`)
     earlier_seconds: float = 0.0  # fitting time spent before a resume, as its checkpoint recorded it
 
     @abstractmethod
@@ -84,6 +117,17 @@ class AnomalyModel(AnomalyMaps):
             checkpoint_dir: Path | None = None) -> None:
         """Learn from `count` intact photos (upright RGB uint8 arrays, each its own size), streamed once. A model
         that learns over epochs saves its state in `checkpoint_dir` after each and resumes from what it finds there."""
+
+    def learn_defects(self, intact: list[np.ndarray], defects: list[np.ndarray], masks: list[np.ndarray | None],
+                      report: Report = print) -> tuple[list, list] | None:
+        """After `fit`, learn from labelled defects' masks where the model can (PatchCore's defect head). Returns
+        each validation photo's `answer` (intact, then defective) from a model that did not learn from that photo,
+        for the thresholds; None when nothing was learnt."""
+        return None
+
+    def saved_files(self) -> tuple[str, ...]:
+        """Every file `save` writes into a bundle folder besides bundle.json."""
+        return (*self.files, *self.bundle_files(self.settings))
 
     @abstractmethod
     def export_network(self):

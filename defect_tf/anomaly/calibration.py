@@ -13,7 +13,7 @@ of intact photos and defect types, which says nothing of the line's (docs/findin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -40,17 +40,17 @@ def best_f1_cut(scores: np.ndarray, truth: np.ndarray) -> float:
     return float(scores[candidates[np.argmax(f1[candidates])]])
 
 
-def calibrate(intact_maps: Sequence[np.ndarray], defect_maps: Sequence[np.ndarray] = (),
-              image_score: Callable[[np.ndarray], float] = np.max) -> Thresholds:
-    """Thresholds from validation maps: intact ones (required) and defective ones (optional); `image_score`: the
-    model's rule from a map to the photo's score."""
+def calibrate(intact_maps: Sequence[np.ndarray], intact_scores: Sequence[float],
+              defect_scores: Sequence[float] = ()) -> Thresholds:
+    """Thresholds from validation photos: intact ones' maps and scores (required), defective ones' scores
+    (optional; their maps do not set the outline's cut)."""
     if not intact_maps:
         raise ValueError("calibration needs intact validation photos")
     pixels = np.concatenate([np.asarray(m, np.float32).ravel() for m in intact_maps])
     pixel = float(np.quantile(pixels, PIXEL_QUANTILE))
-    intact_scores = np.array([float(image_score(m)) for m in intact_maps])
-    if not defect_maps:
+    intact_scores = np.asarray(intact_scores, np.float64)
+    if not len(defect_scores):
         return Thresholds(image=float(intact_scores.max()), pixel=pixel, rule=INTACT_RULE)
-    scores = np.r_[intact_scores, [float(image_score(m)) for m in defect_maps]]
-    labels = np.r_[np.zeros(len(intact_maps)), np.ones(len(defect_maps))]
+    scores = np.r_[intact_scores, np.asarray(defect_scores, np.float64)]
+    labels = np.r_[np.zeros(len(intact_scores)), np.ones(len(defect_scores))]
     return Thresholds(image=best_f1_cut(scores, labels), pixel=pixel, rule=F1_RULE)

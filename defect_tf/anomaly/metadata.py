@@ -13,11 +13,15 @@ from defect_tf.bundle.layout import LOCALIZER_PREFIX
 from defect_tf.bundle.metadata import export_problems, migrated
 from defect_tf.errors import BundleError
 
-FORMAT = f"{LOCALIZER_PREFIX}2"
+FORMAT = f"{LOCALIZER_PREFIX}3"
 # format -> function(dict) -> dict of the next format. /2: PatchCore's settings may hold the place statistics its
-# map is measured against (anomaly/patchcore/maps.py); a /1 bundle has none, so its maps stay the raw distances,
-# and a tool that knows only /1 refuses a /2 bundle rather than misreading its maps.
-MIGRATIONS: dict[str, Callable[[dict], dict]] = {f"{LOCALIZER_PREFIX}1": lambda old: {**old, "format": FORMAT}}
+# map is measured against (anomaly/patchcore/maps.py); a /1 bundle has none, so its maps stay the raw distances.
+# /3: PatchCore's settings may name a defect head (anomaly/patchcore/head.py) added to its map; a /2 bundle has
+# none. A tool that knows only an older format refuses a newer bundle rather than misreading its maps.
+MIGRATIONS: dict[str, Callable[[dict], dict]] = {
+    f"{LOCALIZER_PREFIX}1": lambda old: {**old, "format": f"{LOCALIZER_PREFIX}2"},
+    f"{LOCALIZER_PREFIX}2": lambda old: {**old, "format": FORMAT},
+}
 INPUT_RULE = ("RGB, upright by EXIF, antialiased bilinear resize keeping the aspect ratio: shorter side image_size, "
               "both sides rounded to multiples of 32, float32 0-255")
 IMAGE_SIZES = (32, 2048)

@@ -66,15 +66,16 @@ def open_maps(location: Path, metadata: LocalizerMetadata, runtime: str = "auto"
 
         quiet_tensorflow_start()
         model_class = get_anomaly_model(metadata.model)
-        missing = [name for name in model_class.files if name not in metadata.checksums]
+        names = (*model_class.files, *model_class.bundle_files(metadata.settings))
+        missing = [name for name in names if name not in metadata.checksums]
         if missing:
             raise BundleError(f"{location}: no checksum for {', '.join(missing)}; train the localiser again")
-        for name in model_class.files:
+        for name in names:
             verify_file(location, metadata, name)
         return (model_class.load(location, metadata.image_size, metadata.settings),
                 f"Keras ({location / model_class.files[0]})")
     maps = maps_class(metadata.model)
-    for name in (*maps.exported_files, EXPORT_FILE):
+    for name in (*maps.bundle_files(metadata.settings), EXPORT_FILE):
         if name not in metadata.checksums:
             raise BundleError(f"{location}: no checksum for {name}; export the localiser again")
         verify_file(location, metadata, name)

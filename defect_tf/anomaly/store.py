@@ -56,8 +56,7 @@ class Localizer:
     def locate(self, photo: np.ndarray, outline: bool | None = None) -> Localization:
         """The photo's map and score; its outline and regions when the score reaches the image threshold (or, with
         `outline` given, when a first stage has decided the photo is damaged)."""
-        anomaly_map = self.model.anomaly_map(photo)
-        score = self.model.image_score(anomaly_map)
+        anomaly_map, score = self.model.answer(photo)
         defective = score >= self.metadata.image_threshold
         drawn = defective if outline is None else outline
         mask = defect_mask(anomaly_map, self.metadata.pixel_threshold) if drawn else np.zeros(anomaly_map.shape, bool)
@@ -72,7 +71,7 @@ def save_localizer(output_dir: str | Path, model: AnomalyModel, metadata: Locali
     def fill(staging: Path) -> None:
         model.save(staging)
         record = {**metadata.to_json(), "versions": library_versions(),
-                  "checksums": {name: sha256_of(staging / name) for name in model.files}}
+                  "checksums": {name: sha256_of(staging / name) for name in model.saved_files()}}
         (staging / METADATA_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
     return replace_folder(Path(output_dir) / BUNDLE_DIR, fill, intact="the previous localiser is intact")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import keras
 
-from defect_tf.anomaly.base import AnomalyMaps
+from defect_tf.anomaly.base import AnomalyMaps, AnomalyModel
 from defect_tf.anomaly.calibration import Thresholds, calibrate
 from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set
 from defect_tf.anomaly.draem.model import DEFAULTS as DRAEM_DEFAULTS
-from defect_tf.anomaly.evaluation import OUTLINES_FILE, describe, score_localizer
+from defect_tf.anomaly.evaluation import OUTLINES_FILE, describe, score_localizer, true_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.metadata import LocalizerMetadata
 from defect_tf.anomaly.patchcore.maps import DEFAULTS as PATCHCORE_DEFAULTS
@@ -54,6 +54,7 @@ class LocalizerConfig:
     coreset_size: int = PATCHCORE_DEFAULTS["coreset_size"]
     epochs: int = DRAEM_DEFAULTS["epochs"]
     seed: int = 0
+    defect_head: bool = True  # PatchCore learns from the validation photos' defect masks where there are enough
     on_bad_image: str = "error"
     resume: bool = False
 
@@ -117,13 +118,26 @@ def _photos(anomaly_set: AnomalySet, rows: list[int], what: str):
         yield read_photo(anomaly_set.path(row))
 
 
-def calibrated(model: AnomalyMaps, anomaly_set: AnomalySet) -> Thresholds:
-    """The model's thresholds from the set's validation photos: intact ones, and defective ones where labelled."""
-    intact_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, anomaly_set.rows("val", False),
-                                                                 "thresholds")]
-    defect_maps = [model.anomaly_map(photo) for photo in _photos(anomaly_set, anomaly_set.rows("val", True),
-                                                                 "thresholds")]
-    return calibrate(intact_maps, defect_maps, model.image_score)
+def calibrated(model: AnomalyMaps, anomaly_set: AnomalySet, answers: tuple[list, list] | None = None) -> Thresholds:
+    """The model's thresholds from the set's validation photos: intact ones, and defective ones where labelled;
+    from their `answers` (intact, defective) when given, else from the model's."""
+    if answers is None:
+        answers = tuple([model.answer(photo) for photo in _photos(anomaly_set, anomaly_set.rows("val", defective),
+                                                                    "thresholds")] for defective in (False, True))
+    intact, defects = answers
+    return calibrate([m for m, _ in intact], [s for _, s in intact], [s for _, s in defects])
+
+
+def learnt_defects(model: AnomalyModel, anomaly_set: AnomalySet, log) -> tuple[list, list] | None:
+    """What the model learns from the validation photos' defect masks (AnomalyModel.learn_defects): their
+    held-out answers for the thresholds, or None."""
+    rows = anomaly_set.rows("val", True)
+    if not any(anomaly_set.images[row] in anomaly_set.masks for row in rows):
+        return None
+    intact = list(_photos(anomaly_set, anomaly_set.rows("val", False), "validation photos"))
+    defects = list(_photos(anomaly_set, rows, "validation photos"))
+    masks = [true_mask(anomaly_set, row, photo.shape[:2]) for row, photo in zip(rows, defects)]
+    return model.learn_defects(intact, defects, masks, log)
 
 
 def saved_run(output: str | Path) -> LocalizerConfig:
@@ -180,7 +194,8 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     model.fit(_photos(anomaly_set, train_rows, "reading"), len(train_rows), log, checkpoint)
     fitted = time.time() - started + model.earlier_seconds
 
-    thresholds = calibrated(model, anomaly_set)
+    thresholds = calibrated(model, anomaly_set, learnt_defects(model, anomaly_set, log) if config.defect_head
+                            else None)
     log(f"thresholds ({thresholds.rule} rule, {len(anomaly_set.rows('val', False))} intact + "
         f"{len(anomaly_set.rows('val', True))} defective validation photos): image {thresholds.image:.4g}, "
         f"pixel {thresholds.pixel:.4g}")

@@ -50,6 +50,9 @@ def build_parser():
                        help="patchcore: memory-bank rows kept (more: slower, finer)")
     model.add_argument("--epochs", type=number_in(int, 1, 10_000), default=d.epochs,
                        help="draem: passes over the intact photos (about 50 s each for 700 photos at 128 px, 2 cores)")
+    model.add_argument("--no-defect-head", dest="defect_head", action="store_false",
+                       help="patchcore: do not learn from the validation photos' defect masks (by default, with at "
+                            "least 5 of them, a head learns what the memory bank misses and sharpens the outline)")
     model.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=d.seed, help="fixes split and sampling")
     parser.add_argument("--output", metavar="DIR", default=d.output,
                         help="folder for the localiser, split and test metrics (outputs/localizer: beside the "

@@ -52,18 +52,20 @@ def _photos(localizer: Localizer, rng: np.random.Generator) -> tuple[list[np.nda
              for h, w in RANDOM_SHAPES], "random (the localiser's photos are gone)")
 
 
-def measure(reference: list[np.ndarray], exported: list[np.ndarray], localizer: Localizer) -> dict:
-    """How closely the exported network's maps match Keras's: the largest difference (absolute, and as a share of
-    the map's range on its photo), photos whose decision changes, and the share of outline pixels that change."""
+def measure(reference: list[tuple], exported: list[tuple], localizer: Localizer) -> dict:
+    """How closely the exported network's maps match Keras's (each photo's `raw_maps`): the largest difference
+    (absolute, and as a share of the map's range on its photo), photos whose decision changes, and the share of
+    outline pixels that change."""
     model, metadata = localizer.model, localizer.metadata
     largest = relative = 0.0
     changed = pixels = total = 0
-    for keras_map, export_map in zip(reference, exported):
+    for keras_maps, export_maps in zip(reference, exported):
+        keras_map, export_map = keras_maps[0], export_maps[0]
         difference = float(np.max(np.abs(keras_map - export_map)))
         largest = max(largest, difference)
         relative = max(relative, difference / max(float(np.ptp(keras_map)), 1e-12))
-        changed += (model.image_score(keras_map) >= metadata.image_threshold) != \
-            (model.image_score(export_map) >= metadata.image_threshold)
+        changed += (model.raw_score(keras_maps) >= metadata.image_threshold) != \
+            (model.raw_score(export_maps) >= metadata.image_threshold)
         pixels += int(np.sum(defect_mask(keras_map, metadata.pixel_threshold)
                              != defect_mask(export_map, metadata.pixel_threshold)))
         total += keras_map.size
@@ -87,7 +89,7 @@ def export_localizer(model: str | Path, format_name: str = EXPORT_FORMAT, accept
     localizer = load_localizer(model, runtime="keras")
     location, metadata = localizer.path, localizer.metadata
     inputs, source = _photos(localizer, np.random.default_rng(0))
-    reference = [localizer.model.raw_map(photo) for photo in inputs]
+    reference = [localizer.model.raw_maps(photo) for photo in inputs]
     log(f"exporting the {metadata.model} localiser in {location} to {EXPORT_FORMAT}; parity on {len(inputs)} "
         f"{source} photos")
     with output_folder.locked(location.parent, "--model"):
@@ -98,7 +100,7 @@ def export_localizer(model: str | Path, format_name: str = EXPORT_FORMAT, accept
             onnx_writer.write(localizer.model.export_network(), written, "none", None)
             forward, input_name = onnx_forward(written)
             maps = maps_class(metadata.model).exported(location, metadata.image_size, metadata.settings, forward)
-            measured = {**measure(reference, [maps.raw_map(photo) for photo in inputs], localizer), "source": source}
+            measured = {**measure(reference, [maps.raw_maps(photo) for photo in inputs], localizer), "source": source}
             log(f"wrote {EXPORT_FILE} ({describe_size(written.stat().st_size)}) in {time.time() - started:.0f} s; "
                 + describe(measured))
             missed = problems(measured)

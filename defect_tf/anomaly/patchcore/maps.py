@@ -15,6 +15,7 @@ from defect_tf.anomaly.base import AnomalyMaps, Forward
 from defect_tf.anomaly.images import standardised
 from defect_tf.anomaly.maps import SMOOTHING_SIGMA, resize_map, smooth
 from defect_tf.anomaly.patchcore.coreset import nearest_distances
+from defect_tf.anomaly.patchcore.head import HEAD_FILE, DefectHead, read_head
 from defect_tf.errors import BundleError
 
 BANK_FILE = "memory_bank.npy"
@@ -78,6 +79,8 @@ def settings_problems(settings: dict) -> list[str]:
     smoothing = settings.get("smoothing")
     if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing <= 64:
         return [f"smoothing must be a number of pixels from 0 to 64, not {repr(smoothing)[:40]}"]
+    if "head" in settings and not _is_head_setting(settings["head"]):
+        return ["head must hold a weight from 0 to 100 and a context from 1 to 63 cells"]
     if "place_mean" not in settings and "place_spread" not in settings:
         return []
     try:
@@ -91,11 +94,37 @@ def settings_problems(settings: dict) -> list[str]:
     return []
 
 
+def checked_settings(settings: dict) -> dict:
+    """PatchCore's settings with their defaults, or a one-line BundleError listing what cannot be used."""
+    settings = {**DEFAULTS, **settings}
+    problems = settings_problems(settings)
+    if problems:
+        raise BundleError("the localiser's bundle.json holds PatchCore settings that cannot be used: "
+                          + "; ".join(problems))
+    return settings
+
+
+def _is_head_setting(head) -> bool:
+    if not isinstance(head, dict):
+        return False
+    weight, context = head.get("weight"), head.get("context")
+    return (not isinstance(weight, bool) and isinstance(weight, (int, float)) and 0 <= weight <= 100
+            and not isinstance(context, bool) and isinstance(context, int) and 1 <= context <= 63)
+
+
 def _to_grid(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A 2-D map resampled (bilinear) to `shape`."""
     values = np.asarray(values, np.float32)
     return ndimage.zoom(values, (shape[0] / values.shape[0], shape[1] / values.shape[1]), order=1, grid_mode=True,
                         mode="nearest")
+
+
+def read_parts(folder: Path, settings: dict) -> tuple[np.ndarray, DefectHead | None]:
+    """The memory bank a bundle folder holds, and its defect head when its settings name one."""
+    settings = checked_settings(settings)
+    bank = read_bank(folder)
+    head = read_head(folder, bank.shape[1], settings["head"]["context"]) if "head" in settings else None
+    return bank, head
 
 
 def read_bank(folder: Path) -> np.ndarray:
@@ -114,13 +143,13 @@ class PatchCoreMaps(AnomalyMaps):
     exported_files = (BANK_FILE,)
 
     def __init__(self, image_size: int, settings: dict, forward: Forward | None = None,
-                 bank: np.ndarray | None = None):
-        super().__init__(image_size, {**DEFAULTS, **settings}, forward)
-        problems = settings_problems(self.settings)
-        if problems:
-            raise BundleError("the localiser's bundle.json holds PatchCore settings that cannot be used: "
-                              + "; ".join(problems))
-        self.bank = bank
+                 bank: np.ndarray | None = None, head: DefectHead | None = None):
+        super().__init__(image_size, checked_settings(settings), forward)
+        self.bank, self.head = bank, head
+
+    @classmethod
+    def bundle_files(cls, settings: dict) -> tuple[str, ...]:
+        return (BANK_FILE, HEAD_FILE) if "head" in settings else (BANK_FILE,)
 
     def network_input(self, inputs: np.ndarray) -> np.ndarray:
         return (standardised(inputs) if self.settings["standardise"] else inputs)[None]
@@ -130,12 +159,27 @@ class PatchCoreMaps(AnomalyMaps):
         return aggregate([np.asarray(level)[0] for level in outputs], int(self.settings["neighbourhood"]))
 
     def map_from(self, outputs: list[np.ndarray], inputs: np.ndarray) -> np.ndarray:
-        cells = self.patch_features(outputs)
+        return self.maps_from(outputs, inputs)[0]
+
+    def maps_from(self, outputs: list[np.ndarray], inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.cell_maps(self.patch_features(outputs), inputs.shape[:2])
+
+    def cell_maps(self, cells: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """`maps_from` a photo's cells, at the input's `shape`: the distances measured by place, plus the defect
+        head's score when there is a head (the photo is then scored on the distances alone: the head also scores
+        stretches of intact photos, which would rank photos worse; docs/findings.md)."""
         if cells.shape[-1] != self.bank.shape[1]:
             raise BundleError(f"the feature model gives {cells.shape[-1]} values per patch and the memory bank holds "
                               f"{self.bank.shape[1]}: they do not belong together")
-        return smooth(resize_map(by_place(self.cell_distances(cells), self.settings), inputs.shape[:2]),
-                      float(self.settings["smoothing"]))
+        cells = np.asarray(cells, np.float32)
+        place = by_place(self.cell_distances(cells), self.settings)
+        if self.head is None:
+            return self._finished(place, shape), None
+        outline = place + float(self.settings["head"]["weight"]) * self.head.cell_scores(cells)
+        return self._finished(outline, shape), self._finished(place, shape)
+
+    def _finished(self, cell_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        return smooth(resize_map(cell_map, shape), float(self.settings["smoothing"]))
 
     def cell_distances(self, cells: np.ndarray) -> np.ndarray:
         """(rows, cols, features) -> each cell's distance to its nearest memory-bank row (rows, cols)."""
@@ -143,4 +187,4 @@ class PatchCoreMaps(AnomalyMaps):
 
     @classmethod
     def exported(cls, folder: Path, image_size: int, settings: dict, forward: Forward) -> PatchCoreMaps:
-        return cls(image_size, settings, forward, read_bank(folder))
+        return cls(image_size, settings, forward, *read_parts(folder, settings))

@@ -15,9 +15,10 @@ import keras
 import numpy as np
 
 from defect_tf.anomaly.base import AnomalyModel, Report, load_network
-from defect_tf.anomaly.images import model_input
+from defect_tf.anomaly.images import model_input, working_size
+from defect_tf.anomaly.patchcore import head as defect_head
 from defect_tf.anomaly.patchcore.coreset import greedy_coreset
-from defect_tf.anomaly.patchcore.maps import BANK_FILE, PatchCoreMaps, place_statistics, read_bank
+from defect_tf.anomaly.patchcore.maps import BANK_FILE, PatchCoreMaps, place_statistics, read_parts
 from defect_tf.errors import BundleError
 from defect_tf.models.features import feature_extractor
 from defect_tf.models.registry import get_backbone
@@ -49,11 +50,11 @@ def build_feature_model(backbone: str, levels: list[str], weights: str | None) -
 
 
 class PatchCore(PatchCoreMaps, AnomalyModel):
-    files = (MODEL_FILE, BANK_FILE)
+    files = (MODEL_FILE,)
 
     def __init__(self, image_size: int, settings: dict, features: keras.Model | None = None,
-                 bank: np.ndarray | None = None):
-        super().__init__(image_size, settings, bank=bank)
+                 bank: np.ndarray | None = None, head: defect_head.DefectHead | None = None):
+        super().__init__(image_size, settings, bank=bank, head=head)
         s = self.settings
         self.features = features or build_feature_model(s["backbone"], list(s["levels"]), s.get("weights", "imagenet"))
 
@@ -68,8 +69,9 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
             checkpoint_dir: Path | None = None) -> None:  # one pass: nothing to resume
         seed = self.settings.get("seed", 0)
         rng = np.random.default_rng(seed)
-        for key in ("place_mean", "place_spread"):  # a model fitted again learns its places again
+        for key in ("place_mean", "place_spread", "head"):  # a model fitted again learns these again
             self.settings.pop(key, None)
+        self.head = None
         held = held_out(count, float(self.settings["place_holdout"]))
         per_photo = max(1, -(-int(self.settings["max_patches"]) // max(count - len(held), 1)))
         rows, kept = [], []
@@ -95,15 +97,53 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
             report(f"{count} intact photos: too few to keep some out for each place's usual distance (at least "
                    f"{3 * PLACE_MIN_PHOTOS} needed); the map is the raw distance")
 
+    def learn_defects(self, intact: list[np.ndarray], defects: list[np.ndarray], masks: list[np.ndarray | None],
+                      report: Report = print) -> tuple[list, list] | None:
+        """The defect head (anomaly/patchcore/head.py), learnt from the labelled defects with a mask and up to
+        MAX_INTACT_PHOTOS intact photos. Each photo it learns from is answered by a head fitted on the other
+        folds; the rest by the final head, fitted on all of them."""
+        masked = [i for i, mask in enumerate(masks) if mask is not None and mask.any()]
+        if len(masked) < defect_head.MIN_MASKED_DEFECTS:
+            report(f"no defect head: {len(masked)} labelled defect(s) with a mask among the validation photos "
+                   f"(at least {defect_head.MIN_MASKED_DEFECTS} needed)")
+            return None
+        photos = list(intact) + list(defects)
+        chosen_intact = defect_head.spread_choice(len(intact), defect_head.MAX_INTACT_PHOTOS)
+        settings = {**defect_head.HEAD_DEFAULTS, **self.settings.get("head", {})}
+        cells, grids = {}, {}
+        for index in progress_bar(chosen_intact + [len(intact) + i for i in masked], desc="defect head",
+                                  unit="photo", leave=False):
+            found = self.patch_features(self.forward(self.network_input(model_input(photos[index], self.image_size))))
+            cells[index] = found.astype(np.float16)  # half the memory; the head's features are far coarser
+            mask = masks[index - len(intact)] if index >= len(intact) else np.zeros(photos[index].shape[:2], bool)
+            grids[index] = defect_head.cell_mask(mask, found.shape[:2])
+        folds = min(defect_head.MAX_FOLDS, len(masked))
+        heads, final = defect_head.held_out_heads(cells, grids, folds, settings, int(self.settings.get("seed", 0)))
+        self.settings["head"] = {"weight": float(settings["weight"]), "context": int(settings["context"])}
+        answers = []
+        for index, photo in enumerate(photos):
+            self.head = heads.get(index, final)
+            if index in cells:
+                shape = working_size(*photo.shape[:2], self.image_size)
+                answers.append(self.answer_from(self.cell_maps(cells[index], shape), photo.shape[:2]))
+            else:
+                answers.append(self.answer(photo))
+        self.head = final
+        report(f"defect head: learnt from {len(masked)} labelled defect mask(s) and {len(chosen_intact)} intact "
+               f"photo(s); the thresholds come from {folds}-fold held-out answers")
+        return answers[:len(intact)], answers[len(intact):]
+
     def save(self, folder: Path) -> None:
         self.features.save(folder / MODEL_FILE)
         np.save(folder / BANK_FILE, self.bank.astype(np.float32), allow_pickle=False)
+        if self.head is not None:
+            self.head.save(folder / defect_head.HEAD_FILE)
 
     @classmethod
     def load(cls, folder: Path, image_size: int, settings: dict) -> PatchCore:
         features = load_network(folder / MODEL_FILE, "PatchCore")
-        bank = read_bank(folder)
+        bank, head = read_parts(folder, settings)
         shapes = features.output_shape if isinstance(features.output_shape, list) else [features.output_shape]
         if sum(shape[-1] for shape in shapes) != bank.shape[1]:
             raise BundleError(f"{folder}: {MODEL_FILE} and {BANK_FILE} do not belong together")
-        return cls(image_size, settings, features, bank)
+        return cls(image_size, settings, features, bank, head)
