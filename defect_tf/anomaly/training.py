@@ -194,8 +194,10 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     model.fit(_photos(anomaly_set, train_rows, "reading"), len(train_rows), log, checkpoint)
     fitted = time.time() - started + model.earlier_seconds
 
-    thresholds = calibrated(model, anomaly_set, learnt_defects(model, anomaly_set, log) if config.defect_head
-                            else None)
+    learning = time.time()
+    answers = learnt_defects(model, anomaly_set, log) if config.defect_head else None
+    fitted += time.time() - learning  # the defect head, with its held-out answers to calibrate on
+    thresholds = calibrated(model, anomaly_set, answers)
     log(f"thresholds ({thresholds.rule} rule, {len(anomaly_set.rows('val', False))} intact + "
         f"{len(anomaly_set.rows('val', True))} defective validation photos): image {thresholds.image:.4g}, "
         f"pixel {thresholds.pixel:.4g}")

@@ -22,7 +22,9 @@ HEAD_FILE = "defect_head.npz"
 HEAD_DEFAULTS = {"weight": 0.5, "context": 7, "dims": 64}
 MIN_MASKED_DEFECTS = 5  # labelled defects with a non-empty mask needed to train the head
 MAX_FOLDS = 5  # the out-of-fold scores the thresholds are calibrated on
-MAX_INTACT_PHOTOS = 100  # intact validation photos the head learns from (bounds memory: every cell is kept)
+# validation photos the head learns from, at most (they bound its memory: every cell of each is kept); the rest
+# are answered by the final head
+MAX_INTACT_PHOTOS, MAX_DEFECT_PHOTOS = 100, 200
 INTACT_CELL_SHARE = 0.3  # of the defect-free cells, drawn to train the head (every defect cell is kept)
 ARRAYS = ("pca_mean", "pca_components", "feature_mean", "feature_spread", "coef", "intercept")
 

@@ -103,6 +103,7 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
         MAX_INTACT_PHOTOS intact photos. Each photo it learns from is answered by a head fitted on the other
         folds; the rest by the final head, fitted on all of them."""
         masked = [i for i, mask in enumerate(masks) if mask is not None and mask.any()]
+        masked = [masked[i] for i in defect_head.spread_choice(len(masked), defect_head.MAX_DEFECT_PHOTOS)]
         if len(masked) < defect_head.MIN_MASKED_DEFECTS:
             report(f"no defect head: {len(masked)} labelled defect(s) with a mask among the validation photos "
                    f"(at least {defect_head.MIN_MASKED_DEFECTS} needed)")
