@@ -204,9 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{per_type_table(reports)}")
     print(markdown)
     every = models == parser.get_default("models").split(",")  # a run of some localisers has its own section
-    record("anomaly" if every else f"anomaly_{'_'.join(models)}",
+    head = args.defect_head and "patchcore" in models
+    record("anomaly" if every else f"anomaly_{'_'.join(models)}" + ("_head" if head else ""),
            "Where is the defect: magnetic tiles, localiser vs heatmap vs two stages"
-           + ("" if every else f" ({', '.join(models)} only)"), markdown, reports)
+           + ("" if every else f" ({', '.join(models)} only" + (", with PatchCore's defect head)" if head else ")")),
+           markdown, reports)
     return 0
 
 

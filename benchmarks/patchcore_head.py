@@ -84,6 +84,17 @@ def rows_of(name: str, result: dict) -> str:
             f"{number(uneven['pixel_auroc'])} |")
 
 
+def fewer(anomaly_set, rows: list[int], per_type: int, seed: int) -> list[int]:
+    """The intact rows, and `per_type` of each defect type's rows (drawn with `seed`)."""
+    rng = np.random.default_rng(seed)
+    kept = [row for row in rows if not anomaly_set.defective[row]]
+    for kind in sorted({anomaly_set.types.get(anomaly_set.images[row]) or "" for row in rows} - {""}):
+        members = [row for row in rows if anomaly_set.defective[row]
+                   and anomaly_set.types.get(anomaly_set.images[row]) == kind]
+        kept += [int(row) for row in rng.choice(members, min(per_type, len(members)), replace=False)]
+    return sorted(kept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(parser)
@@ -92,21 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", type=int, default=7, help="cells a side of the mean around each cell")
     parser.add_argument("--dims", type=int, default=64, help="PCA components of the cell features")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--per-type", type=int, help="keep only this many of each type's labelled defects among "
+                                                     "the validation photos (seeded): fewer masks to learn from")
     args = parser.parse_args(argv)
     if len(args.sizes) != 1:
         parser.error("--sizes takes one size here (the localiser the head is trained on)")
     size = args.sizes[0]
     anomaly_set, validation, fits = fitted_sizes(args)
+    validation = fewer(anomaly_set, validation, args.per_type, args.seed) if args.per_type else validation
     localizer = load_localizer(fits[size][0])
     smoothing = float(localizer.model.settings["smoothing"])
     val = photo_cells(localizer, anomaly_set, validation, "validation photos")
     started = time.perf_counter()
     held_out, head = heads(val, args)
+    fit_seconds = time.perf_counter() - started
     results = {"validation, bank only": figures(val, [p["place"] for p in val], smoothing),
                "validation, head only (cross-validated)": figures(val, held_out, smoothing),
                "validation, bank + head (cross-validated)": figures(
                    val, [p["place"] + args.weight * h for p, h in zip(val, held_out)], smoothing)}
-    fit_seconds = time.perf_counter() - started
     test = photo_cells(localizer, anomaly_set, anomaly_set.rows("test"), "test photos")
     started = time.perf_counter()
     test_head = [head.cell_scores(p["cells"]) for p in test]
@@ -115,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     results["test, bank + head"] = figures(test, [p["place"] + args.weight * h for p, h in zip(test, test_head)],
                                            smoothing)
     results["settings"] = {"size": size, "weight": args.weight, "context": args.context, "dims": args.dims,
-                           "folds": args.folds, "head_fit_seconds": round(fit_seconds, 1),
+                           "folds": args.folds, "per_type": args.per_type, "head_fit_seconds": round(fit_seconds, 1),
                            "head_ms_per_photo": round(head_ms, 1)}
     defective = sum(p["defective"] for p in val)
     test_defective = sum(p["defective"] for p in test)
@@ -125,14 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     markdown = (f"PatchCore at {size} px (Lite0 features, memory bank {args.coreset_size:,} rows) and a linear "
                 f"head on its cells trained with labelled defect masks (context {args.context} cells, "
                 f"{args.dims} PCA components, map + {args.weight:g} x head). Validation: {len(val) - defective} "
-                f"intact photos and {defective} labelled defects, the head scored by {args.folds}-fold "
+                f"intact photos and {defective} labelled defects"
+                f"{f' ({args.per_type} of each type)' if args.per_type else ''}, the head scored by {args.folds}-fold "
                 f"cross-validation over photos. Test: the head trained on every validation photo "
                 f"({fit_seconds:.0f} s with the cross-validation), scored on {len(test) - test_defective} intact and "
                 f"{test_defective} defective test photos ({head_ms:.0f} ms per photo on top of the localiser).\n\n"
                 + "\n".join(table))
     print(markdown)
-    record("patchcore_head", "A linear head trained with a few labelled defect masks on PatchCore's cells "
-           "(magnetic tiles)", markdown, results)
+    fewer_masks = f", {args.per_type} masks per type" if args.per_type else ""
+    record("patchcore_head" + (f"_{args.per_type}_per_type" if args.per_type else ""), "A linear head trained with "
+           f"a few labelled defect masks on PatchCore's cells (magnetic tiles{fewer_masks})", markdown, results)
     return 0
 
 

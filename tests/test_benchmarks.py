@@ -312,6 +312,18 @@ def test_maps_of_several_sizes_are_averaged_pixel_by_pixel():
     np.testing.assert_array_equal(averaged([[np.array([[0.0, 2.0]])], [np.array([[4.0, 2.0]])]])[0], [[2.0, 2.0]])
 
 
+def test_fewer_masks_keeps_every_intact_photo_and_that_many_defects_of_each_type():
+    from types import SimpleNamespace
+
+    from patchcore_head import fewer
+
+    photos = SimpleNamespace(images=list("abcdef"), defective=np.array([0, 0, 1, 1, 1, 1], bool),
+                             types={"c": "hole", "d": "hole", "e": "hole", "f": "crack"})
+    kept = fewer(photos, list(range(6)), 1, seed=0)
+    assert kept[:2] == [0, 1] and 5 in kept and len(kept) == 4  # one hole of three, the one crack
+    assert fewer(photos, list(range(6)), 1, seed=0) == kept and fewer(photos, list(range(6)), 5, seed=0) == list(range(6))
+
+
 def test_a_recorded_command_reads_as_a_user_types_it():
     from common import DEFAULT_DATA_ROOT, as_a_user_types_it
 
