@@ -627,6 +627,7 @@ def test_labelled_masks_teach_patchcore_a_defect_head_that_outlines_but_does_not
     localizer = load_localizer(tmp_path / "out")
     assert localizer.metadata.settings["head"] == {"weight": 0.5, "context": 7}
     assert "defect_head.npz" in localizer.metadata.checksums and localizer.metadata.format.endswith("/3")
+    assert localizer.describe().startswith("patchcore localiser with a defect head, Keras")
     photo = read_photo(tiles / "images" / "tile_35.png")
     anomaly_map, score = localizer.model.answer(photo)
     head, localizer.model.head = localizer.model.head, None  # the memory bank's map alone
@@ -647,6 +648,7 @@ def test_labelled_masks_teach_patchcore_a_defect_head_that_outlines_but_does_not
     train_localizer(LocalizerConfig(**{**vars(config), "output": str(tmp_path / "plain"), "defect_head": False}))
     plain = load_localizer(tmp_path / "plain")
     assert "head" not in plain.metadata.settings and not (tmp_path / "plain" / "bundle" / "defect_head.npz").exists()
+    assert plain.describe().startswith("patchcore localiser, Keras")
 
 
 @pytest.mark.integration

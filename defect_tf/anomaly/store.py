@@ -51,7 +51,8 @@ class Localizer:
     runtime: str = "Keras"  # what runs its network, as the user is told
 
     def describe(self) -> str:
-        return f"{self.metadata.model} localiser, {self.runtime}"
+        head = " with a defect head" if "head" in self.metadata.settings else ""
+        return f"{self.metadata.model} localiser{head}, {self.runtime}"
 
     def locate(self, photo: np.ndarray, outline: bool | None = None) -> Localization:
         """The photo's map and score; its outline and regions when the score reaches the image threshold (or, with
