@@ -11,7 +11,7 @@ fitted here): the head trained on the localiser's validation photos (76 intact, 
 by photo-grouped cross-validation on them (`--folds`), where the settings are chosen; then trained on all of them
 and scored once on the test split, which no choice saw. Image AUROC: the mean of a map's top 1%, the tool's rule.
 
-    python benchmarks/patchcore_head.py [--sizes 192] [--weight 0.5] [--context 7] [--work DIR]
+    python benchmarks/patchcore_head.py [--sizes 192] [--weight 0.5] [--context 7] [--per-type N] [--work DIR]
 """
 
 from __future__ import annotations

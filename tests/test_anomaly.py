@@ -324,6 +324,21 @@ def test_a_defect_head_file_is_read_without_pickle_and_checked(tmp_path):
         read_head(tmp_path, features=4, context=3)
 
 
+def test_a_model_that_learns_nothing_from_masks_does_not_read_the_validation_photos_for_them(monkeypatch):
+    from types import SimpleNamespace
+
+    from defect_tf.anomaly import training
+    from defect_tf.anomaly.draem.model import Draem
+
+    def refuse(*args):
+        raise AssertionError("the validation photos were read for a model that learns nothing from masks")
+
+    monkeypatch.setattr(training, "_photos", refuse)
+    photos = SimpleNamespace(rows=lambda part, defective: [0], images=["a.png"], masks={"a.png": Path("a.png")})
+    assert not Draem.learns_from_masks
+    assert training.learnt_defects(SimpleNamespace(learns_from_masks=False), photos, print) is None
+
+
 # --- thresholds and outlines -----------------------------------------------------------------------------------
 
 def test_thresholds_from_intact_photos_only_and_with_defective_ones():

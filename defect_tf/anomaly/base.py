@@ -111,6 +111,7 @@ class AnomalyModel(AnomalyMaps):
 
     files: ClassVar[tuple[str, ...]]  # its network's files in a bundle folder (the rest: `bundle_files`)
     earlier_seconds: float = 0.0  # fitting time spent before a resume, as its checkpoint recorded it
+    learns_from_masks: ClassVar[bool] = False  # whether `learn_defects` learns anything
 
     @abstractmethod
     def fit(self, photos: Iterable[np.ndarray], count: int, report: Report = print,

@@ -132,7 +132,7 @@ def learnt_defects(model: AnomalyModel, anomaly_set: AnomalySet, log) -> tuple[l
     """What the model learns from the validation photos' defect masks (AnomalyModel.learn_defects): their
     held-out answers for the thresholds, or None."""
     rows = anomaly_set.rows("val", True)
-    if not any(anomaly_set.images[row] in anomaly_set.masks for row in rows):
+    if not model.learns_from_masks or not any(anomaly_set.images[row] in anomaly_set.masks for row in rows):
         return None
     intact = list(_photos(anomaly_set, anomaly_set.rows("val", False), "validation photos"))
     defects = list(_photos(anomaly_set, rows, "validation photos"))

@@ -51,6 +51,7 @@ def build_feature_model(backbone: str, levels: list[str], weights: str | None) -
 
 class PatchCore(PatchCoreMaps, AnomalyModel):
     files = (MODEL_FILE,)
+    learns_from_masks = True
 
     def __init__(self, image_size: int, settings: dict, features: keras.Model | None = None,
                  bank: np.ndarray | None = None, head: defect_head.DefectHead | None = None):
@@ -115,7 +116,7 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
         for index in progress_bar(chosen_intact + [len(intact) + i for i in masked], desc="defect head",
                                   unit="photo", leave=False):
             found = self.patch_features(self.forward(self.network_input(model_input(photos[index], self.image_size))))
-            cells[index] = found.astype(np.float16)  # half the memory; the head's features are far coarser
+            cells[index] = found.astype(np.float16)  # half the memory; answers from them differ by rounding only
             mask = masks[index - len(intact)] if index >= len(intact) else np.zeros(photos[index].shape[:2], bool)
             grids[index] = defect_head.cell_mask(mask, found.shape[:2])
         folds = min(defect_head.MAX_FOLDS, len(masked))
