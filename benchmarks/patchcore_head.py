@@ -11,7 +11,7 @@ fitted here): the head trained on the localiser's validation photos (76 intact, 
 by photo-grouped cross-validation on them (`--folds`), where the settings are chosen; then trained on all of them
 and scored once on the test split, which no choice saw. Image AUROC: the mean of a map's top 1%, the tool's rule.
 
-    python benchmarks/patchcore_head.py [--sizes 192] [--weight 0.5] [--context 7] [--per-type N] [--work DIR]
+    python benchmarks/patchcore_head.py [--sizes 192] [--weight W] [--context C] [--per-type N] [--work DIR]
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from common import number, record, run
 from defect_tf.anomaly.base import TOP_SHARE, top_mean
 from defect_tf.anomaly.evaluation import true_mask
 from defect_tf.anomaly.images import model_input, read_photo
-from defect_tf.anomaly.maps import resize_map, smooth
-from defect_tf.anomaly.patchcore.head import cell_mask, held_out_heads
-from defect_tf.anomaly.patchcore.maps import by_place
+from defect_tf.anomaly.maps import resize_map
+from defect_tf.anomaly.patchcore.head import HEAD_DEFAULTS, cell_mask, held_out_heads
+from defect_tf.anomaly.patchcore.maps import PatchCoreMaps, by_place
 from defect_tf.anomaly.store import load_localizer
 from defect_tf.evaluate.localisation import image_auroc, pixel_auroc_split, pro_score
 from defect_tf.progress_bar import progress_bar
@@ -51,10 +51,10 @@ def photo_cells(localizer, anomaly_set, rows: list[int], desc: str) -> list[dict
     return photos
 
 
-def figures(photos: list[dict], cell_maps: list[np.ndarray], smoothing: float) -> dict:
-    """Image AUROC, pixel AUROC and its halves, PRO; and the same for *uneven* photos with the intact ones."""
-    maps = [resize_map(smooth(resize_map(c, p["input_shape"]), smoothing), p["mask"].shape)
-            for c, p in zip(cell_maps, photos)]
+def figures(photos: list[dict], cell_maps: list[np.ndarray], model: PatchCoreMaps) -> dict:
+    """Image AUROC, pixel AUROC and its halves, PRO; and the same for *uneven* photos with the intact ones. Each
+    map is finished and brought to its photo's size as the localiser does it."""
+    maps = [resize_map(model.finished(c, p["input_shape"]), p["mask"].shape) for c, p in zip(cell_maps, photos)]
 
     def scored(chosen: list[int]) -> dict:
         chosen_maps, masks = [maps[i] for i in chosen], [photos[i]["mask"] for i in chosen]
@@ -99,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(parser)
     parser.set_defaults(sizes=[192])
-    parser.add_argument("--weight", type=float, default=0.5, help="the head's score added to the map, times this")
-    parser.add_argument("--context", type=int, default=7, help="cells a side of the mean around each cell")
-    parser.add_argument("--dims", type=int, default=64, help="PCA components of the cell features")
+    parser.add_argument("--weight", type=float, default=HEAD_DEFAULTS["weight"],
+                        help="the head's score added to the map, times this (default: the tool's)")
+    parser.add_argument("--context", type=int, default=HEAD_DEFAULTS["context"],
+                        help="cells a side of the mean around each cell (default: the tool's)")
+    parser.add_argument("--dims", type=int, default=HEAD_DEFAULTS["dims"],
+                        help="PCA components of the cell features (default: the tool's)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--per-type", type=int, help="keep only this many of each type's labelled defects among "
                                                      "the validation photos (seeded): fewer masks to learn from")
@@ -112,22 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     anomaly_set, validation, fits = fitted_sizes(args)
     validation = fewer(anomaly_set, validation, args.per_type, args.seed) if args.per_type else validation
     localizer = load_localizer(fits[size][0])
-    smoothing = float(localizer.model.settings["smoothing"])
     val = photo_cells(localizer, anomaly_set, validation, "validation photos")
     started = time.perf_counter()
     held_out, head = heads(val, args)
     fit_seconds = time.perf_counter() - started
-    results = {"validation, bank only": figures(val, [p["place"] for p in val], smoothing),
-               "validation, head only (cross-validated)": figures(val, held_out, smoothing),
+    results = {"validation, bank only": figures(val, [p["place"] for p in val], localizer.model),
+               "validation, head only (cross-validated)": figures(val, held_out, localizer.model),
                "validation, bank + head (cross-validated)": figures(
-                   val, [p["place"] + args.weight * h for p, h in zip(val, held_out)], smoothing)}
+                   val, [p["place"] + args.weight * h for p, h in zip(val, held_out)], localizer.model)}
     test = photo_cells(localizer, anomaly_set, anomaly_set.rows("test"), "test photos")
     started = time.perf_counter()
     test_head = [head.cell_scores(p["cells"]) for p in test]
     head_ms = 1000 * (time.perf_counter() - started) / len(test)
-    results["test, bank only"] = figures(test, [p["place"] for p in test], smoothing)
+    results["test, bank only"] = figures(test, [p["place"] for p in test], localizer.model)
     results["test, bank + head"] = figures(test, [p["place"] + args.weight * h for p, h in zip(test, test_head)],
-                                           smoothing)
+                                           localizer.model)
     results["settings"] = {"size": size, "weight": args.weight, "context": args.context, "dims": args.dims,
                            "folds": args.folds, "per_type": args.per_type, "head_fit_seconds": round(fit_seconds, 1),
                            "head_ms_per_photo": round(head_ms, 1)}

@@ -174,11 +174,12 @@ class PatchCoreMaps(AnomalyMaps):
         cells = np.asarray(cells, np.float32)
         place = by_place(self.cell_distances(cells), self.settings)
         if self.head is None:
-            return self._finished(place, shape), None
+            return self.finished(place, shape), None
         outline = place + float(self.settings["head"]["weight"]) * self.head.cell_scores(cells)
-        return self._finished(outline, shape), self._finished(place, shape)
+        return self.finished(outline, shape), self.finished(place, shape)
 
-    def _finished(self, cell_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    def finished(self, cell_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """A map of cells -> the map at the input's `shape` (height, width), smoothed as every map is."""
         return smooth(resize_map(cell_map, shape), float(self.settings["smoothing"]))
 
     def cell_distances(self, cells: np.ndarray) -> np.ndarray:
