@@ -11,7 +11,11 @@ fitted here): the head trained on the localiser's validation photos (76 intact, 
 by photo-grouped cross-validation on them (`--folds`), where the settings are chosen; then trained on all of them
 and scored once on the test split, which no choice saw. Image AUROC: the mean of a map's top 1%, the tool's rule.
 
-    python benchmarks/patchcore_head.py [--sizes 192] [--weight W] [--context C] [--per-type N] [--work DIR]
+`--unseen-types` asks instead what the head does to a defect type whose masks it never saw: per type, a head
+trained on every other type's masks against one trained on all of them, scored on that type's test photos.
+
+    python benchmarks/patchcore_head.py [--sizes 192] [--weight W] [--context C] [--per-type N] [--unseen-types]
+                                        [--work DIR]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from defect_tf.anomaly.base import TOP_SHARE, top_mean
 from defect_tf.anomaly.evaluation import true_mask
 from defect_tf.anomaly.images import model_input, read_photo
 from defect_tf.anomaly.maps import resize_map
-from defect_tf.anomaly.patchcore.head import HEAD_DEFAULTS, cell_mask, held_out_heads
+from defect_tf.anomaly.patchcore.head import HEAD_DEFAULTS, DefectHead, cell_mask, held_out_heads
 from defect_tf.anomaly.patchcore.maps import PatchCoreMaps, by_place
 from defect_tf.anomaly.store import load_localizer
 from defect_tf.evaluate.localisation import image_auroc, pixel_auroc_split, pro_score
@@ -51,21 +55,30 @@ def photo_cells(localizer, anomaly_set, rows: list[int], desc: str) -> list[dict
     return photos
 
 
+def finished_maps(photos: list[dict], cell_maps: list[np.ndarray], model: PatchCoreMaps) -> list[np.ndarray]:
+    """Each map finished and brought to its photo's size as the localiser does it."""
+    return [resize_map(model.finished(c, p["input_shape"]), p["mask"].shape) for c, p in zip(cell_maps, photos)]
+
+
+def scored(photos: list[dict], maps: list[np.ndarray], chosen: list[int]) -> dict:
+    """Image AUROC, pixel AUROC and its halves, PRO over the `chosen` photos."""
+    chosen_maps, masks = [maps[i] for i in chosen], [photos[i]["mask"] for i in chosen]
+    defective = [photos[i]["defective"] for i in chosen]
+    split = pixel_auroc_split(chosen_maps, masks, defective)
+    return {"image_auroc": image_auroc(defective, [top_mean(m, TOP_SHARE) for m in chosen_maps]),
+            "pixel_auroc": split["pooled"], "intact_photos": split["intact_photos"],
+            "own_photos": split["own_photos"], "pro": pro_score(chosen_maps, masks)}
+
+
+def with_intact(photos: list[dict], kind: str) -> list[int]:
+    """The intact photos and those of one defect type."""
+    return [i for i, p in enumerate(photos) if not p["defective"] or p["kind"] == kind]
+
+
 def figures(photos: list[dict], cell_maps: list[np.ndarray], model: PatchCoreMaps) -> dict:
-    """Image AUROC, pixel AUROC and its halves, PRO; and the same for *uneven* photos with the intact ones. Each
-    map is finished and brought to its photo's size as the localiser does it."""
-    maps = [resize_map(model.finished(c, p["input_shape"]), p["mask"].shape) for c, p in zip(cell_maps, photos)]
-
-    def scored(chosen: list[int]) -> dict:
-        chosen_maps, masks = [maps[i] for i in chosen], [photos[i]["mask"] for i in chosen]
-        defective = [photos[i]["defective"] for i in chosen]
-        split = pixel_auroc_split(chosen_maps, masks, defective)
-        return {"image_auroc": image_auroc(defective, [top_mean(m, TOP_SHARE) for m in chosen_maps]),
-                "pixel_auroc": split["pooled"], "intact_photos": split["intact_photos"],
-                "own_photos": split["own_photos"], "pro": pro_score(chosen_maps, masks)}
-
-    uneven = [i for i, p in enumerate(photos) if not p["defective"] or p["kind"] == "uneven"]
-    return {**scored(list(range(len(photos)))), "uneven": scored(uneven)}
+    """`scored` over every photo; and the same for *uneven* photos with the intact ones."""
+    maps = finished_maps(photos, cell_maps, model)
+    return {**scored(photos, maps, list(range(len(photos)))), "uneven": scored(photos, maps, with_intact(photos, "uneven"))}
 
 
 def heads(photos: list[dict], args: argparse.Namespace) -> tuple[list[np.ndarray], object]:
@@ -95,6 +108,31 @@ def fewer(anomaly_set, rows: list[int], per_type: int, seed: int) -> list[int]:
     return sorted(kept)
 
 
+def unseen_types(val: list[dict], test: list[dict], model: PatchCoreMaps, args: argparse.Namespace) -> tuple[str, dict]:
+    """Per defect type: its test photos with the intact ones, outlined by the bank alone, with the head trained on
+    every validation mask, and with a head trained on every mask but that type's (a type the head never saw)."""
+    def head_on(photos: list[dict]) -> DefectHead:
+        return DefectHead.fit([p["cells"] for p in photos], [p["cell_mask"] for p in photos], args.dims, args.context,
+                              args.seed)
+
+    arms = {"bank only": None, "head, every type's masks": head_on(val)}
+    results, table = {}, []
+    for kind in sorted({p["kind"] for p in test if p["defective"]}):
+        arms["head, without this type's masks"] = head_on([p for p in val if p["kind"] != kind])
+        chosen = [test[i] for i in with_intact(test, kind)]
+        results[kind] = {}
+        for name, head in arms.items():
+            cell_maps = [p["place"] + (0 if head is None else args.weight * head.cell_scores(p["cells"])) for p in chosen]
+            results[kind][name] = scored(chosen, finished_maps(chosen, cell_maps, model), list(range(len(chosen))))
+        count = sum(p["defective"] for p in chosen)
+        table.append(f"| {kind} ({count}) | " + " | ".join(
+            " / ".join(number(results[kind][name][key]) for key in ("pixel_auroc", "own_photos", "pro"))
+            for name in arms) + " |")
+    header = ["| defect type (test photos) | " + " | ".join(f"{name}: pixel AUROC / within its photos / PRO"
+                                                            for name in arms) + " |", "|---|" + "---:|" * len(arms)]
+    return "\n".join(header + table), results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_size_options(parser)
@@ -106,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, default=HEAD_DEFAULTS["dims"],
                         help="PCA components of the cell features (default: the tool's)")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--unseen-types", action="store_true",
+                        help="per defect type, a head trained without that type's masks against one trained with them")
     parser.add_argument("--per-type", type=int, help="keep only this many of each type's labelled defects among "
                                                      "the validation photos (seeded): fewer masks to learn from")
     args = parser.parse_args(argv)
@@ -116,6 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     validation = fewer(anomaly_set, validation, args.per_type, args.seed) if args.per_type else validation
     localizer = load_localizer(fits[size][0])
     val = photo_cells(localizer, anomaly_set, validation, "validation photos")
+    if args.unseen_types:
+        test = photo_cells(localizer, anomaly_set, anomaly_set.rows("test"), "test photos")
+        table, results = unseen_types(val, test, localizer.model, args)
+        markdown = (f"PatchCore at {size} px (Lite0 features, memory bank {args.coreset_size:,} rows) and its defect "
+                    f"head (context {args.context} cells, {args.dims} PCA components, map + {args.weight:g} x head), "
+                    f"trained on the validation photos' masks ({sum(p['defective'] for p in val)} labelled defects) "
+                    "with and without each type's. Each row: that type's test photos with every intact test photo "
+                    f"({sum(not p['defective'] for p in test)}).\n\n{table}")
+        print(markdown)
+        record("patchcore_head_unseen_types", "PatchCore's defect head on a defect type it never saw (magnetic tiles)",
+               markdown, results)
+        return 0
     started = time.perf_counter()
     held_out, head = heads(val, args)
     fit_seconds = time.perf_counter() - started
