@@ -36,6 +36,7 @@ from defect_tf.anomaly.store import load_localizer
 from defect_tf.anomaly.training import METRICS_FILE, LocalizerConfig, train_localizer
 from defect_tf.bundle.store import load_bundle
 from defect_tf.data.images import resize_image
+from defect_tf.evaluate.localisation import INTERVAL_LEVEL
 from defect_tf.explain.heatmap_scores import HEATMAP_LEVEL
 from defect_tf.explain.heatmaps import GradCAM, upsample
 from defect_tf.inference.predictor import predict_probabilities
@@ -142,13 +143,22 @@ def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_di
             for name, scored in arms.items()}
 
 
+def figure_cell(report: dict, key: str) -> str:
+    """One figure of a report; the image AUROC with its bootstrap interval."""
+    low, high = report.get(f"{key}_low"), report.get(f"{key}_high")
+    shown = low is not None and not np.isnan([low, high]).any()
+    return number(report.get(key)) + (f" ({number(low)}-{number(high)})" if shown else "")
+
+
 def table(reports: dict[str, dict], times: dict[str, str]) -> str:
     lines = ["| method | training | ms / photo | " + " | ".join(c.replace("_", " ") for c in FIGURES) + " |",
              "|---|---:|---:|" + "---:|" * len(FIGURES)]
     for name, report in reports.items():
         lines.append(f"| {name} | {times[name]} | {report['ms_per_photo']:.0f} | "
-                     + " | ".join(number(report.get(c)) for c in FIGURES) + " |")
-    return "\n".join(lines)
+                     + " | ".join(figure_cell(report, c) for c in FIGURES) + " |")
+    note = f"Image AUROC with its {INTERVAL_LEVEL:.0%} bootstrap interval (the photos resampled within each kind)."
+    shown = any("image_auroc_low" in report for report in reports.values())
+    return "\n".join(lines) + (f"\n\n{note}" if shown else "")
 
 
 def per_type_table(reports: dict[str, dict]) -> str:

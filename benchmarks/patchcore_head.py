@@ -3,8 +3,8 @@ finds every defect type but *uneven* within its own photo (docs/findings.md). He
 regression) learns, cell by cell, defect or not from PatchCore's own cell features, the mean of the cells around
 (`--context` cells a side), and how a cell differs from the mean of its row and of its column (a band of another
 texture differs from the rest of its row or column; no direction is favoured). The head's score is added to the
-localiser's map (each cell's distance measured by place, plus `--weight` times the head) before the map is
-resized and smoothed as the localiser smooths it.
+localiser's map (each cell's distance measured by place, plus `--weight` times the head's score raised to
+`--floor`, as the tool adds it) before the map is resized and smoothed as the localiser smooths it.
 
 Two measurements with the fit of `benchmarks/patchcore_size.py` at one size (read back from the same `--work`, or
 fitted here): the head trained on the localiser's validation photos (76 intact, 100 labelled defects) and scored
@@ -14,8 +14,8 @@ and scored once on the test split, which no choice saw. Image AUROC: the mean of
 `--unseen-types` asks instead what the head does to a defect type whose masks it never saw: per type, a head
 trained on every other type's masks against one trained on all of them, scored on that type's test photos.
 
-    python benchmarks/patchcore_head.py [--sizes 192] [--weight W] [--context C] [--per-type N] [--unseen-types]
-                                        [--work DIR]
+    python benchmarks/patchcore_head.py [--sizes 192] [--weight W] [--context C] [--floor=F] [--per-type N]
+                                        [--unseen-types] [--work DIR]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from defect_tf.anomaly.base import TOP_SHARE, top_mean
 from defect_tf.anomaly.evaluation import true_mask
 from defect_tf.anomaly.images import model_input, read_photo
 from defect_tf.anomaly.maps import resize_map
-from defect_tf.anomaly.patchcore.head import HEAD_DEFAULTS, DefectHead, cell_mask, held_out_heads
+from defect_tf.anomaly.patchcore.head import HEAD_DEFAULTS, DefectHead, cell_mask, held_out_heads, outline_cells
 from defect_tf.anomaly.patchcore.maps import PatchCoreMaps, by_place
 from defect_tf.anomaly.store import load_localizer
 from defect_tf.evaluate.localisation import image_auroc, pixel_auroc_split, pro_score
@@ -53,6 +53,22 @@ def photo_cells(localizer, anomaly_set, rows: list[int], desc: str) -> list[dict
                        "mask": mask, "cell_mask": cell_mask(mask, cells.shape[:2]), "input_shape": inputs.shape[:2],
                        "defective": bool(anomaly_set.defective[row]), "kind": anomaly_set.types.get(anomaly_set.images[row])})
     return photos
+
+
+def outline(place: np.ndarray, head_scores: np.ndarray, args: argparse.Namespace) -> np.ndarray:
+    """The outline's cells as the localiser adds the head (`outline_cells`) with this run's weight and floor."""
+    return outline_cells(place, head_scores, args.weight, None if np.isinf(args.floor) else args.floor)
+
+
+def head_rule(args: argparse.Namespace) -> str:
+    """How the head is added, as the tables say it."""
+    floor = "" if np.isinf(args.floor) else f", its score raised to {args.floor:g}"
+    return f"map + {args.weight:g} x head{floor}"
+
+
+def whole(args: argparse.Namespace) -> str:
+    """The records' suffix for a run that adds the whole head (no floor)."""
+    return "_whole" if np.isinf(args.floor) else ""
 
 
 def finished_maps(photos: list[dict], cell_maps: list[np.ndarray], model: PatchCoreMaps) -> list[np.ndarray]:
@@ -122,7 +138,8 @@ def unseen_types(val: list[dict], test: list[dict], model: PatchCoreMaps, args: 
         chosen = [test[i] for i in with_intact(test, kind)]
         results[kind] = {}
         for name, head in arms.items():
-            cell_maps = [p["place"] + (0 if head is None else args.weight * head.cell_scores(p["cells"])) for p in chosen]
+            cell_maps = [p["place"] if head is None else outline(p["place"], head.cell_scores(p["cells"]), args)
+                         for p in chosen]
             results[kind][name] = scored(chosen, finished_maps(chosen, cell_maps, model), list(range(len(chosen))))
         count = sum(p["defective"] for p in chosen)
         table.append(f"| {kind} ({count}) | " + " | ".join(
@@ -143,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="cells a side of the mean around each cell (default: the tool's)")
     parser.add_argument("--dims", type=int, default=HEAD_DEFAULTS["dims"],
                         help="PCA components of the cell features (default: the tool's)")
+    parser.add_argument("--floor", type=float, default=HEAD_DEFAULTS["floor"],
+                        help="the head's score raised to this before it is added (default: the tool's; "
+                             "--floor=-inf: the whole score)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--unseen-types", action="store_true",
                         help="per defect type, a head trained without that type's masks against one trained with them")
@@ -160,13 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         test = photo_cells(localizer, anomaly_set, anomaly_set.rows("test"), "test photos")
         table, results = unseen_types(val, test, localizer.model, args)
         markdown = (f"PatchCore at {size} px (Lite0 features, memory bank {args.coreset_size:,} rows) and its defect "
-                    f"head (context {args.context} cells, {args.dims} PCA components, map + {args.weight:g} x head), "
+                    f"head (context {args.context} cells, {args.dims} PCA components, {head_rule(args)}), "
                     f"trained on the validation photos' masks ({sum(p['defective'] for p in val)} labelled defects) "
                     "with and without each type's. Each row: that type's test photos with every intact test photo "
                     f"({sum(not p['defective'] for p in test)}).\n\n{table}")
         print(markdown)
-        record("patchcore_head_unseen_types", "PatchCore's defect head on a defect type it never saw (magnetic tiles)",
-               markdown, results)
+        record("patchcore_head_unseen_types" + whole(args), "PatchCore's defect head on a defect type it never saw "
+               f"(magnetic tiles{', the whole head' if whole(args) else ''})", markdown, results)
         return 0
     started = time.perf_counter()
     held_out, head = heads(val, args)
@@ -174,15 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     results = {"validation, bank only": figures(val, [p["place"] for p in val], localizer.model),
                "validation, head only (cross-validated)": figures(val, held_out, localizer.model),
                "validation, bank + head (cross-validated)": figures(
-                   val, [p["place"] + args.weight * h for p, h in zip(val, held_out)], localizer.model)}
+                   val, [outline(p["place"], h, args) for p, h in zip(val, held_out)], localizer.model)}
     test = photo_cells(localizer, anomaly_set, anomaly_set.rows("test"), "test photos")
     started = time.perf_counter()
     test_head = [head.cell_scores(p["cells"]) for p in test]
     head_ms = 1000 * (time.perf_counter() - started) / len(test)
     results["test, bank only"] = figures(test, [p["place"] for p in test], localizer.model)
-    results["test, bank + head"] = figures(test, [p["place"] + args.weight * h for p, h in zip(test, test_head)],
+    results["test, bank + head"] = figures(test, [outline(p["place"], h, args) for p, h in zip(test, test_head)],
                                            localizer.model)
-    results["settings"] = {"size": size, "weight": args.weight, "context": args.context, "dims": args.dims,
+    results["settings"] = {"size": size, "weight": args.weight, "floor": args.floor, "context": args.context, "dims": args.dims,
                            "folds": args.folds, "per_type": args.per_type, "head_fit_seconds": round(fit_seconds, 1),
                            "head_ms_per_photo": round(head_ms, 1)}
     defective = sum(p["defective"] for p in val)
@@ -192,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     table += [rows_of(name, result) for name, result in results.items() if name != "settings"]
     markdown = (f"PatchCore at {size} px (Lite0 features, memory bank {args.coreset_size:,} rows) and a linear "
                 f"head on its cells trained with labelled defect masks (context {args.context} cells, "
-                f"{args.dims} PCA components, map + {args.weight:g} x head). Validation: {len(val) - defective} "
+                f"{args.dims} PCA components, {head_rule(args)}). Validation: {len(val) - defective} "
                 f"intact photos and {defective} labelled defects"
                 f"{f' ({args.per_type} of each type)' if args.per_type else ''}, the head scored by {args.folds}-fold "
                 f"cross-validation over photos. Test: the head trained on every validation photo "
@@ -201,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                 + "\n".join(table))
     print(markdown)
     fewer_masks = f", {args.per_type} masks per type" if args.per_type else ""
-    record("patchcore_head" + (f"_{args.per_type}_per_type" if args.per_type else ""), "A linear head trained with "
-           f"a few labelled defect masks on PatchCore's cells (magnetic tiles{fewer_masks})", markdown, results)
+    record("patchcore_head" + (f"_{args.per_type}_per_type" if args.per_type else "") + whole(args), "A linear head "
+           f"trained with a few labelled defect masks on PatchCore's cells (magnetic tiles{fewer_masks}"
+           f"{', the whole head' if whole(args) else ''})", markdown, results)
     return 0
 
 

@@ -18,7 +18,9 @@ from defect_tf.anomaly.patchcore.coreset import covering_radius, greedy_coreset,
 from defect_tf.anomaly.regions import defect_mask, find_regions
 from defect_tf.errors import BundleError, DefectTFError
 from defect_tf.evaluate.localisation import (
+    bootstrap_aurocs,
     image_auroc,
+    image_auroc_interval,
     overlap_scores,
     pixel_auroc,
     pixel_auroc_split,
@@ -79,6 +81,31 @@ def test_pixel_and_image_auroc_hand_made_and_against_scikit_learn():
     assert np.isnan(image_auroc([0, 0], [0.1, 0.2]))
 
 
+def test_the_image_auroc_interval_by_hand_and_against_resampling_with_scikit_learn():
+    # one defective photo (2) and two intact ones (1, 3): a resample draws the intact pair (1, 1) a quarter of the
+    # time (AUROC 1), (1, 3) or (3, 1) half of it (0.5), (3, 3) a quarter (0)
+    aurocs = bootstrap_aurocs([1, 0, 0], [2.0, 1.0, 3.0], rounds=8000)
+    assert set(np.unique(aurocs)) == {0.0, 0.5, 1.0}
+    assert [np.mean(aurocs == v) for v in (1.0, 0.5, 0.0)] == pytest.approx([0.25, 0.5, 0.25], abs=0.02)
+    assert image_auroc_interval([1, 0, 0], [2.0, 1.0, 3.0]) == (0.0, 1.0)
+    assert image_auroc_interval([1, 1, 0, 0], [0.9, 0.8, 0.1, 0.2]) == (1.0, 1.0)  # every resample separates them
+    assert np.isnan(image_auroc_interval([0, 0], [0.1, 0.2])).all()
+    # a draw of 60 photos with ties: each resample's AUROC is scikit-learn's on the photos it drew, so the
+    # percentiles match those of resampling the photos and asking scikit-learn, up to the draw
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.ones(25, int), np.zeros(35, int)]
+    scores = np.round(rng.normal(labels * 0.8, 1.0), 1)
+    low, high = image_auroc_interval(labels, scores)
+    assert low < image_auroc(labels, scores) < high
+    positive, negative = np.flatnonzero(labels), np.flatnonzero(labels == 0)
+    resampled = []
+    for _ in range(2000):
+        drawn = np.r_[rng.choice(positive, len(positive)), rng.choice(negative, len(negative))]
+        resampled.append(roc_auc_score(labels[drawn], scores[drawn]))
+    assert (low, high) == pytest.approx(tuple(np.quantile(resampled, [0.025, 0.975])), abs=0.02)
+    assert image_auroc_interval(labels, scores) == (low, high)  # seeded
+
+
 def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_own():
     from defect_tf.anomaly.evaluation import Scored, describe, summarise
 
@@ -110,6 +137,7 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
     report = summarise(scored)
     assert (report["pixel_auroc_intact_photos"], report["pixel_auroc_own_photos"]) == (1.0, pytest.approx(2 / 3))
     assert "pixel auroc 0.800 (against intact photos 1.000, within defective photos 0.667)" in describe(report)
+    assert "image auroc 1.000 (95% interval 1.000-1.000)" in describe(report)
 
 
 def test_iou_dice_and_coverage_hand_made():
@@ -304,6 +332,36 @@ def test_each_photo_is_answered_by_a_head_that_did_not_learn_from_it():
         np.testing.assert_array_equal(heads_then[photo].cell_scores(cells[photo]),
                                       heads[photo].cell_scores(cells[photo]))
         assert not np.array_equal(final_then.cell_scores(cells[photo]), final.cell_scores(cells[photo]))
+
+
+def test_the_head_adds_to_the_bank_map_only_above_its_floor():
+    from defect_tf.anomaly.patchcore.head import HEAD_DEFAULTS, outline_cells
+
+    place, head = np.array([[1.0, 2.0, 3.0]]), np.array([[-3.0, 4.0, 0.0]])
+    np.testing.assert_array_equal(outline_cells(place, head, 0.5, 0.0), [[1.0, 4.0, 3.0]])  # never below the bank
+    np.testing.assert_array_equal(outline_cells(place, head, 0.5, -1.0), [[0.5, 4.0, 3.0]])
+    np.testing.assert_array_equal(outline_cells(place, head, 0.5, None), [[-0.5, 4.0, 3.0]])  # the whole head
+    assert HEAD_DEFAULTS["floor"] == 0.0
+
+
+def test_a_head_that_knows_nothing_in_a_photo_leaves_the_bank_map_unless_its_bundle_predates_the_floor():
+    from types import SimpleNamespace
+
+    from defect_tf.anomaly.patchcore.maps import DEFAULTS, PatchCoreMaps
+
+    # a head that calls every cell intact (score -2), as one trained without a defect type answers that type
+    unknown = SimpleNamespace(cell_scores=lambda cells: np.full(cells.shape[:2], -2.0, np.float32))
+    cells = np.random.default_rng(0).random((4, 5, 3)).astype(np.float32)
+    settings = {**DEFAULTS, "smoothing": 0, "head": {"weight": 0.5, "context": 7, "floor": 0.0}}
+    bank = np.random.default_rng(1).random((20, 3)).astype(np.float32)
+    outline, bank_map = PatchCoreMaps(64, settings, bank=bank, head=unknown).cell_maps(cells, (8, 10))
+    np.testing.assert_array_equal(outline, bank_map)
+    before = {**settings, "head": {"weight": 0.5, "context": 7}}  # a localizer/3 bundle written without a floor
+    outline, bank_map = PatchCoreMaps(64, before, bank=bank, head=unknown).cell_maps(cells, (8, 10))
+    np.testing.assert_allclose(outline, bank_map - 1.0, atol=1e-6)
+    for floor in (0.5, "0", True):
+        with pytest.raises(BundleError, match="a floor, if any, from -100 to 0"):
+            PatchCoreMaps(64, {**settings, "head": {"weight": 0.5, "context": 7, "floor": floor}}, bank=bank)
 
 
 def test_a_defect_head_file_is_read_without_pickle_and_checked(tmp_path):
@@ -640,7 +698,7 @@ def test_labelled_masks_teach_patchcore_a_defect_head_that_outlines_but_does_not
     assert ("defect head: learnt from 5 labelled defect mask(s) and 5 intact photo(s); the thresholds come from "
             "5-fold held-out answers") in capsys.readouterr().out
     localizer = load_localizer(tmp_path / "out")
-    assert localizer.metadata.settings["head"] == {"weight": 0.5, "context": 7}
+    assert localizer.metadata.settings["head"] == {"weight": 0.5, "context": 7, "floor": 0.0}
     assert "defect_head.npz" in localizer.metadata.checksums and localizer.metadata.format.endswith("/3")
     assert localizer.describe().startswith("patchcore localiser with a defect head, Keras")
     photo = read_photo(tiles / "images" / "tile_35.png")

@@ -354,3 +354,16 @@ def test_the_few_shot_benchmark_gives_each_arm_its_recipe_and_each_draw_its_own_
         "linear probe": ("on", 0, 0, 10), "warm-up epochs": ("off", 30, 30, 10), "LP-FT": ("on", 0, 30, 10)}
     everything = arm_config(base, "warm-up epochs", "all", tmp_path / "labels.txt", split, 2, tmp_path / "all")
     assert (everything.warmup_epochs, everything.finetune_epochs, everything.patience, everything.seed) == (5, 15, 5, 2)
+
+
+def test_the_anomaly_table_shows_the_image_auroc_with_its_interval():
+    from anomaly import table
+
+    reports = {"patchcore": {"ms_per_photo": 247.0, "image_auroc": 0.948, "image_auroc_low": 0.93,
+                             "image_auroc_high": 0.9649, "pixel_auroc": 0.963},
+               "heatmap": {"ms_per_photo": 67.0, "image_auroc": 0.9, "image_auroc_low": float("nan"),
+                           "image_auroc_high": float("nan")}}
+    rows = table(reports, {"patchcore": "236 s", "heatmap": "259 s"}).splitlines()
+    assert rows[2].startswith("| patchcore | 236 s | 247 | 0.948 (0.930-0.965) | - | 0.963 |")
+    assert rows[3].startswith("| heatmap | 259 s | 67 | 0.900 | - | - |")  # no interval where it is unknown
+    assert rows[-1].startswith("Image AUROC with its 95% bootstrap interval")

@@ -15,7 +15,14 @@ from defect_tf.anomaly.data import AnomalySet, read_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
-from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc_split, pro_score
+from defect_tf.evaluate.localisation import (
+    INTERVAL_LEVEL,
+    image_auroc,
+    image_auroc_interval,
+    overlap_scores,
+    pixel_auroc_split,
+    pro_score,
+)
 from defect_tf.evaluate.metrics import precision_recall_f1
 from defect_tf.progress_bar import progress_bar
 
@@ -27,9 +34,10 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
     tp, fp = int(np.sum(decided & labels)), int(np.sum(decided & ~labels))
     fn = int(np.sum(~decided & labels))
     precision, recall, f1 = precision_recall_f1(tp, fp, fn)
+    low, high = image_auroc_interval(labels, scores)
     return {"photos": int(len(labels)), "defective": int(labels.sum()), "called_defective": int(decided.sum()),
-            "image_auroc": image_auroc(labels, scores), "accuracy": float(np.mean(decided == labels)),
-            "precision": float(precision), "recall": float(recall), "f1": float(f1)}
+            "image_auroc": image_auroc(labels, scores), "image_auroc_low": low, "image_auroc_high": high,
+            "accuracy": float(np.mean(decided == labels)), "precision": float(precision), "recall": float(recall), "f1": float(f1)}
 
 
 def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray],
@@ -173,10 +181,17 @@ def _split_of(figures: dict) -> str:
     return f" (against intact photos {halves[0]:.3f}, within defective photos {halves[1]:.3f})"
 
 
+def _interval_of(figures: dict) -> str:
+    """The image AUROC's bootstrap interval, as printed after it (none where it is unknown)."""
+    low, high = figures.get("image_auroc_low", np.nan), figures.get("image_auroc_high", np.nan)
+    return "" if np.isnan([low, high]).any() else f" ({INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f})"
+
+
 def describe(report: dict) -> str:
     """The report as a few printed lines (without defective photos, the false alarms instead of an F1 of 0)."""
     def line(name: str, figures: dict) -> str:
-        shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}{_split_of(figures) if key == 'pixel_auroc' else ''}"
+        after = {"image_auroc": _interval_of(figures), "pixel_auroc": _split_of(figures)}
+        shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}{after.get(key, '')}"
                  for key in FIGURES if key in figures and not np.isnan(figures[key])
                  and (figures["defective"] or key != "f1")]
         if not figures["defective"]:

@@ -15,7 +15,7 @@ from defect_tf.anomaly.base import AnomalyMaps, Forward
 from defect_tf.anomaly.images import standardised
 from defect_tf.anomaly.maps import SMOOTHING_SIGMA, resize_map, smooth
 from defect_tf.anomaly.patchcore.coreset import nearest_distances
-from defect_tf.anomaly.patchcore.head import HEAD_FILE, DefectHead, read_head
+from defect_tf.anomaly.patchcore.head import HEAD_FILE, DefectHead, outline_cells, read_head
 from defect_tf.errors import BundleError
 
 BANK_FILE = "memory_bank.npy"
@@ -80,7 +80,8 @@ def settings_problems(settings: dict) -> list[str]:
     if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing <= 64:
         return [f"smoothing must be a number of pixels from 0 to 64, not {repr(smoothing)[:40]}"]
     if "head" in settings and not _is_head_setting(settings["head"]):
-        return ["head must hold a weight from 0 to 100 and a context from 1 to 63 cells"]
+        return ["head must hold a weight from 0 to 100, a context from 1 to 63 cells and a floor, if any, from -100 "
+                "to 0"]
     if "place_mean" not in settings and "place_spread" not in settings:
         return []
     try:
@@ -107,9 +108,10 @@ def checked_settings(settings: dict) -> dict:
 def _is_head_setting(head) -> bool:
     if not isinstance(head, dict):
         return False
-    weight, context = head.get("weight"), head.get("context")
+    weight, context, floor = head.get("weight"), head.get("context"), head.get("floor", 0.0)
     return (not isinstance(weight, bool) and isinstance(weight, (int, float)) and 0 <= weight <= 100
-            and not isinstance(context, bool) and isinstance(context, int) and 1 <= context <= 63)
+            and not isinstance(context, bool) and isinstance(context, int) and 1 <= context <= 63
+            and not isinstance(floor, bool) and isinstance(floor, (int, float)) and -100 <= floor <= 0)
 
 
 def _to_grid(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -166,7 +168,7 @@ class PatchCoreMaps(AnomalyMaps):
 
     def cell_maps(self, cells: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
         """`maps_from` a photo's cells, at the input's `shape`: the distances measured by place, plus the defect
-        head's score when there is a head (the photo is then scored on the distances alone: the head also scores
+        head's score raised to its floor when there is a head (`outline_cells`; the photo is then scored on the distances alone: the head also scores
         stretches of intact photos, which would rank photos worse; docs/findings.md)."""
         if cells.shape[-1] != self.bank.shape[1]:
             raise BundleError(f"the feature model gives {cells.shape[-1]} values per patch and the memory bank holds "
@@ -175,7 +177,8 @@ class PatchCoreMaps(AnomalyMaps):
         place = by_place(self.cell_distances(cells), self.settings)
         if self.head is None:
             return self.finished(place, shape), None
-        outline = place + float(self.settings["head"]["weight"]) * self.head.cell_scores(cells)
+        head = self.settings["head"]
+        outline = outline_cells(place, self.head.cell_scores(cells), float(head["weight"]), head.get("floor"))
         return self.finished(outline, shape), self.finished(place, shape)
 
     def finished(self, cell_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -121,7 +121,8 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
             grids[index] = defect_head.cell_mask(mask, found.shape[:2])
         folds = min(defect_head.MAX_FOLDS, len(masked))
         heads, final = defect_head.held_out_heads(cells, grids, folds, settings, int(self.settings.get("seed", 0)))
-        self.settings["head"] = {"weight": float(settings["weight"]), "context": int(settings["context"])}
+        self.settings["head"] = {"weight": float(settings["weight"]), "context": int(settings["context"]),
+                                 "floor": float(settings["floor"])}
         answers = []
         for index, photo in enumerate(photos):
             self.head = heads.get(index, final)
