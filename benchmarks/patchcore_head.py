@@ -125,29 +125,43 @@ def fewer(anomaly_set, rows: list[int], per_type: int, seed: int) -> list[int]:
 
 
 def unseen_types(val: list[dict], test: list[dict], model: PatchCoreMaps, args: argparse.Namespace) -> tuple[str, dict]:
-    """Per defect type: its test photos with the intact ones, outlined by the bank alone, with the head trained on
-    every validation mask, and with a head trained on every mask but that type's (a type the head never saw)."""
+    """Per defect type, outlined by the bank alone, by a head trained on every mask but that type's (a type the head
+    never saw; its whole score, and its score raised to `--floor`), and on the test split by the head trained on
+    every validation mask: that type's validation photos (within them and PRO: the intact validation photos taught
+    the heads), then its test photos with every intact test photo."""
     def head_on(photos: list[dict]) -> DefectHead:
         return DefectHead.fit([p["cells"] for p in photos], [p["cell_mask"] for p in photos], args.dims, args.context,
                               args.seed)
 
-    arms = {"bank only": None, "head, every type's masks": head_on(val)}
-    results, table = {}, []
+    whole_args = argparse.Namespace(**{**vars(args), "floor": -np.inf})
+    floor = "whole score" if np.isinf(args.floor) else f"score raised to {args.floor:g}"
+    every = head_on(val)
+    results, tables = {"validation": {}, "test": {}}, {"validation": [], "test": []}
     for kind in sorted({p["kind"] for p in test if p["defective"]}):
-        arms["head, without this type's masks"] = head_on([p for p in val if p["kind"] != kind])
-        chosen = [test[i] for i in with_intact(test, kind)]
-        results[kind] = {}
-        for name, head in arms.items():
-            cell_maps = [p["place"] if head is None else outline(p["place"], head.cell_scores(p["cells"]), args)
-                         for p in chosen]
-            results[kind][name] = scored(chosen, finished_maps(chosen, cell_maps, model), list(range(len(chosen))))
-        count = sum(p["defective"] for p in chosen)
-        table.append(f"| {kind} ({count}) | " + " | ".join(
-            " / ".join(number(results[kind][name][key]) for key in ("pixel_auroc", "own_photos", "pro"))
-            for name in arms) + " |")
-    header = ["| defect type (test photos) | " + " | ".join(f"{name}: pixel AUROC / within its photos / PRO"
-                                                            for name in arms) + " |", "|---|" + "---:|" * len(arms)]
-    return "\n".join(header + table), results
+        without = head_on([p for p in val if p["kind"] != kind])
+        arms = {"bank only": lambda p: p["place"],
+                "head without this type's masks, whole score": lambda p: outline(
+                    p["place"], without.cell_scores(p["cells"]), whole_args),
+                f"head without this type's masks, {floor}": lambda p: outline(
+                    p["place"], without.cell_scores(p["cells"]), args),
+                f"head with every type's masks, {floor}": lambda p: outline(
+                    p["place"], every.cell_scores(p["cells"]), args)}
+        for split, photos, keys in (("validation", [p for p in val if p["kind"] == kind], ("own_photos", "pro")),
+                                    ("test", [test[i] for i in with_intact(test, kind)],
+                                     ("pixel_auroc", "own_photos", "pro"))):
+            shown = {name: rule for name, rule in arms.items() if split == "test" or "every" not in name}
+            results[split][kind] = {name: scored(photos, finished_maps(photos, [rule(p) for p in photos], model),
+                                                 list(range(len(photos)))) for name, rule in shown.items()}
+            tables[split].append(f"| {kind} ({sum(p['defective'] for p in photos)}) | " + " | ".join(
+                " / ".join(number(figures[key]) for key in keys) for figures in results[split][kind].values()) + " |")
+            tables[split + " header"] = [f"| defect type ({split} photos) | " + " | ".join(
+                f"{name}: " + " / ".join(NAMES[key] for key in keys) for name in shown) + " |",
+                "|---|" + "---:|" * len(shown)]
+    markdown = "\n\n".join("\n".join(tables[f"{split} header"] + tables[split]) for split in ("validation", "test"))
+    return markdown, results
+
+
+NAMES = {"pixel_auroc": "pixel AUROC", "own_photos": "within its photos", "pro": "PRO"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         markdown = (f"PatchCore at {size} px (Lite0 features, memory bank {args.coreset_size:,} rows) and its defect "
                     f"head (context {args.context} cells, {args.dims} PCA components, {head_rule(args)}), "
                     f"trained on the validation photos' masks ({sum(p['defective'] for p in val)} labelled defects) "
-                    "with and without each type's. Each row: that type's test photos with every intact test photo "
-                    f"({sum(not p['defective'] for p in test)}).\n\n{table}")
+                    "with and without each type's. Validation: each row that type's validation photos (within them "
+                    "and PRO; the intact validation photos taught the heads). Test: each row that type's test photos "
+                    f"with every intact test photo ({sum(not p['defective'] for p in test)}).\n\n{table}")
         print(markdown)
         record("patchcore_head_unseen_types" + whole(args), "PatchCore's defect head on a defect type it never saw "
                f"(magnetic tiles{', the whole head' if whole(args) else ''})", markdown, results)

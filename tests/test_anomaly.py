@@ -718,6 +718,11 @@ def test_labelled_masks_teach_patchcore_a_defect_head_that_outlines_but_does_not
     with pytest.raises(BundleError, match="defect_head.npz is not the model"):
         load_localizer(tmp_path / "out")
 
+    whole = LocalizerConfig(**{**vars(config), "output": str(tmp_path / "whole"), "whole_defect_head": True})
+    train_localizer(whole)  # the head that may lower the map too: a bundle as those written before the floor
+    assert load_localizer(tmp_path / "whole").metadata.settings["head"] == {"weight": 0.5, "context": 7}
+    assert load_localizer(tmp_path / "whole").describe().startswith("patchcore localiser with a whole defect head")
+
     train_localizer(LocalizerConfig(**{**vars(config), "output": str(tmp_path / "plain"), "defect_head": False}))
     plain = load_localizer(tmp_path / "plain")
     assert "head" not in plain.metadata.settings and not (tmp_path / "plain" / "bundle" / "defect_head.npz").exists()
@@ -823,3 +828,11 @@ def test_an_anomaly_model_refuses_a_cluster_of_machines_before_any_work(tmp_path
                                             r"\(only classifiers train across machines\): unset TF_CONFIG"):
         train_localizer(config)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_whole_defect_head_without_a_head_is_refused_before_anything_runs(tmp_path, capsys):
+    from defect_tf.apps import train_anomaly
+
+    with pytest.raises(SystemExit) as stop:
+        train_anomaly.main(["--task", "anomaly", "--data", str(tmp_path), "--no-defect-head", "--whole-defect-head"])
+    assert stop.value.code == 2 and "--whole-defect-head needs the defect head" in capsys.readouterr().err

@@ -120,10 +120,11 @@ class AnomalyModel(AnomalyMaps):
         that learns over epochs saves its state in `checkpoint_dir` after each and resumes from what it finds there."""
 
     def learn_defects(self, intact: list[np.ndarray], defects: list[np.ndarray], masks: list[np.ndarray | None],
-                      report: Report = print) -> tuple[list, list] | None:
-        """After `fit`, learn from labelled defects' masks where the model can (PatchCore's defect head). Returns
-        each validation photo's `answer` (intact, then defective) from a model that did not learn from that photo,
-        for the thresholds; None when nothing was learnt."""
+                      report: Report = print, whole: bool = False) -> tuple[list, list] | None:
+        """After `fit`, learn from labelled defects' masks where the model can (PatchCore's defect head; `whole`:
+        what it learnt may also lower the map where it sees nothing it knows). Returns each validation photo's
+        `answer` (intact, then defective) from a model that did not learn from that photo, for the thresholds;
+        None when nothing was learnt."""
         return None
 
     def saved_files(self) -> tuple[str, ...]:

@@ -51,7 +51,8 @@ class Localizer:
     runtime: str = "Keras"  # what runs its network, as the user is told
 
     def describe(self) -> str:
-        head = " with a defect head" if "head" in self.metadata.settings else ""
+        head = self.metadata.settings.get("head")
+        head = "" if head is None else " with a defect head" if "floor" in head else " with a whole defect head"
         return f"{self.metadata.model} localiser{head}, {self.runtime}"
 
     def locate(self, photo: np.ndarray, outline: bool | None = None) -> Localization:

@@ -55,6 +55,7 @@ class LocalizerConfig:
     epochs: int = DRAEM_DEFAULTS["epochs"]
     seed: int = 0
     defect_head: bool = True  # PatchCore learns from the validation photos' defect masks where there are enough
+    whole_defect_head: bool = False  # its head may also lower the map (only for defect types all among the masks)
     on_bad_image: str = "error"
     resume: bool = False
 
@@ -128,16 +129,16 @@ def calibrated(model: AnomalyMaps, anomaly_set: AnomalySet, answers: tuple[list,
     return calibrate([m for m, _ in intact], [s for _, s in intact], [s for _, s in defects])
 
 
-def learnt_defects(model: AnomalyModel, anomaly_set: AnomalySet, log) -> tuple[list, list] | None:
-    """What the model learns from the validation photos' defect masks (AnomalyModel.learn_defects): their
-    held-out answers for the thresholds, or None."""
+def learnt_defects(model: AnomalyModel, anomaly_set: AnomalySet, log, whole: bool = False) -> tuple[list, list] | None:
+    """What the model learns from the validation photos' defect masks (AnomalyModel.learn_defects, `whole` passed
+    on): their held-out answers for the thresholds, or None."""
     rows = anomaly_set.rows("val", True)
     if not model.learns_from_masks or not any(anomaly_set.images[row] in anomaly_set.masks for row in rows):
         return None
     intact = list(_photos(anomaly_set, anomaly_set.rows("val", False), "validation photos"))
     defects = list(_photos(anomaly_set, rows, "validation photos"))
     masks = [true_mask(anomaly_set, row, photo.shape[:2]) for row, photo in zip(rows, defects)]
-    return model.learn_defects(intact, defects, masks, log)
+    return model.learn_defects(intact, defects, masks, log, whole)
 
 
 def saved_run(output: str | Path) -> LocalizerConfig:
@@ -195,7 +196,7 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
     fitted = time.time() - started + model.earlier_seconds
 
     learning = time.time()
-    answers = learnt_defects(model, anomaly_set, log) if config.defect_head else None
+    answers = learnt_defects(model, anomaly_set, log, config.whole_defect_head) if config.defect_head else None
     fitted += time.time() - learning  # the defect head, with its held-out answers to calibrate on
     thresholds = calibrated(model, anomaly_set, answers)
     log(f"thresholds ({thresholds.rule} rule, {len(anomaly_set.rows('val', False))} intact + "

@@ -53,6 +53,10 @@ def build_parser():
     model.add_argument("--no-defect-head", dest="defect_head", action="store_false",
                        help="patchcore: do not learn from the validation photos' defect masks (by default, with at "
                             "least 5 of them, a head learns what the memory bank misses and sharpens the outline)")
+    model.add_argument("--whole-defect-head", action="store_true",
+                       help="patchcore: the head may also lower the map where it sees no defect it knows: sharper "
+                            "outlines when every defect type to come is among the masks, worse ones for a type "
+                            "that is not (by default it only adds; docs/findings.md)")
     model.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=d.seed, help="fixes split and sampling")
     parser.add_argument("--output", metavar="DIR", default=d.output,
                         help="folder for the localiser, split and test metrics (outputs/localizer: beside the "
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments.pop("task")
     if not arguments["data"] and not arguments["resume"]:
         parser.error("the following arguments are required: --data (or --resume with --output)")
+    if arguments["whole_defect_head"] and not arguments["defect_head"]:
+        parser.error("--whole-defect-head needs the defect head: leave out --no-defect-head")
     arguments["data"] = arguments["data"] or ""
     try:
         train_localizer(LocalizerConfig(**arguments))

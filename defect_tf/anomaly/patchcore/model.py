@@ -99,7 +99,7 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
                    f"{3 * PLACE_MIN_PHOTOS} needed); the map is the raw distance")
 
     def learn_defects(self, intact: list[np.ndarray], defects: list[np.ndarray], masks: list[np.ndarray | None],
-                      report: Report = print) -> tuple[list, list] | None:
+                      report: Report = print, whole: bool = False) -> tuple[list, list] | None:
         """The defect head (anomaly/patchcore/head.py), learnt from the labelled defects with a mask and up to
         MAX_INTACT_PHOTOS intact photos. Each photo it learns from is answered by a head fitted on the other
         folds; the rest by the final head, fitted on all of them."""
@@ -122,7 +122,7 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
         folds = min(defect_head.MAX_FOLDS, len(masked))
         heads, final = defect_head.held_out_heads(cells, grids, folds, settings, int(self.settings.get("seed", 0)))
         self.settings["head"] = {"weight": float(settings["weight"]), "context": int(settings["context"]),
-                                 "floor": float(settings["floor"])}
+                                 **({} if whole else {"floor": float(settings["floor"])})}  # no floor: the whole head
         answers = []
         for index, photo in enumerate(photos):
             self.head = heads.get(index, final)
