@@ -49,9 +49,11 @@ def photo_cells(localizer, anomaly_set, rows: list[int], desc: str) -> list[dict
         cells = model.patch_features(model.forward(model.network_input(inputs)))
         mask = true_mask(anomaly_set, row, photo.shape[:2])
         mask = np.zeros(photo.shape[:2], bool) if mask is None else mask
-        photos.append({"cells": cells.astype(np.float16), "place": by_place(model.cell_distances(cells), model.settings),
+        photos.append({"cells": cells.astype(np.float16),
+                       "place": by_place(model.cell_distances(cells), model.settings),
                        "mask": mask, "cell_mask": cell_mask(mask, cells.shape[:2]), "input_shape": inputs.shape[:2],
-                       "defective": bool(anomaly_set.defective[row]), "kind": anomaly_set.types.get(anomaly_set.images[row])})
+                       "defective": bool(anomaly_set.defective[row]),
+                       "kind": anomaly_set.types.get(anomaly_set.images[row])})
     return photos
 
 
@@ -94,7 +96,8 @@ def with_intact(photos: list[dict], kind: str) -> list[int]:
 def figures(photos: list[dict], cell_maps: list[np.ndarray], model: PatchCoreMaps) -> dict:
     """`scored` over every photo; and the same for *uneven* photos with the intact ones."""
     maps = finished_maps(photos, cell_maps, model)
-    return {**scored(photos, maps, list(range(len(photos)))), "uneven": scored(photos, maps, with_intact(photos, "uneven"))}
+    return {**scored(photos, maps, list(range(len(photos)))),
+            "uneven": scored(photos, maps, with_intact(photos, "uneven"))}
 
 
 def heads(photos: list[dict], args: argparse.Namespace) -> tuple[list[np.ndarray], object]:
@@ -217,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     results["test, bank only"] = figures(test, [p["place"] for p in test], localizer.model)
     results["test, bank + head"] = figures(test, [outline(p["place"], h, args) for p, h in zip(test, test_head)],
                                            localizer.model)
-    results["settings"] = {"size": size, "weight": args.weight, "floor": args.floor, "context": args.context, "dims": args.dims,
-                           "folds": args.folds, "per_type": args.per_type, "head_fit_seconds": round(fit_seconds, 1),
-                           "head_ms_per_photo": round(head_ms, 1)}
+    results["settings"] = {"size": size, "weight": args.weight, "floor": None if whole(args) else args.floor,
+                           "context": args.context, "dims": args.dims, "folds": args.folds, "per_type": args.per_type,
+                           "head_fit_seconds": round(fit_seconds, 1), "head_ms_per_photo": round(head_ms, 1)}
     defective = sum(p["defective"] for p in val)
     test_defective = sum(p["defective"] for p in test)
     table = ["| maps | image AUROC | pixel AUROC | against intact photos | within defective photos | PRO | "

@@ -37,7 +37,8 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
     low, high = image_auroc_interval(labels, scores)
     return {"photos": int(len(labels)), "defective": int(labels.sum()), "called_defective": int(decided.sum()),
             "image_auroc": image_auroc(labels, scores), "image_auroc_low": low, "image_auroc_high": high,
-            "accuracy": float(np.mean(decided == labels)), "precision": float(precision), "recall": float(recall), "f1": float(f1)}
+            "accuracy": float(np.mean(decided == labels)), "precision": float(precision), "recall": float(recall),
+            "f1": float(f1)}
 
 
 def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray],

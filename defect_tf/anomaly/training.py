@@ -129,7 +129,8 @@ def calibrated(model: AnomalyMaps, anomaly_set: AnomalySet, answers: tuple[list,
     return calibrate([m for m, _ in intact], [s for _, s in intact], [s for _, s in defects])
 
 
-def learnt_defects(model: AnomalyModel, anomaly_set: AnomalySet, log, whole: bool = False) -> tuple[list, list] | None:
+def learnt_defects(model: AnomalyModel, anomaly_set: AnomalySet, log,
+                   whole: bool = False) -> tuple[list, list] | None:
     """What the model learns from the validation photos' defect masks (AnomalyModel.learn_defects, `whole` passed
     on): their held-out answers for the thresholds, or None."""
     rows = anomaly_set.rows("val", True)

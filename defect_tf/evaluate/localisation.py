@@ -55,13 +55,21 @@ def bootstrap_aurocs(labels: Sequence[int], scores: Sequence[float], rounds: int
     positive, negative = scores[labels], scores[~labels]
     if not len(positive) or not len(negative):
         return np.empty(0)
-    # wins[i, j]: defective photo i outranks intact photo j (ties count half); a resample only changes how many
-    # times each photo is drawn, so its AUROC is counts_p @ wins @ counts_n over the pairs
-    wins = (positive[:, None] > negative[None, :]) + 0.5 * (positive[:, None] == negative[None, :])
+    # a resample only changes how many times each photo is drawn: each defective photo's wins are the drawn intact
+    # photos scored below it (ties count half), read off the running count of drawn intact photos in score order
+    order = np.argsort(negative, kind="stable")
+    below = np.searchsorted(negative[order], positive, "left")
+    at_or_below = np.searchsorted(negative[order], positive, "right")
     rng = np.random.default_rng(seed)
-    drawn_p = rng.multinomial(len(positive), np.full(len(positive), 1 / len(positive)), size=rounds)
-    drawn_n = rng.multinomial(len(negative), np.full(len(negative), 1 / len(negative)), size=rounds)
-    return np.einsum("rp,pn,rn->r", drawn_p, wins, drawn_n) / (len(positive) * len(negative))
+    aurocs = []
+    for start in range(0, rounds, 256):  # in chunks, to bound the memory for large test sets
+        count = min(256, rounds - start)
+        drawn_p = rng.multinomial(len(positive), np.full(len(positive), 1 / len(positive)), size=count)
+        drawn_n = rng.multinomial(len(negative), np.full(len(negative), 1 / len(negative)), size=count)[:, order]
+        running = np.concatenate([np.zeros((count, 1)), np.cumsum(drawn_n, axis=1)], axis=1)
+        wins = running[:, below] + 0.5 * (running[:, at_or_below] - running[:, below])
+        aurocs.append((drawn_p * wins).sum(1) / (len(positive) * len(negative)))
+    return np.concatenate(aurocs)
 
 
 def image_auroc_interval(labels: Sequence[int], scores: Sequence[float], level: float = INTERVAL_LEVEL,

@@ -168,8 +168,9 @@ class PatchCoreMaps(AnomalyMaps):
 
     def cell_maps(self, cells: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
         """`maps_from` a photo's cells, at the input's `shape`: the distances measured by place, plus the defect
-        head's score raised to its floor when there is a head (`outline_cells`; the photo is then scored on the distances alone: the head also scores
-        stretches of intact photos, which would rank photos worse; docs/findings.md)."""
+        head's score raised to its floor when there is a head (`outline_cells`; the photo is then scored on the
+        distances alone: the head also scores stretches of intact photos, which would rank photos worse;
+        docs/findings.md)."""
         if cells.shape[-1] != self.bank.shape[1]:
             raise BundleError(f"the feature model gives {cells.shape[-1]} values per patch and the memory bank holds "
                               f"{self.bank.shape[1]}: they do not belong together")
