@@ -59,7 +59,7 @@ def photo_cells(localizer, anomaly_set, rows: list[int], desc: str) -> list[dict
 
 def outline(place: np.ndarray, head_scores: np.ndarray, args: argparse.Namespace) -> np.ndarray:
     """The outline's cells as the localiser adds the head (`outline_cells`) with this run's weight and floor."""
-    return outline_cells(place, head_scores, args.weight, None if np.isinf(args.floor) else args.floor)
+    return outline_cells(place, head_scores, args.weight, args.floor)
 
 
 def head_rule(args: argparse.Namespace) -> str:
@@ -136,31 +136,32 @@ def unseen_types(val: list[dict], test: list[dict], model: PatchCoreMaps, args: 
         return DefectHead.fit([p["cells"] for p in photos], [p["cell_mask"] for p in photos], args.dims, args.context,
                               args.seed)
 
-    whole_args = argparse.Namespace(**{**vars(args), "floor": -np.inf})
-    floor = "whole score" if np.isinf(args.floor) else f"score raised to {args.floor:g}"
+    def cells(photo: dict, head: DefectHead | None, floor: float) -> np.ndarray:
+        return photo["place"] if head is None else outline_cells(photo["place"], head.cell_scores(photo["cells"]),
+                                                                  args.weight, floor)
+
+    rule = "whole score" if np.isinf(args.floor) else f"score raised to {args.floor:g}"
     every = head_on(val)
     results, tables = {"validation": {}, "test": {}}, {"validation": [], "test": []}
+    keys = {"validation": ("own_photos", "pro"), "test": ("pixel_auroc", "own_photos", "pro")}
+    names = {"validation": [], "test": []}
     for kind in sorted({p["kind"] for p in test if p["defective"]}):
         without = head_on([p for p in val if p["kind"] != kind])
-        arms = {"bank only": lambda p: p["place"],
-                "head without this type's masks, whole score": lambda p: outline(
-                    p["place"], without.cell_scores(p["cells"]), whole_args),
-                f"head without this type's masks, {floor}": lambda p: outline(
-                    p["place"], without.cell_scores(p["cells"]), args),
-                f"head with every type's masks, {floor}": lambda p: outline(
-                    p["place"], every.cell_scores(p["cells"]), args)}
-        for split, photos, keys in (("validation", [p for p in val if p["kind"] == kind], ("own_photos", "pro")),
-                                    ("test", [test[i] for i in with_intact(test, kind)],
-                                     ("pixel_auroc", "own_photos", "pro"))):
-            shown = {name: rule for name, rule in arms.items() if split == "test" or "every" not in name}
-            results[split][kind] = {name: scored(photos, finished_maps(photos, [rule(p) for p in photos], model),
-                                                 list(range(len(photos)))) for name, rule in shown.items()}
+        arms = {"bank only": (None, -np.inf), "head without this type's masks, whole score": (without, -np.inf),
+                f"head without this type's masks, {rule}": (without, args.floor),
+                f"head with every type's masks, {rule}": (every, args.floor)}
+        for split, photos in (("validation", [p for p in val if p["kind"] == kind]),
+                              ("test", [test[i] for i in with_intact(test, kind)])):
+            names[split] = [name for name in arms if split == "test" or "every" not in name]
+            results[split][kind] = {name: scored(photos, finished_maps(photos, [cells(p, *arms[name]) for p in photos],
+                                                                       model), list(range(len(photos))))
+                                    for name in names[split]}
             tables[split].append(f"| {kind} ({sum(p['defective'] for p in photos)}) | " + " | ".join(
-                " / ".join(number(figures[key]) for key in keys) for figures in results[split][kind].values()) + " |")
-            tables[split + " header"] = [f"| defect type ({split} photos) | " + " | ".join(
-                f"{name}: " + " / ".join(NAMES[key] for key in keys) for name in shown) + " |",
-                "|---|" + "---:|" * len(shown)]
-    markdown = "\n\n".join("\n".join(tables[f"{split} header"] + tables[split]) for split in ("validation", "test"))
+                " / ".join(number(figures[key]) for key in keys[split]) for figures in results[split][kind].values())
+                + " |")
+    markdown = "\n\n".join("\n".join([f"| defect type ({split} photos) | " + " | ".join(
+        f"{name}: " + " / ".join(NAMES[key] for key in keys[split]) for name in names[split]) + " |",
+        "|---|" + "---:|" * len(names[split])] + tables[split]) for split in ("validation", "test"))
     return markdown, results
 
 
