@@ -71,6 +71,26 @@ def trained_weights(checkpoint) -> list[np.ndarray]:
     return [weight.numpy() for weight in model.trainable_weights]
 
 
+def saved_epoch(output: Path) -> int:
+    """The last epoch whose checkpoint `output` holds (0: none yet)."""
+    state = output / "checkpoint" / "state.json"
+    try:
+        return int(json.loads(state.read_text())["epoch"]) if state.is_file() else 0
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def scratch_folders(run: Path) -> list[Path]:
+    """The scratch folders in which worker 1 of `run` trains (it writes nothing of the run's)."""
+    return sorted((run / "tmp1").glob("defect_tf-worker-*"))
+
+
+def worker_saved_epoch(run: Path) -> int:
+    """The last epoch worker 1 of `run` saved in its scratch folder (0: none yet)."""
+    folders = scratch_folders(run)
+    return saved_epoch(folders[0]) if folders else 0
+
+
 def macro_f1(output: Path) -> float:
     return json.loads((output / "metrics.json").read_text())["calibrated"]["macro"]["f1"]
 
@@ -121,12 +141,12 @@ def test_a_killed_worker_stops_the_run_and_every_worker_resumes_from_the_chiefs_
     output = folder / "killed"
     data = ["--data", str(root / "images"), "--labels", str(root / "labels.txt"), *FLAGS]
     workers = Workers(folder / "killed-run", [*data, "--output", str(output)])
-    state = output / "checkpoint" / "state.json"
+    # kill worker 1 in fine-tuning once both have saved the same epoch (the worker's copy in its scratch folder is
+    # written a moment after the chief's): the epoch after it cannot finish without worker 1
     deadline = time.time() + 300
-    while time.time() < deadline and not (state.is_file() and json.loads(state.read_text())["epoch"] >= 3):
+    while time.time() < deadline and not 3 <= saved_epoch(output) == worker_saved_epoch(folder / "killed-run"):
         assert all(process.poll() is None for process in workers.processes), workers.errors(0)[-3000:]
         time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch of fine-tuning
     workers.processes[1].send_signal(signal.SIGKILL)
     started = time.time()
     status = workers.processes[0].wait(timeout=180)
@@ -144,7 +164,7 @@ def test_a_killed_worker_stops_the_run_and_every_worker_resumes_from_the_chiefs_
     assert not (output / "bundle").exists()
     # the killed worker could not remove its scratch folder: its last checkpoint holds the chief's weights (each
     # replica keeps its own BatchNormalization statistics, which are not trained)
-    [scratch] = (folder / "killed-run" / "tmp1").glob("defect_tf-worker-*")
+    [scratch] = scratch_folders(folder / "killed-run")
     theirs = read_checkpoint(scratch)
     assert theirs.epoch == checkpoint.epoch
     chief_weights, worker_weights = (trained_weights(each) for each in (checkpoint, theirs))
