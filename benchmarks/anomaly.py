@@ -36,7 +36,7 @@ from defect_tf.anomaly.store import load_localizer
 from defect_tf.anomaly.training import METRICS_FILE, LocalizerConfig, train_localizer
 from defect_tf.bundle.store import load_bundle
 from defect_tf.data.images import resize_image
-from defect_tf.evaluate.localisation import INTERVAL_LEVEL
+from defect_tf.evaluate.metrics import INTERVAL_LEVEL
 from defect_tf.explain.heatmap_scores import HEATMAP_LEVEL
 from defect_tf.explain.heatmaps import GradCAM, upsample
 from defect_tf.inference.predictor import predict_probabilities

@@ -18,9 +18,7 @@ from defect_tf.anomaly.patchcore.coreset import covering_radius, greedy_coreset,
 from defect_tf.anomaly.regions import defect_mask, find_regions
 from defect_tf.errors import BundleError, DefectTFError
 from defect_tf.evaluate.localisation import (
-    bootstrap_aurocs,
     image_auroc,
-    image_auroc_interval,
     overlap_scores,
     pixel_auroc,
     pixel_auroc_split,
@@ -79,31 +77,6 @@ def test_pixel_and_image_auroc_hand_made_and_against_scikit_learn():
     assert pixel_auroc(maps, masks) == pytest.approx(expected)
     assert image_auroc([0, 1, 0, 1], [0.1, 0.9, 0.5, 0.4]) == 0.75
     assert np.isnan(image_auroc([0, 0], [0.1, 0.2]))
-
-
-def test_the_image_auroc_interval_by_hand_and_against_resampling_with_scikit_learn():
-    # one defective photo (2) and two intact ones (1, 3): a resample draws the intact pair (1, 1) a quarter of the
-    # time (AUROC 1), (1, 3) or (3, 1) half of it (0.5), (3, 3) a quarter (0)
-    aurocs = bootstrap_aurocs([1, 0, 0], [2.0, 1.0, 3.0], rounds=8000)
-    assert set(np.unique(aurocs)) == {0.0, 0.5, 1.0}
-    assert [np.mean(aurocs == v) for v in (1.0, 0.5, 0.0)] == pytest.approx([0.25, 0.5, 0.25], abs=0.02)
-    assert image_auroc_interval([1, 0, 0], [2.0, 1.0, 3.0]) == (0.0, 1.0)
-    assert image_auroc_interval([1, 1, 0, 0], [0.9, 0.8, 0.1, 0.2]) == (1.0, 1.0)  # every resample separates them
-    assert np.isnan(image_auroc_interval([0, 0], [0.1, 0.2])).all()
-    # a draw of 60 photos with ties: each resample's AUROC is scikit-learn's on the photos it drew, so the
-    # percentiles match those of resampling the photos and asking scikit-learn, up to the draw
-    rng = np.random.default_rng(5)
-    labels = np.r_[np.ones(25, int), np.zeros(35, int)]
-    scores = np.round(rng.normal(labels * 0.8, 1.0), 1)
-    low, high = image_auroc_interval(labels, scores)
-    assert low < image_auroc(labels, scores) < high
-    positive, negative = np.flatnonzero(labels), np.flatnonzero(labels == 0)
-    resampled = []
-    for _ in range(2000):
-        drawn = np.r_[rng.choice(positive, len(positive)), rng.choice(negative, len(negative))]
-        resampled.append(roc_auc_score(labels[drawn], scores[drawn]))
-    assert (low, high) == pytest.approx(tuple(np.quantile(resampled, [0.025, 0.975])), abs=0.02)
-    assert image_auroc_interval(labels, scores) == (low, high)  # seeded
 
 
 def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_own():

@@ -15,15 +15,8 @@ from defect_tf.anomaly.data import AnomalySet, read_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
-from defect_tf.evaluate.localisation import (
-    INTERVAL_LEVEL,
-    image_auroc,
-    image_auroc_interval,
-    overlap_scores,
-    pixel_auroc_split,
-    pro_score,
-)
-from defect_tf.evaluate.metrics import precision_recall_f1
+from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc_split, pro_score
+from defect_tf.evaluate.metrics import INTERVAL_LEVEL, precision_recall_f1, roc_auc_interval
 from defect_tf.progress_bar import progress_bar
 
 FIGURES = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice", "coverage")  # a report's headline figures
@@ -34,7 +27,7 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
     tp, fp = int(np.sum(decided & labels)), int(np.sum(decided & ~labels))
     fn = int(np.sum(~decided & labels))
     precision, recall, f1 = precision_recall_f1(tp, fp, fn)
-    low, high = image_auroc_interval(labels, scores)
+    low, high = roc_auc_interval(labels, scores)
     return {"photos": int(len(labels)), "defective": int(labels.sum()), "called_defective": int(decided.sum()),
             "image_auroc": image_auroc(labels, scores), "image_auroc_low": low, "image_auroc_high": high,
             "accuracy": float(np.mean(decided == labels)), "precision": float(precision), "recall": float(recall),

@@ -16,7 +16,6 @@ import numpy as np
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-INTERVAL_LEVEL, INTERVAL_ROUNDS = 0.95, 2000  # the image AUROC's bootstrap interval
 PRO_MAX_FPR = 0.3  # MVTec AD's integration limit
 PRO_THRESHOLDS = 2000  # thresholds of the PRO curve when there are more distinct scores (quantiles of the scores)
 
@@ -45,42 +44,6 @@ def image_auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
     """ROC AUC of image scores against labels (1 defective, 0 intact); NaN without both kinds."""
     labels = np.asarray(labels)
     return float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
-
-
-def bootstrap_aurocs(labels: Sequence[int], scores: Sequence[float], rounds: int = INTERVAL_ROUNDS,
-                     seed: int = 0) -> np.ndarray:
-    """The image AUROC of `rounds` resamples of the photos, drawn with replacement within each kind (defective,
-    intact), so every resample holds as many of each as the photos do; empty without both kinds."""
-    labels, scores = np.asarray(labels, bool), np.asarray(scores, np.float64)
-    positive, negative = scores[labels], scores[~labels]
-    if not len(positive) or not len(negative):
-        return np.empty(0)
-    # a resample only changes how many times each photo is drawn: each defective photo's wins are the drawn intact
-    # photos scored below it (ties count half), read off the running count of drawn intact photos in score order
-    order = np.argsort(negative, kind="stable")
-    below = np.searchsorted(negative[order], positive, "left")
-    at_or_below = np.searchsorted(negative[order], positive, "right")
-    rng = np.random.default_rng(seed)
-    aurocs = []
-    for start in range(0, rounds, 256):  # in chunks, to bound the memory for large test sets
-        count = min(256, rounds - start)
-        drawn_p = rng.multinomial(len(positive), np.full(len(positive), 1 / len(positive)), size=count)
-        drawn_n = rng.multinomial(len(negative), np.full(len(negative), 1 / len(negative)), size=count)[:, order]
-        running = np.concatenate([np.zeros((count, 1)), np.cumsum(drawn_n, axis=1)], axis=1)
-        wins = running[:, below] + 0.5 * (running[:, at_or_below] - running[:, below])
-        aurocs.append((drawn_p * wins).sum(1) / (len(positive) * len(negative)))
-    return np.concatenate(aurocs)
-
-
-def image_auroc_interval(labels: Sequence[int], scores: Sequence[float], level: float = INTERVAL_LEVEL,
-                         rounds: int = INTERVAL_ROUNDS, seed: int = 0) -> tuple[float, float]:
-    """The image AUROC's percentile bootstrap interval (`bootstrap_aurocs`): how far the figure could move on
-    another draw of as many photos. With few defective photos it is wide; NaN without both kinds."""
-    aurocs = bootstrap_aurocs(labels, scores, rounds, seed)
-    if not len(aurocs):
-        return float("nan"), float("nan")
-    low, high = np.quantile(aurocs, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
 
 
 def pixel_auroc(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> float:

@@ -6,10 +6,14 @@ Small functions over NumPy arrays (labels: 1 / 0 / -1 for NA; scores: probabilit
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from defect_tf.data.labels import known_mask
+
+INTERVAL_LEVEL, INTERVAL_ROUNDS = 0.95, 2000  # every ROC-AUC's bootstrap interval
 
 
 def _safe_divide(numerator, denominator):
@@ -78,6 +82,50 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per-attribute ROC-AUC over known labels."""
     return _per_attribute_score(roc_auc_score, labels, scores)
+
+
+def bootstrap_aurocs(labels: Sequence[int], scores: Sequence[float], rounds: int = INTERVAL_ROUNDS,
+                     seed: int = 0) -> np.ndarray:
+    """The ROC-AUC of `rounds` resamples of the images, drawn with replacement within each kind (labels 1 and 0:
+    defective and intact), so every resample holds as many of each as the images do; empty without both kinds."""
+    labels, scores = np.asarray(labels, bool), np.asarray(scores, np.float64)
+    positive, negative = scores[labels], scores[~labels]
+    if not len(positive) or not len(negative):
+        return np.empty(0)
+    # a resample only changes how many times each image is drawn: each positive image's wins are the drawn
+    # negative images scored below it (ties count half), read off the running count of drawn negatives in score order
+    order = np.argsort(negative, kind="stable")
+    below = np.searchsorted(negative[order], positive, "left")
+    at_or_below = np.searchsorted(negative[order], positive, "right")
+    rng = np.random.default_rng(seed)
+    aurocs = []
+    for start in range(0, rounds, 256):  # in chunks, to bound the memory for large test sets
+        count = min(256, rounds - start)
+        drawn_p = rng.multinomial(len(positive), np.full(len(positive), 1 / len(positive)), size=count)
+        drawn_n = rng.multinomial(len(negative), np.full(len(negative), 1 / len(negative)), size=count)[:, order]
+        running = np.concatenate([np.zeros((count, 1)), np.cumsum(drawn_n, axis=1)], axis=1)
+        wins = running[:, below] + 0.5 * (running[:, at_or_below] - running[:, below])
+        aurocs.append((drawn_p * wins).sum(1) / (len(positive) * len(negative)))
+    return np.concatenate(aurocs)
+
+
+def roc_auc_interval(labels: Sequence[int], scores: Sequence[float], level: float = INTERVAL_LEVEL,
+                     rounds: int = INTERVAL_ROUNDS, seed: int = 0) -> tuple[float, float]:
+    """The ROC-AUC's percentile bootstrap interval (`bootstrap_aurocs`): how far the figure could move on another
+    draw of as many images. With few positive images it is wide; NaN without both kinds."""
+    aurocs = bootstrap_aurocs(labels, scores, rounds, seed)
+    if not len(aurocs):
+        return float("nan"), float("nan")
+    low, high = np.quantile(aurocs, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def roc_auc_intervals(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per attribute, `roc_auc`'s bootstrap interval over known labels (lows, highs); NaN where it has one class."""
+    known = known_mask(labels)
+    intervals = [roc_auc_interval(labels[known[:, j], j], scores[known[:, j], j]) for j in range(labels.shape[1])]
+    lows, highs = zip(*intervals) if intervals else ((), ())
+    return np.asarray(lows, float), np.asarray(highs, float)
 
 
 def scored_attributes(labels: np.ndarray) -> np.ndarray:

@@ -7,12 +7,14 @@ import math
 import numpy as np
 
 from defect_tf.evaluate.metrics import (
+    INTERVAL_LEVEL,
     average_precision,
     class_indices,
     classification_report,
     confusion_matrix,
     operating_point,
     roc_auc,
+    roc_auc_intervals,
     scored_attributes,
     top1_accuracy,
     top_k_accuracy,
@@ -37,7 +39,9 @@ def _jsonable(value):
 
 
 def multilabel_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
-    """A multi-label model's figures over known labels only: calibrated vs 0.5 thresholds, AP and ROC-AUC."""
+    """A multi-label model's figures over known labels only: calibrated vs 0.5 thresholds, AP, and ROC-AUC with
+    its 95% bootstrap interval (how far it could move on another draw of as many images)."""
+    lows, highs = roc_auc_intervals(labels, scores)
     return _jsonable({
         "attributes": attributes,
         "images": len(labels),
@@ -47,6 +51,8 @@ def multilabel_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.nda
         "at_0.5": classification_report(labels, scores >= NAIVE_THRESHOLD),
         "average_precision": average_precision(labels, scores),
         "roc_auc": roc_auc(labels, scores),
+        "roc_auc_low": lows,
+        "roc_auc_high": highs,
         "single_label_images": int(((labels == 1).sum(axis=1) == 1).sum()),
         "top1_accuracy": top1_accuracy(labels, scores),
     })
@@ -57,7 +63,7 @@ def format_multilabel_report(report: dict) -> str:
     names = report["attributes"]
     width = max(len("weighted avg"), *(len(name) for name in names))
     cal, half = report["calibrated"], report["at_0.5"]
-    header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1  | prec@.5 rec@.5 F1@.5 | support   NA |   AP    AUC")
+    header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1  | prec@.5 rec@.5 F1@.5 | support   NA |   AP    AUC ({INTERVAL_LEVEL:.0%} interval)")
     lines = [header, "-" * len(header)]
     for j, name in enumerate(names):
         c, h = cal["per_attribute"], half["per_attribute"]
@@ -65,7 +71,7 @@ def format_multilabel_report(report: dict) -> str:
             f"{name:<{width}}  {_number(report['thresholds'][j])}  | {_number(c['precision'][j])} {_number(c['recall'][j])}"
             f" {_number(c['f1'][j])} |  {_number(h['precision'][j])}  {_number(h['recall'][j])} {_number(h['f1'][j])} |"
             f" {c['support'][j]:>7} {c['na'][j]:>4} | {_number(report['average_precision'][j])}"
-            f"  {_number(report['roc_auc'][j])}")
+            f"  {_number(report['roc_auc'][j])}{_interval(report, j)}")
     lines.append("-" * len(header))
     for average in ("macro", "micro", "weighted"):
         c, h = cal[average], half[average]
@@ -85,6 +91,12 @@ def format_multilabel_report(report: dict) -> str:
 
 def _number(value) -> str:
     return "    -" if value is None else f"{value:5.3f}"
+
+
+def _interval(report: dict, attribute: int) -> str:
+    """" (low-high)": the interval of an attribute's ROC-AUC, or nothing where it has none (one class)."""
+    low, high = report["roc_auc_low"][attribute], report["roc_auc_high"][attribute]
+    return "" if low is None else f" ({low:.3f}-{high:.3f})"
 
 
 def binary_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
