@@ -144,7 +144,7 @@ def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_di
 
 
 def figure_cell(report: dict, key: str) -> str:
-    """One figure of a report; the image AUROC with its bootstrap interval."""
+    """One figure of a report; the image AUROC with its interval."""
     low, high = report.get(f"{key}_low"), report.get(f"{key}_high")
     shown = low is not None and not np.isnan([low, high]).any()
     return number(report.get(key)) + (f" ({number(low)}-{number(high)})" if shown else "")
@@ -156,7 +156,7 @@ def table(reports: dict[str, dict], times: dict[str, str]) -> str:
     for name, report in reports.items():
         lines.append(f"| {name} | {times[name]} | {report['ms_per_photo']:.0f} | "
                      + " | ".join(figure_cell(report, c) for c in FIGURES) + " |")
-    note = f"Image AUROC with its {INTERVAL_LEVEL:.0%} bootstrap interval (the photos resampled within each kind)."
+    note = f"Image AUROC with its {INTERVAL_LEVEL:.0%} interval (evaluate/metrics.py: roc_auc_interval)."
     shown = any("image_auroc_low" in report for report in reports.values())
     return "\n".join(lines) + (f"\n\n{note}" if shown else "")
 

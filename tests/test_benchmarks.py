@@ -366,4 +366,4 @@ def test_the_anomaly_table_shows_the_image_auroc_with_its_interval():
     rows = table(reports, {"patchcore": "236 s", "heatmap": "259 s"}).splitlines()
     assert rows[2].startswith("| patchcore | 236 s | 247 | 0.948 (0.930-0.965) | - | 0.963 |")
     assert rows[3].startswith("| heatmap | 259 s | 67 | 0.900 | - | - |")  # no interval where it is unknown
-    assert rows[-1].startswith("Image AUROC with its 95% bootstrap interval")
+    assert rows[-1].startswith("Image AUROC with its 95% interval")

@@ -176,7 +176,7 @@ def _split_of(figures: dict) -> str:
 
 
 def _interval_of(figures: dict) -> str:
-    """The image AUROC's bootstrap interval, as printed after it (none where it is unknown)."""
+    """The image AUROC's interval, as printed after it (none where it is unknown)."""
     low, high = figures.get("image_auroc_low", np.nan), figures.get("image_auroc_high", np.nan)
     return "" if np.isnan([low, high]).any() else f" ({INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f})"
 

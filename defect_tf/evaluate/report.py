@@ -40,7 +40,7 @@ def _jsonable(value):
 
 def multilabel_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
     """A multi-label model's figures over known labels only: calibrated vs 0.5 thresholds, AP, and ROC-AUC with
-    its 95% bootstrap interval (how far it could move on another draw of as many images)."""
+    its 95% interval (where the true figure lies, given how many images back it)."""
     lows, highs = roc_auc_intervals(labels, scores)
     return _jsonable({
         "attributes": attributes,
