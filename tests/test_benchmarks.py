@@ -367,3 +367,24 @@ def test_the_anomaly_table_shows_the_image_auroc_with_its_interval():
     assert rows[2].startswith("| patchcore | 236 s | 247 | 0.948 (0.930-0.965) | - | 0.963 |")
     assert rows[3].startswith("| heatmap | 259 s | 67 | 0.900 | - | - |")  # no interval where it is unknown
     assert rows[-1].startswith("Image AUROC with its 95% interval")
+
+
+def test_the_bootstrap_the_auc_intervals_benchmark_compares_with_by_hand_and_against_scikit_learn():
+    from auc_intervals import bootstrap_interval
+    from sklearn.metrics import roc_auc_score
+
+    # one positive (2) and two negatives (1, 3): a resample draws the negatives (1, 1) a quarter of the time
+    # (AUC 1), (1, 3) or (3, 1) half of it (0.5), (3, 3) a quarter (0)
+    assert bootstrap_interval(np.array([1, 0, 0]), np.array([2.0, 1.0, 3.0]), 4000, np.random.default_rng(0)) == \
+        (0.0, 1.0)
+    assert bootstrap_interval(np.array([1, 1, 0, 0]), np.array([0.9, 0.8, 0.1, 0.2]), 500,
+                              np.random.default_rng(0)) == (1.0, 1.0)  # every resample of a perfect ranking is one
+    # 60 images with ties: each resample's AUC is scikit-learn's on the images it drew
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.ones(25, int), np.zeros(35, int)]
+    scores = np.round(rng.normal(labels * 0.8, 1.0), 1)
+    low, high = bootstrap_interval(labels, scores, 2000, np.random.default_rng(0))
+    positive, negative = np.flatnonzero(labels), np.flatnonzero(labels == 0)
+    resampled = [roc_auc_score(labels[drawn], scores[drawn]) for drawn in
+                 (np.r_[rng.choice(positive, 25), rng.choice(negative, 35)] for _ in range(2000))]
+    assert (low, high) == pytest.approx(tuple(np.quantile(resampled, [0.025, 0.975])), abs=0.02)
