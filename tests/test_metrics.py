@@ -8,6 +8,7 @@ from defect_tf.evaluate.metrics import (
     classification_report,
     confusion_counts,
     exact_match,
+    proportion_interval,
     roc_auc,
     roc_auc_interval,
     roc_auc_intervals,
@@ -87,10 +88,20 @@ def test_an_attribute_with_no_known_label_is_not_scored_and_stays_out_of_the_ave
     assert report["weighted"]["f1"] == 1.0 and report["micro"]["f1"] == 1.0
 
 
+def test_an_accuracys_interval_is_wilsons():
+    # published values of Wilson's 95% interval (successes of trials), worked with z = 1.96 (ours: 1.959964)
+    assert proportion_interval(10, 11) == pytest.approx((0.6226353745137962, 0.9837682477371741), abs=2e-5)
+    assert proportion_interval(90, 100) == pytest.approx((0.8256326956323345, 0.9447714583868639), abs=2e-5)
+    assert proportion_interval(1, 1) == pytest.approx((0.20654329147389294, 1.0), abs=2e-5)  # not 1.000-1.000
+    assert proportion_interval(0, 100) == pytest.approx((0.0, 0.03699480747600191), abs=2e-5)
+    assert np.isnan(proportion_interval(0, 0)).all()
+
+
 def test_the_roc_auc_interval_by_hand():
     z = 1.959963984540054  # the normal quantile of 97.5%
     # one positive and one negative image: the AUC is a proportion of one pair, and the interval is Wilson's
     assert roc_auc_interval([1, 0], [2.0, 1.0]) == pytest.approx((1 / (1 + z * z), 1.0))  # (0.2065, 1)
+    assert roc_auc_interval([1, 0], [2.0, 1.0]) == pytest.approx(proportion_interval(1, 1))
     assert roc_auc_interval([1, 0], [1.0, 2.0]) == pytest.approx((0.0, z * z / (1 + z * z)))
     wilson_half = z * np.sqrt(0.25 + z * z / 4) / (1 + z * z)
     assert roc_auc_interval([1, 0], [1.0, 1.0]) == pytest.approx((0.5 - wilson_half, 0.5 + wilson_half))  # a tie

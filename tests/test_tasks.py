@@ -73,7 +73,12 @@ def test_multiclass_report_counts_accuracy_per_class_scores_and_prints_the_confu
     assert report["per_class"]["f1"] == pytest.approx([2 / 3, 2 / 3, 1.0], abs=1e-6)
     assert report["macro"]["f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3, abs=1e-6)
     text = MULTICLASS.format_report(report)
-    assert "accuracy over 4 images with a known class: 0.750 (top-2: 1.000)" in text
+    # Wilson's interval of 3 right of 4: (0.75 + z^2 / 8 -+ z sqrt(0.75 * 0.25 / 4 + z^2 / 64)) / (1 + z^2 / 4)
+    z = 1.959963984540054
+    low, high = ((0.75 + z * z / 8 + sign * z * np.sqrt(0.75 * 0.25 / 4 + z * z / 64)) / (1 + z * z / 4)
+                 for sign in (-1, 1))
+    assert (report["accuracy_low"], report["accuracy_high"]) == (round(low, 6), round(high, 6))
+    assert "accuracy over 4 images with a known class: 0.750 (95% interval 0.301-0.954; top-2: 1.000)" in text
     assert text.splitlines()[-5:-2] == ["crack            1     1     0", "dent             0     1     0",
                                         "stain            0     0     1"]
     assert MULTICLASS.headline(report) == "accuracy 0.750, macro F1 0.778"

@@ -86,6 +86,17 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return _per_attribute_score(roc_auc_score, labels, scores)
 
 
+def proportion_interval(successes: int, trials: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """Wilson's score interval of a proportion (an accuracy): unlike the normal approximation it stays within 0-1
+    and does not shrink to a point at 0 or 1; NaN without trials."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    z2, share = float(norm.ppf((1 + level) / 2)) ** 2, successes / trials
+    centre = (share + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = np.sqrt(z2 * share * (1 - share) / trials + z2 * z2 / (4 * trials * trials)) / (1 + z2 / trials)
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
 def _auc_variance(auc: float, positives: int, negatives: int) -> float:
     """Hanley & McNeil's variance of an AUC from `positives` and `negatives` images (their exponential model for
     the pairs sharing an image), both counts replaced by their mean in those terms so that it depends on the AUC

@@ -13,6 +13,7 @@ from defect_tf.evaluate.metrics import (
     classification_report,
     confusion_matrix,
     operating_point,
+    proportion_interval,
     roc_auc,
     roc_auc_intervals,
     scored_attributes,
@@ -114,8 +115,9 @@ def format_binary_report(report: dict) -> str:
 
 
 def multiclass_report(labels: np.ndarray, scores: np.ndarray, attributes: list[str]) -> dict:
-    """A multi-class model's figures over images with a known class: accuracy, top-k, per-class precision /
-    recall / F1 (one-vs-rest, from the argmax decision), their averages, and the confusion matrix."""
+    """A multi-class model's figures over images with a known class: accuracy (with its 95% interval), top-k,
+    per-class precision / recall / F1 (one-vs-rest, from the argmax decision), their averages, and the confusion
+    matrix."""
     truth = class_indices(labels)
     predicted = np.argmax(scores, axis=1)
     known = truth >= 0
@@ -123,11 +125,14 @@ def multiclass_report(labels: np.ndarray, scores: np.ndarray, attributes: list[s
     decided[np.arange(len(scores)), predicted] = True
     per_class = classification_report(labels, decided)
     k = min(3, len(attributes) - 1)
+    low, high = proportion_interval(int((predicted[known] == truth[known]).sum()), int(known.sum()))
     return _jsonable({
         "attributes": attributes,
         "images": len(labels),
         "unknown_class": int((~known).sum()),
         "accuracy": float((predicted[known] == truth[known]).mean()) if known.any() else float("nan"),
+        "accuracy_low": low,
+        "accuracy_high": high,
         "top_k": k,
         "top_k_accuracy": top_k_accuracy(truth, scores, k),
         "per_class": per_class["per_attribute"],
@@ -155,8 +160,10 @@ def format_multiclass_report(report: dict) -> str:
         lines.append(f"{average + ' avg':<{width}} {_number(a['precision'])} {_number(a['recall'])} "
                      f"{_number(a['f1'])} |")
     scored = report["images"] - report["unknown_class"]
+    interval = "" if report["accuracy_low"] is None else \
+        f"{INTERVAL_LEVEL:.0%} interval {report['accuracy_low']:.3f}-{report['accuracy_high']:.3f}; "
     lines.append(f"accuracy over {scored} images with a known class: {_number(report['accuracy'])}"
-                 f" (top-{report['top_k']}: {_number(report['top_k_accuracy'])})")
+                 f" ({interval}top-{report['top_k']}: {_number(report['top_k_accuracy'])})")
     if report["unknown_class"]:
         lines.append(f"note: {report['unknown_class']} image(s) have no known class (NA): not scored")
     cell = max(5, *(len(name) for name in names))
