@@ -125,12 +125,13 @@ def multiclass_report(labels: np.ndarray, scores: np.ndarray, attributes: list[s
     decided[np.arange(len(scores)), predicted] = True
     per_class = classification_report(labels, decided)
     k = min(3, len(attributes) - 1)
-    low, high = proportion_interval(int((predicted[known] == truth[known]).sum()), int(known.sum()))
+    right = predicted[known] == truth[known]
+    low, high = proportion_interval(int(right.sum()), len(right))
     return _jsonable({
         "attributes": attributes,
         "images": len(labels),
         "unknown_class": int((~known).sum()),
-        "accuracy": float((predicted[known] == truth[known]).mean()) if known.any() else float("nan"),
+        "accuracy": float(right.mean()) if known.any() else float("nan"),
         "accuracy_low": low,
         "accuracy_high": high,
         "top_k": k,
@@ -160,8 +161,8 @@ def format_multiclass_report(report: dict) -> str:
         lines.append(f"{average + ' avg':<{width}} {_number(a['precision'])} {_number(a['recall'])} "
                      f"{_number(a['f1'])} |")
     scored = report["images"] - report["unknown_class"]
-    interval = "" if report["accuracy_low"] is None else \
-        f"{INTERVAL_LEVEL:.0%} interval {report['accuracy_low']:.3f}-{report['accuracy_high']:.3f}; "
+    low, high = report["accuracy_low"], report["accuracy_high"]
+    interval = "" if low is None else f"{INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f}; "
     lines.append(f"accuracy over {scored} images with a known class: {_number(report['accuracy'])}"
                  f" ({interval}top-{report['top_k']}: {_number(report['top_k_accuracy'])})")
     if report["unknown_class"]:
