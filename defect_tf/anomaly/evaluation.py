@@ -16,7 +16,8 @@ from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
 from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc_split, pro_score
-from defect_tf.evaluate.metrics import INTERVAL_LEVEL, precision_recall_f1, roc_auc_interval
+from defect_tf.evaluate.metrics import precision_recall_f1, roc_auc_interval
+from defect_tf.evaluate.report import interval_text
 from defect_tf.progress_bar import progress_bar
 
 FIGURES = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice", "coverage")  # a report's headline figures
@@ -177,8 +178,8 @@ def _split_of(figures: dict) -> str:
 
 def _interval_of(figures: dict) -> str:
     """The image AUROC's interval, as printed after it (none where it is unknown)."""
-    low, high = figures.get("image_auroc_low", np.nan), figures.get("image_auroc_high", np.nan)
-    return "" if np.isnan([low, high]).any() else f" ({INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f})"
+    interval = interval_text(figures.get("image_auroc_low"), figures.get("image_auroc_high"))
+    return f" ({interval})" if interval else ""
 
 
 def describe(report: dict) -> str:

@@ -64,7 +64,8 @@ def format_multilabel_report(report: dict) -> str:
     names = report["attributes"]
     width = max(len("weighted avg"), *(len(name) for name in names))
     cal, half = report["calibrated"], report["at_0.5"]
-    header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1  | prec@.5 rec@.5 F1@.5 | support   NA |   AP    AUC ({INTERVAL_LEVEL:.0%} interval)")
+    header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1  | prec@.5 rec@.5 F1@.5 | support   NA |   AP"
+              f"    AUC ({INTERVAL_LEVEL:.0%} interval)")
     lines = [header, "-" * len(header)]
     for j, name in enumerate(names):
         c, h = cal["per_attribute"], half["per_attribute"]
@@ -92,6 +93,13 @@ def format_multilabel_report(report: dict) -> str:
 
 def _number(value) -> str:
     return "    -" if value is None else f"{value:5.3f}"
+
+
+def interval_text(low: float | None, high: float | None) -> str:
+    """"95% interval low-high" of a figure, or nothing where it has none (None or NaN: one kind only)."""
+    if low is None or high is None or np.isnan([low, high]).any():
+        return ""
+    return f"{INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f}"
 
 
 def _interval(report: dict, attribute: int) -> str:
@@ -161,10 +169,9 @@ def format_multiclass_report(report: dict) -> str:
         lines.append(f"{average + ' avg':<{width}} {_number(a['precision'])} {_number(a['recall'])} "
                      f"{_number(a['f1'])} |")
     scored = report["images"] - report["unknown_class"]
-    low, high = report["accuracy_low"], report["accuracy_high"]
-    interval = "" if low is None else f"{INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f}; "
+    interval = interval_text(report["accuracy_low"], report["accuracy_high"])
     lines.append(f"accuracy over {scored} images with a known class: {_number(report['accuracy'])}"
-                 f" ({interval}top-{report['top_k']}: {_number(report['top_k_accuracy'])})")
+                 f" ({interval + '; ' if interval else ''}top-{report['top_k']}: {_number(report['top_k_accuracy'])})")
     if report["unknown_class"]:
         lines.append(f"note: {report['unknown_class']} image(s) have no known class (NA): not scored")
     cell = max(5, *(len(name) for name in names))
