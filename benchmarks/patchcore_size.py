@@ -10,6 +10,7 @@ cuts, per defect type, with fit time and ms per photo.
 
     python benchmarks/patchcore_size.py [--sizes 128 160 192 256] [--coreset-size 10000] [--work DIR]
     python benchmarks/patchcore_size.py --sizes 192 --smoothing 4 8 16 [--work DIR]   # the maps' smoothing instead
+    python benchmarks/patchcore_size.py --sizes 192 --coreset-sizes 5000 10000 20000 [--work DIR]   # the bank's size
 """
 
 from __future__ import annotations
@@ -82,29 +83,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoothing", type=float, nargs="+",
                         help="the maps' Gaussian in px of the model's input, each size scored with each (thresholds "
                              "calibrated again); default: the fit's own only")
+    parser.add_argument("--coreset-sizes", type=int, nargs="+",
+                        help="memory banks of these many rows, each size fitted with each (instead of --coreset-size)")
     args = parser.parse_args(argv)
-    anomaly_set, rows, fits = fitted_sizes(args)
     reports, times = {}, {}
-    for size, (output, seconds) in fits.items():
-        for smoothing in args.smoothing or [None]:
-            name = f"{size} px" + (f", smoothing {smoothing:g} px" if args.smoothing else "")
-            times[name] = f"{seconds:.0f} s"
-            print(f"scoring {len(rows)} validation photos: {name}", flush=True)
-            reports[name] = score_localizer(smoothed(load_localizer(output), anomaly_set, smoothing), anomaly_set,
-                                            rows)
+    for coreset_size in args.coreset_sizes or [args.coreset_size]:
+        anomaly_set, rows, fits = fitted_sizes(argparse.Namespace(**{**vars(args), "coreset_size": coreset_size}))
+        for size, (output, seconds) in fits.items():
+            for smoothing in args.smoothing or [None]:
+                label = (f"{size} px" + (f", smoothing {smoothing:g} px" if args.smoothing else "")
+                        + (f", {coreset_size:,} rows" if args.coreset_sizes else ""))
+                times[label] = f"{seconds:.0f} s"
+                print(f"scoring {len(rows)} validation photos: {label}", flush=True)
+                reports[label] = score_localizer(smoothed(load_localizer(output), anomaly_set, smoothing), anomaly_set,
+                                                rows)
     defective = sum(bool(anomaly_set.defective[row]) for row in rows)
-    studied = "its maps' smoothing (thresholds calibrated again for each)" if args.smoothing else "its input's shorter side"
-    markdown = (f"PatchCore (Lite0 features, memory bank {args.coreset_size:,} rows) by {studied}, "
+    if args.coreset_sizes:
+        studied, name, title = "the memory bank's size", "patchcore_coreset", "PatchCore's memory bank size, on"
+    elif args.smoothing:
+        studied, name, title = ("its maps' smoothing (thresholds calibrated again for each)", "patchcore_smoothing",
+                                "PatchCore's map smoothing, on")
+    else:
+        studied, name, title = "its input's shorter side", "patchcore_size", "PatchCore's input size, chosen on"
+    bank = "" if args.coreset_sizes else f", memory bank {args.coreset_size:,} rows"
+    markdown = (f"PatchCore (Lite0 features{bank}) by {studied}, "
                 f"scored on the localiser's validation photos ({len(rows) - defective} intact, {defective} labelled "
                 f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', '| side |')}"
                 f"\n\nPer defect type (each type's photos against the intact ones):\n\n{per_type_table(reports)}")
     print(markdown)
-    if args.smoothing:
-        record("patchcore_smoothing", "PatchCore's map smoothing, on validation photos (magnetic tiles)", markdown,
-               reports)
-    else:
-        record("patchcore_size", "PatchCore's input size, chosen on validation photos (magnetic tiles)", markdown,
-               reports)
+    record(name, f"{title} validation photos (magnetic tiles)", markdown, reports)
     return 0
 
 
