@@ -92,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         for size, (output, seconds) in fits.items():
             for smoothing in args.smoothing or [None]:
                 label = (f"{size} px" + (f", smoothing {smoothing:g} px" if args.smoothing else "")
-                        + (f", {coreset_size:,} rows" if args.coreset_sizes else ""))
+                         + (f", {coreset_size:,} rows" if args.coreset_sizes else ""))
                 times[label] = f"{seconds:.0f} s"
                 print(f"scoring {len(rows)} validation photos: {label}", flush=True)
-                reports[label] = score_localizer(smoothed(load_localizer(output), anomaly_set, smoothing), anomaly_set,
-                                                rows)
+                reports[label] = score_localizer(smoothed(load_localizer(output), anomaly_set, smoothing),
+                                                 anomaly_set, rows)
     defective = sum(bool(anomaly_set.defective[row]) for row in rows)
     if args.coreset_sizes:
         studied, name, title = "the memory bank's size", "patchcore_coreset", "PatchCore's memory bank size, on"

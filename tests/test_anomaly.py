@@ -401,6 +401,7 @@ def test_outline_cleans_specks_and_reports_regions_with_boxes_and_areas():
     regions = find_regions(mask, anomaly_map)
     assert [(r.box, r.area, r.peak) for r in regions] == [((20, 10, 50, 30), 600, 1.0), ((80, 60, 90, 90), 300, 0.75)]
     assert regions[0].share == 600 / 12000 and not mask[50, 5]
+    assert [r.box_text() for r in regions] == ["x 20-49, y 10-29", "x 80-89, y 60-89"]  # printed: last pixels
 
 
 def test_working_size_keeps_the_aspect_ratio_in_multiples_of_32():

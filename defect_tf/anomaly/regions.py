@@ -22,6 +22,12 @@ class Region:
     share: float  # of the photo's pixels
     peak: float  # the highest anomaly score inside it
 
+    def box_text(self) -> str:
+        """The box for people, first and last pixel of each side ("x 20-49, y 10-29"); JSON keeps the exclusive
+        ends that slice the photo."""
+        x0, y0, x1, y1 = self.box
+        return f"x {x0}-{x1 - 1}, y {y0}-{y1 - 1}"
+
     def to_json(self) -> dict:
         return {**asdict(self), "box": list(self.box), "share": round(self.share, 6), "peak": round(self.peak, 6)}
 

@@ -169,8 +169,7 @@ def localize(args) -> int:
                 print(f"  defect outlined: {int(found.mask.sum())} px ({100 * found.mask.mean():.2f}% of the photo) in "
                       f"{len(found.regions)} region(s), anomaly score {found.score:.3g}")
                 for region in found.regions[:5]:
-                    x0, y0, x1, y1 = region.box
-                    print(f"    box x {x0}-{x1}, y {y0}-{y1}: {region.area} px")
+                    print(f"    box {region.box_text()}: {region.area} px")
             if answer.image in overlays:
                 print(f"  overlay: {overlays[answer.image]}")
     for error in errors:
