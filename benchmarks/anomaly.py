@@ -72,7 +72,8 @@ def write_split(folder: Path, work: Path, seed: int) -> tuple[Path, list[str]]:
 
 def localizer_folder(work: Path, model: str, args) -> Path:
     if model == "patchcore":  # a fit with the defect head (the tool's default) is named apart from one without
-        head = "-head" if getattr(args, "defect_head", True) else ""
+        head = ("-head" + ("-whole" if getattr(args, "whole_defect_head", False) else "")
+                if getattr(args, "defect_head", True) else "")
         return work / f"localizer-{args.image_size}-{args.coreset_size}{head}"
     return work / f"draem-{args.draem_image_size}-{args.draem_epochs}"
 
@@ -86,7 +87,8 @@ def fit_localizer(folder: Path, split: Path, output: Path, model: str, args) -> 
             masks=str(folder / "masks"), types=str(folder / "types.txt"), output=str(output), model=model,
             image_size=args.image_size if model == "patchcore" else args.draem_image_size,
             coreset_size=args.coreset_size, epochs=args.draem_epochs, seed=args.seed,
-            defect_head=getattr(args, "defect_head", True), resume=resume))
+            defect_head=getattr(args, "defect_head", True),
+            whole_defect_head=getattr(args, "whole_defect_head", False), resume=resume))
     return json.loads((output / METRICS_FILE).read_text())["fit_seconds"]
 
 
@@ -187,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-defect-head", dest="defect_head", action="store_false",
                         help="PatchCore without the head learnt from the labelled defects' masks")
+    parser.add_argument("--whole-defect-head", action="store_true",
+                        help="the head's score not floored at 0: it may also lower the memory bank's map")
     parser.add_argument("--work", help="folder for the runs (a rerun there reads finished runs)")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
@@ -203,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     intact = sum(1 for image in test if read_rows(folder / "labels.txt")[image] == "0")
     described = {"patchcore": f"PatchCore (Lite0 features, shorter side {args.image_size} px, memory bank "
                               f"{args.coreset_size:,} rows" + (", a defect head learnt from the labelled defects' "
-                                                                "masks" if args.defect_head else "") + ")",
+                                                                "masks" if args.defect_head else "")
+                              + (", not floored" if args.defect_head and args.whole_defect_head else "") + ")",
                  "draem": f"DRAEM (base width 16, shorter side {args.draem_image_size} px, {args.draem_epochs} "
                           "epochs)"}
     markdown = (f"{len(test)} test photos ({intact} intact, {len(test) - intact} defective); the localisers: "
@@ -215,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     every = models == parser.get_default("models").split(",")  # a run of some localisers has its own section
     head = args.defect_head and "patchcore" in models
-    record("anomaly" if every else f"anomaly_{'_'.join(models)}" + ("_head" if head else ""),
+    whole = head and args.whole_defect_head
+    record("anomaly" if every else f"anomaly_{'_'.join(models)}" + ("_head" if head else "") + ("_whole" if whole else ""),
            "Where is the defect: magnetic tiles, localiser vs heatmap vs two stages"
-           + ("" if every else f" ({', '.join(models)} only" + (", with PatchCore's defect head)" if head else ")")),
+           + ("" if every else f" ({', '.join(models)} only" + (", with PatchCore's defect head" if head else "")
+              + (", the whole head" if whole else "") + ")"),
            markdown, reports)
     return 0
 
