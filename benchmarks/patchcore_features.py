@@ -16,10 +16,11 @@ features, so a cell is compared with the bank's cells from about the same place 
 `--defect-free-halves` instead scores each defective test photo on a half of it with no defect near, cut before the
 network, against intact photos' halves of the same side: raw, and measured by place as the tool measures its maps
 (anomaly/patchcore/maps.py), with place statistics from the intact train photos the tool keeps out of the bank.
+`--bank-from FOLDER` takes the memory bank (a coreset) of a fitted localiser there instead of a random one.
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
         [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
-        [--position 0 60] [--defect-free-halves]
+        [--position 0 60] [--defect-free-halves [--bank-from runs/anomaly-size/localizer-192-20000]]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
 from defect_tf.anomaly.images import model_input, read_photo, standardised
 from defect_tf.anomaly.patchcore.coreset import nearest_distances
-from defect_tf.anomaly.patchcore.maps import DEFAULTS, PatchCoreMaps, by_place, place_statistics
+from defect_tf.anomaly.patchcore.maps import DEFAULTS, PatchCoreMaps, by_place, place_statistics, read_bank
 from defect_tf.anomaly.patchcore.model import build_feature_model, held_out
 from defect_tf.progress_bar import progress_bar
 
@@ -168,17 +169,19 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
 
 
 def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: int, side: int, backbone: str,
-                       margin: int = 16) -> tuple[list[str], dict]:
+                       margin: int = 16, bank: np.ndarray | None = None) -> tuple[list[str], dict]:
     """Each defective test photo scored on one half of it that holds no defect (the first of top, bottom, left,
     right with no mask pixel within `margin` px), cut from the standardised photo before the network, so no feature
     can see the defect; each intact test photo on all four halves. Image AUROC of the top-1% and whole-map scores,
     each defective half ranked only against the intact photos' halves of the same side (so where a half lies does
     not count), overall and per type; photos with no such half are left out. Each half's map is scored raw and
     measured by place (the tool's rule), against the place statistics of the halves of the same side of the intact
-    train photos the tool keeps out of the bank; the bank is drawn from the other intact train photos."""
+    train photos the tool keeps out of the bank; the bank is drawn from the other intact train photos (or given:
+    a fitted localiser's)."""
     train = sorted(name for name, entry in cache.items() if entry["split"] == "train")
     kept_out = {train[i] for i in held_out(len(train), DEFAULTS["place_holdout"])}
-    bank = random_bank(cache, lambda name: patch_features(cache[name], levels, "none"), bank_rows, kept_out)
+    if bank is None:
+        bank = random_bank(cache, lambda name: patch_features(cache[name], levels, "none"), bank_rows, kept_out)
     model = build_feature_model(backbone, [LEVELS[i] for i in levels], "imagenet")
     distances = PatchCoreMaps(side, {}, bank=bank)  # the tool's distance to the bank
     halves_of = {}  # side -> the kept-out photos' cell maps of that half
@@ -265,20 +268,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="weights of each cell's place in its photo, appended to its features")
     parser.add_argument("--defect-free-halves", action="store_true",
                         help="instead: score each test photo on a half of it that holds no defect (the first --levels)")
+    parser.add_argument("--bank-from", help="with --defect-free-halves: a fitted localiser's folder, whose memory "
+                                            "bank is used instead of a random one")
     parser.add_argument("--work", help="folder for the cached maps")
     args = parser.parse_args(argv)
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
     if args.defect_free_halves:
+        bank = read_bank(Path(args.bank_from) / "bundle") if args.bank_from else None
         lines, figures = defect_free_halves(cache, folder, [LEVELS.index(level) for level in args.levels[0].split(",")],
-                                            args.bank, args.side, args.backbone)
+                                            args.bank, args.side, args.backbone, bank=bank)
         print("\n".join(lines), flush=True)
-        record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves",
+        described = (f"the memory bank of the localiser fitted in `{args.bank_from}` ({len(bank):,} rows, a coreset)"
+                     if args.bank_from else f"random memory bank of {args.bank:,} rows")
+        record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves"
+               + (f"_coreset_{len(bank)}" if args.bank_from else ""),
                f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px",
                f"Each defective test photo scored on a half of it with no defect pixel within 16 px, cut from the "
                f"standardised photo before the network, so no feature sees the defect, and ranked against the intact "
                f"test photos' halves of the same side (top, bottom, left, right); "
-               f"{args.levels[0]}, random memory bank of {args.bank:,} rows of the intact train photos' whole-photo "
+               f"{args.levels[0]}, {described} of the intact train photos' whole-photo "
                f"features (but the {figures['place_photos']} the tool keeps out for its place statistics, which come "
                f"from their halves of the same side), shorter side {args.side} px.\n\n" + "\n".join(lines), figures)
         return 0
