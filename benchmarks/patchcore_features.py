@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                      if args.bank_from else f"random memory bank of {args.bank:,} rows")
         record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves"
                + (f"_coreset_{len(bank)}" if args.bank_from else ""),
-               f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px",
+               f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px"
+               + (f", a fitted localiser's {len(bank):,}-row bank" if args.bank_from else ""),
                f"Each defective test photo scored on a half of it with no defect pixel within 16 px, cut from the "
                f"standardised photo before the network, so no feature sees the defect, and ranked against the intact "
                f"test photos' halves of the same side (top, bottom, left, right); "
