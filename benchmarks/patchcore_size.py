@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     bank = "" if args.coreset_sizes else f", memory bank {args.coreset_size:,} rows"
     markdown = (f"PatchCore (Lite0 features{bank}) by {studied}, "
                 f"scored on the localiser's validation photos ({len(rows) - defective} intact, {defective} labelled "
-                f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', '| side |')}"
+                f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', '| fit |' if args.coreset_sizes else '| side |')}"
                 f"\n\nPer defect type (each type's photos against the intact ones):\n\n{per_type_table(reports)}")
     print(markdown)
     record(name, f"{title} validation photos (magnetic tiles)", markdown, reports)

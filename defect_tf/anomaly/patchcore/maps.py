@@ -26,9 +26,9 @@ DEFAULTS = {
     "levels": ["P3", "P4", "P5"],
     "neighbourhood": 3,
     # rows kept in the memory bank. On the magnetic tiles (192 px) 20,000 rows raise validation pixel AUROC 0.880 ->
-    # 0.889, all of it against intact photos (within defective ones 0.806 -> 0.804), and their defect-free halves
-    # rank above intact photos' at 0.812 against 0.740: the larger bank sees the set's all-over difference between
-    # defective and intact photos, not the defects, at twice the cost (docs/findings.md)
+    # 0.889, all of it against intact photos (within defective ones 0.806 -> 0.804), and defective photos'
+    # defect-free halves rank above intact photos' at 0.812 against 0.740: the larger bank sees the set's all-over
+    # difference between defective and intact photos, not the defects, at about twice the cost (docs/findings.md)
     "coreset_size": 10_000,
     "max_patches": 200_000,  # rows drawn from all photos before the coreset is chosen (bounds memory and time)
     "standardise": True,  # each photo's channels to one mean and spread first (a first exploration: docs/findings.md)
