@@ -16,11 +16,13 @@ features, so a cell is compared with the bank's cells from about the same place 
 `--defect-free-halves` instead scores each defective test photo on a half of it with no defect near, cut before the
 network, against intact photos' halves of the same side: raw, and measured by place as the tool measures its maps
 (anomaly/patchcore/maps.py), with place statistics from the intact train photos the tool keeps out of the bank.
-`--bank-from FOLDER` takes the memory bank (a coreset) of a fitted localiser there instead of a random one.
+`--bank-from FOLDER` takes the memory bank (a coreset) of a fitted localiser there instead of a random one;
+`--halves-shares` the top shares of each half's map it is scored by.
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
         [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
-        [--position 0 60] [--defect-free-halves [--bank-from runs/anomaly-size/localizer-192-20000]]
+        [--position 0 60] [--defect-free-halves [--bank-from runs/anomaly-size/localizer-192-20000]
+        [--halves-shares 0.01 0.1]]
 """
 
 from __future__ import annotations
@@ -169,12 +171,13 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
 
 
 def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: int, side: int, backbone: str,
-                       margin: int = 16, bank: np.ndarray | None = None) -> tuple[list[str], dict]:
+                       margin: int = 16, bank: np.ndarray | None = None,
+                       shares: tuple[float, ...] = SCORE_SHARES[:1]) -> tuple[list[str], dict]:
     """Each defective test photo scored on one half of it that holds no defect (the first of top, bottom, left,
     right with no mask pixel within `margin` px), cut from the standardised photo before the network, so no feature
     can see the defect; each intact test photo on all four halves. Image AUROC of the top-1% and whole-map scores,
     each defective half ranked only against the intact photos' halves of the same side (so where a half lies does
-    not count), overall and per type; photos with no such half are left out. Each half's map is scored raw and
+    not count), overall and per type (the top `shares` and the whole map); photos with no such half are left out. Each half's map is scored raw and
     measured by place (the tool's rule), against the place statistics of the halves of the same side of the intact
     train photos the tool keeps out of the bank; the bank is drawn from the other intact train photos (or given:
     a fitted localiser's)."""
@@ -208,7 +211,7 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
         scored = []
         for measured in (cells, by_place(cells, places[side_name])):
             values = np.sort(smoothed_map(measured, part.shape[:2]).ravel())
-            scored += [top_mean(values, SCORE_SHARES[0]), values.mean()]
+            scored += [top_mean(values, share) for share in shares] + [values.mean()]
         return np.array(scored)
 
     intact = {side_name: [] for side_name in ("top", "bottom", "left", "right")}  # side -> intact photos' scores
@@ -235,14 +238,16 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
             pairs += len(others)
         return wins / pairs
 
-    rules = range(4)  # top 1% and whole map, raw; the same measured by place
+    names = [f"top {100 * share:g}%" if share else "maximum" for share in shares] + ["whole map"]
+    rule_names = names + [f"{name}, by place" for name in names]  # raw, then the same measured by place
+    rules = range(len(rule_names))
     sides = {side_name: sum(1 for row in defective if row[1] == side_name) for side_name in intact}
     figures = {"all": [matched_auroc(defective, rule) for rule in rules], "kept": len(defective),
-               "intact": len(intact["top"]), "sides": sides, "place_photos": len(kept_out),
-               "rules": ["top 1%", "whole map", "top 1%, by place", "whole map, by place"]}
+               "intact": len(intact["top"]), "sides": sides, "place_photos": len(kept_out), "rules": rule_names}
     total = sum(1 for e in cache.values() if e["split"] == "test" and e["label"] == 1)
-    lines = ["| defective photos | kept | image AUROC, top 1% | whole map | top 1%, measured by place | "
-             "whole map, measured by place |", "|---|---:|---:|---:|---:|---:|",
+    lines = ["| defective photos | kept | image AUROC, " + " | ".join(names) + " | "
+             + " | ".join(f"{name}, measured by place" for name in names) + " |",
+             "|---|---:|" + "---:|" * len(rule_names),
              f"| all | {len(defective)} of {total} | " + " | ".join(f"{v:.3f}" for v in figures["all"]) + " |"]
     for kind in TYPES:
         rows = [row for row in defective if row[0] == kind]
@@ -270,19 +275,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead: score each test photo on a half of it that holds no defect (the first --levels)")
     parser.add_argument("--bank-from", help="with --defect-free-halves: a fitted localiser's folder, whose memory "
                                             "bank is used instead of a random one")
+    parser.add_argument("--halves-shares", type=float, nargs="+", default=list(SCORE_SHARES[:1]),
+                        help="with --defect-free-halves: the top shares of each half's map it is scored by (0: the "
+                             "maximum), besides the whole map")
     parser.add_argument("--work", help="folder for the cached maps")
     args = parser.parse_args(argv)
+    if not args.defect_free_halves and (args.bank_from or args.halves_shares != list(SCORE_SHARES[:1])):
+        parser.error("--bank-from and --halves-shares need --defect-free-halves")
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
     if args.defect_free_halves:
         bank = read_bank(Path(args.bank_from) / "bundle") if args.bank_from else None
         lines, figures = defect_free_halves(cache, folder, [LEVELS.index(level) for level in args.levels[0].split(",")],
-                                            args.bank, args.side, args.backbone, bank=bank)
+                                            args.bank, args.side, args.backbone, bank=bank,
+                                            shares=tuple(args.halves_shares))
         print("\n".join(lines), flush=True)
         described = (f"the memory bank of the localiser fitted in `{args.bank_from}` ({len(bank):,} rows, a coreset)"
                      if args.bank_from else f"random memory bank of {args.bank:,} rows")
         record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves"
-               + (f"_coreset_{len(bank)}" if args.bank_from else ""),
+               + (f"_coreset_{len(bank)}" if args.bank_from else "")
+               + ("" if args.halves_shares == list(SCORE_SHARES[:1]) else "_shares"),
                f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px"
                + (f", a fitted localiser's {len(bank):,}-row bank" if args.bank_from else ""),
                f"Each defective test photo scored on a half of it with no defect pixel within 16 px, cut from the "
