@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the head's score not floored at 0: it may also lower the memory bank's map")
     parser.add_argument("--work", help="folder for the runs (a rerun there reads finished runs)")
     args = parser.parse_args(argv)
+    if args.whole_defect_head and not args.defect_head:
+        parser.error("--whole-defect-head needs the defect head: leave out --no-defect-head")
     folder = data_folder(args.data_root, "anomaly")
     work = work_folder(args.work, "anomaly-")
     split, test = write_split(folder, work, args.seed)

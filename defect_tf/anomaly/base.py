@@ -24,7 +24,8 @@ Forward = Callable[[np.ndarray], list[np.ndarray]]  # a batch of network inputs 
 # A photo's score: the mean of its map's highest 1%. On the magnetic tiles the whole map ranks photos higher (image
 # AUROC 0.980 against 0.834), but it ranks halves of them that hold no defect at 0.880 (the top 1% of raw maps:
 # 0.559, of maps measured by place: 0.751): it measures how the set's defective photos differ all over, not the
-# defects (docs/findings.md).
+# defects (docs/findings.md). Shares from the maximum to 10% were measured on validation photos: larger ones rank
+# photos a little higher and the defect-free halves higher too, smaller ones rank both lower (docs/findings.md).
 TOP_SHARE = 0.01
 
 
