@@ -17,12 +17,13 @@ features, so a cell is compared with the bank's cells from about the same place 
 network, against intact photos' halves of the same side: raw, and measured by place as the tool measures its maps
 (anomaly/patchcore/maps.py), with place statistics from the intact train photos the tool keeps out of the bank.
 `--bank-from FOLDER` takes the memory bank (a coreset) of a fitted localiser there instead of a random one;
-`--halves-shares` the top shares of each half's map it is scored by.
+`--halves-shares` the top shares of each half's map it is scored by, `--halves-less-median` each less the map's
+median too.
 
     python benchmarks/patchcore_features.py --levels P3,P4 P3,P4,P5 [--centre none median] [--bank 40000]
         [--backbone efficientnet_lite0] [--side 256] [--neighbourhood 3] [--own-tile 0 0.5 1]
         [--position 0 60] [--defect-free-halves [--bank-from runs/anomaly-size/localizer-192-20000]
-        [--halves-shares 0.01 0.1]]
+        [--halves-shares 0.01 0.1] [--halves-less-median]]
 """
 
 from __future__ import annotations
@@ -172,12 +173,14 @@ def evaluate(cache: dict, levels: list[int], centre: str, bank_rows: int, neighb
 
 def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: int, side: int, backbone: str,
                        margin: int = 16, bank: np.ndarray | None = None,
-                       shares: tuple[float, ...] = SCORE_SHARES[:1]) -> tuple[list[str], dict]:
+                       shares: tuple[float, ...] = SCORE_SHARES[:1], less_median: bool = False
+                       ) -> tuple[list[str], dict]:
     """Each defective test photo scored on one half of it that holds no defect (the first of top, bottom, left,
     right with no mask pixel within `margin` px), cut from the standardised photo before the network, so no feature
     can see the defect; each intact test photo on all four halves. Image AUROC of the top-1% and whole-map scores,
     each defective half ranked only against the intact photos' halves of the same side (so where a half lies does
-    not count), overall and per type (the top `shares` and the whole map); photos with no such half are left out. Each half's map is scored raw and
+    not count), overall and per type (the top `shares` and the whole map; with `less_median` each top share less the
+    map's median too); photos with no such half are left out. Each half's map is scored raw and
     measured by place (the tool's rule), against the place statistics of the halves of the same side of the intact
     train photos the tool keeps out of the bank; the bank is drawn from the other intact train photos (or given:
     a fitted localiser's)."""
@@ -212,6 +215,8 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
         for measured in (cells, by_place(cells, places[side_name])):
             values = np.sort(smoothed_map(measured, part.shape[:2]).ravel())
             scored += [top_mean(values, share) for share in shares] + [values.mean()]
+            if less_median:
+                scored += [top_mean(values, share) - np.median(values) for share in shares]
         return np.array(scored)
 
     intact = {side_name: [] for side_name in ("top", "bottom", "left", "right")}  # side -> intact photos' scores
@@ -238,7 +243,8 @@ def defect_free_halves(cache: dict, folder: Path, levels: list[int], bank_rows: 
             pairs += len(others)
         return wins / pairs
 
-    names = [f"top {100 * share:g}%" if share else "maximum" for share in shares] + ["whole map"]
+    names = [f"top {100 * share:g}%" if share else "maximum" for share in shares]
+    names += ["whole map"] + ([f"{name} less the median" for name in names] if less_median else [])
     rule_names = names + [f"{name}, by place" for name in names]  # raw, then the same measured by place
     rules = range(len(rule_names))
     sides = {side_name: sum(1 for row in defective if row[1] == side_name) for side_name in intact}
@@ -278,23 +284,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--halves-shares", type=float, nargs="+", default=list(SCORE_SHARES[:1]),
                         help="with --defect-free-halves: the top shares of each half's map it is scored by (0: the "
                              "maximum), besides the whole map")
+    parser.add_argument("--halves-less-median", action="store_true",
+                        help="with --defect-free-halves: each top share less the median of the half's map too")
     parser.add_argument("--work", help="folder for the cached maps")
     args = parser.parse_args(argv)
-    if not args.defect_free_halves and (args.bank_from or args.halves_shares != list(SCORE_SHARES[:1])):
-        parser.error("--bank-from and --halves-shares need --defect-free-halves")
+    if not args.defect_free_halves and (args.bank_from or args.halves_less_median
+                                        or args.halves_shares != list(SCORE_SHARES[:1])):
+        parser.error("--bank-from, --halves-shares and --halves-less-median need --defect-free-halves")
     folder = data_folder(args.data_root, "anomaly")
     cache = cached_maps(folder, work_folder(args.work, "patchcore-features-"), args.side, args.backbone)
     if args.defect_free_halves:
         bank = read_bank(Path(args.bank_from) / "bundle") if args.bank_from else None
         lines, figures = defect_free_halves(cache, folder, [LEVELS.index(level) for level in args.levels[0].split(",")],
                                             args.bank, args.side, args.backbone, bank=bank,
-                                            shares=tuple(args.halves_shares))
+                                            shares=tuple(args.halves_shares), less_median=args.halves_less_median)
         print("\n".join(lines), flush=True)
         described = (f"the memory bank of the localiser fitted in `{args.bank_from}` ({len(bank):,} rows, a coreset)"
                      if args.bank_from else f"random memory bank of {args.bank:,} rows")
         record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves"
                + (f"_coreset_{len(bank)}" if args.bank_from else "")
-               + ("" if args.halves_shares == list(SCORE_SHARES[:1]) else "_shares"),
+               + ("" if args.halves_shares == list(SCORE_SHARES[:1]) else "_shares")
+               + ("_less_median" if args.halves_less_median else ""),
                f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px"
                + (f", a fitted localiser's {len(bank):,}-row bank" if args.bank_from else ""),
                f"Each defective test photo scored on a half of it with no defect pixel within 16 px, cut from the "
