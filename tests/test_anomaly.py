@@ -167,6 +167,25 @@ def test_a_report_without_defective_photos_counts_false_alarms_rather_than_an_f1
     assert describe(report) == "  all            3 photos (0 defective): 1 called defective (false alarms)"
 
 
+def test_a_report_gives_the_decisions_precision_and_recall_with_their_intervals():
+    from defect_tf.anomaly.evaluation import Scored, describe, summarise
+
+    scored = Scored()  # 3 defective photos, 2 of them called defective, and 1 false alarm of 2 intact photos
+    for name, label, called in (("a", False, False), ("b", False, True), ("c", True, True), ("d", True, True),
+                                ("e", True, False)):
+        scored.add(name, label, float(called), called)
+    report = summarise(scored)
+    # precision 2 of 3 and recall 2 of 3; Wilson's 95% interval of 2 of 3 is 0.2077-0.9385 (z = 1.96)
+    assert (report["precision"], report["recall"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+    assert (report["recall_low"], report["recall_high"]) == pytest.approx((0.2076596, 0.9385081), abs=1e-6)
+    assert (report["precision_low"], report["precision_high"]) == pytest.approx((0.2076596, 0.9385081), abs=1e-6)
+    assert ("f1 0.667 (precision 0.667, 95% interval 0.208-0.939; recall 0.667, 95% interval 0.208-0.939)"
+            in describe(report))
+    # a report written before the intervals prints its F1 alone
+    old = {key: value for key, value in report.items() if not key.endswith(("_low", "_high"))}
+    assert describe(old).endswith("image auroc 0.583, f1 0.667")  # 2 of 6 pairs won, 3 tied: 3.5 / 6
+
+
 def test_a_map_and_mask_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="shape"):
         pixel_auroc([np.zeros((2, 3))], [np.zeros((3, 2), bool)])

@@ -16,7 +16,7 @@ from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
 from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc_split, pro_score
-from defect_tf.evaluate.metrics import precision_recall_f1, roc_auc_interval
+from defect_tf.evaluate.metrics import precision_recall_f1, proportion_interval, roc_auc_interval
 from defect_tf.evaluate.report import interval_text
 from defect_tf.progress_bar import progress_bar
 
@@ -29,10 +29,13 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
     fn = int(np.sum(~decided & labels))
     precision, recall, f1 = precision_recall_f1(tp, fp, fn)
     low, high = roc_auc_interval(labels, scores)
+    (precision_low, precision_high), (recall_low, recall_high) = (proportion_interval(tp, tp + fp),
+                                                                  proportion_interval(tp, tp + fn))
     return {"photos": int(len(labels)), "defective": int(labels.sum()), "called_defective": int(decided.sum()),
             "image_auroc": image_auroc(labels, scores), "image_auroc_low": low, "image_auroc_high": high,
-            "accuracy": float(np.mean(decided == labels)), "precision": float(precision), "recall": float(recall),
-            "f1": float(f1)}
+            "accuracy": float(np.mean(decided == labels)), "precision": float(precision),
+            "precision_low": precision_low, "precision_high": precision_high, "recall": float(recall),
+            "recall_low": recall_low, "recall_high": recall_high, "f1": float(f1)}
 
 
 def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray],
@@ -182,10 +185,21 @@ def _interval_of(figures: dict) -> str:
     return f" ({interval})" if interval else ""
 
 
+def _precision_recall_of(figures: dict) -> str:
+    """The decision's precision and recall with their intervals, as printed after the F1."""
+    parts = []
+    for name in ("precision", "recall"):
+        interval = interval_text(figures.get(f"{name}_low"), figures.get(f"{name}_high"))
+        if interval:  # none where nothing was called defective, or in a report written before intervals
+            parts.append(f"{name} {figures[name]:.3f}, {interval}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def describe(report: dict) -> str:
     """The report as a few printed lines (without defective photos, the false alarms instead of an F1 of 0)."""
     def line(name: str, figures: dict) -> str:
-        after = {"image_auroc": _interval_of(figures), "pixel_auroc": _split_of(figures)}
+        after = {"image_auroc": _interval_of(figures), "f1": _precision_recall_of(figures),
+                 "pixel_auroc": _split_of(figures)}
         shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}{after.get(key, '')}"
                  for key in FIGURES if key in figures and not np.isnan(figures[key])
                  and (figures["defective"] or key != "f1")]

@@ -193,13 +193,17 @@ def top_k_accuracy(truth: np.ndarray, scores: np.ndarray, k: int) -> float:
 
 
 def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """One attribute's recall (true-positive rate), false-positive rate and precision at `threshold`,
-    over its known labels: what a binary detector does on the line."""
+    """One attribute's recall (true-positive rate), false-positive rate and precision at `threshold`, over its
+    known labels, each with Wilson's 95% interval (`_low`, `_high`): what a binary detector does on the line."""
     known = known_mask(labels)
     positive, detected = labels[known] == 1, scores[known] >= threshold
-    tp, fp = float((positive & detected).sum()), float((~positive & detected).sum())
-    negatives, positives = float((~positive).sum()), float(positive.sum())
-    return {"threshold": threshold,
-            "recall": tp / positives if positives else float("nan"),
-            "false_positive_rate": fp / negatives if negatives else float("nan"),
-            "precision": tp / (tp + fp) if tp + fp else float("nan")}
+    tp, fp = int((positive & detected).sum()), int((~positive & detected).sum())
+    negatives, positives = int((~positive).sum()), int(positive.sum())
+    return {"threshold": threshold, **rate("recall", tp, positives), **rate("false_positive_rate", fp, negatives),
+            **rate("precision", tp, tp + fp)}
+
+
+def rate(name: str, hits: int, trials: int) -> dict[str, float]:
+    """{name: hits / trials, name_low, name_high: its Wilson interval}; NaN without trials."""
+    low, high = proportion_interval(hits, trials)
+    return {name: hits / trials if trials else float("nan"), f"{name}_low": low, f"{name}_high": high}

@@ -117,9 +117,16 @@ def binary_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray
 
 def format_binary_report(report: dict) -> str:
     point = report["operating_point"]
-    return (format_multilabel_report(report) + f"\noperating point at threshold {_number(point['threshold'])}: "
-            f"recall (true-positive rate) {_number(point['recall'])}, false-positive rate "
-            f"{_number(point['false_positive_rate'])}, precision {_number(point['precision'])}")
+    return (format_multilabel_report(report) + f"\noperating point at threshold {_number(point['threshold'])} "
+            f"({INTERVAL_LEVEL:.0%} intervals in brackets): recall (true-positive rate) {_rate(point, 'recall')}, "
+            f"false-positive rate {_rate(point, 'false_positive_rate')}, precision {_rate(point, 'precision')}")
+
+
+def _rate(point: dict, name: str) -> str:
+    """"0.750 (0.301-0.954)": a rate and its interval (the rate alone where it has none, as in a report written
+    before rates had one)."""
+    low, high = point.get(f"{name}_low"), point.get(f"{name}_high")
+    return _number(point[name]).strip() + ("" if low is None or high is None else f" ({low:.3f}-{high:.3f})")
 
 
 def multiclass_report(labels: np.ndarray, scores: np.ndarray, attributes: list[str]) -> dict:
