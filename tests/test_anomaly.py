@@ -518,6 +518,7 @@ def test_a_localiser_fitted_on_intact_photos_finds_and_outlines_unseen_defects(l
     assert report["coverage"] >= 0.8  # of each unseen defect, on average, inside its outline
     assert set(report["per_type"]) == {"hole"}
     assert (localizer_output / "outlines.png").read_bytes().startswith(b"\x89PNG")  # the test photos drawn
+    assert (localizer_output / "scores.png").read_bytes().startswith(b"\x89PNG")  # their scores, the threshold
     split = (localizer_output / "split.txt").read_text().split("\n")
     assert sum(line.endswith(" val") for line in split) == 5  # carved from the intact train photos
 
@@ -768,6 +769,7 @@ def test_evaluate_scores_a_localiser_on_its_test_split_with_its_masks_and_types(
     assert report == json.loads((tmp_path / "scored" / "metrics.json").read_text())
     assert report["pixel_auroc"] > 0.95 and set(report["per_type"]) == {"hole"}
     assert (tmp_path / "scored" / "outlines.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "scored" / "scores.png").read_bytes().startswith(b"\x89PNG")
     with pytest.raises(SystemExit):  # a classifier's flags are not a localiser's, and the reverse
         evaluate.main(["--model", str(localizer_output), "--masks"])
 

@@ -22,6 +22,7 @@ from defect_tf.progress_bar import progress_bar
 
 FIGURES = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice", "coverage")  # a report's headline figures
 OUTLINES_FILE = "outlines.png"  # test photos with their outlines and true defects, beside the report
+SCORES_FILE = "scores.png"  # the photos' image scores against the threshold, and the ROC curve, beside the report
 
 
 def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) -> dict:
@@ -115,10 +116,12 @@ def shown_photos(scored: Scored, types: dict[str, str] | None = None) -> list[tu
 
 
 def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[int],
-                    progress: Callable = progress_bar, gallery: Path | None = None) -> dict:
+                    progress: Callable = progress_bar, gallery: Path | None = None,
+                    score_plot: Path | None = None) -> dict:
     """Every figure over `rows` of the set, overall and per defect type, with the time per photo; with `gallery`
     (a path the caller has claimed), a PNG there of chosen photos' outlines against their true defects, or no file
-    there when no mask is known (an earlier one is removed)."""
+    there when no mask is known (an earlier one is removed); with `score_plot` (claimed too), a PNG there of the
+    photos' image scores against the threshold when both intact and defective photos were scored (else none)."""
     scored = Scored()
     started = time.perf_counter()
     for row in progress(rows, desc="scoring", unit="photo", leave=False):
@@ -135,6 +138,13 @@ def score_localizer(localizer: Localizer, anomaly_set: AnomalySet, rows: list[in
         plot_outlines([read_photo(anomaly_set.path(rows[index])) for index, _ in shown],
                       [scored.masks[index] for index, _ in shown], [scored.outlines[index] for index, _ in shown],
                       [title for _, title in shown], gallery)
+    if score_plot is not None:
+        score_plot.unlink(missing_ok=True)
+        if len(set(scored.labels)) == 2:
+            from defect_tf.evaluate.plots import plot_image_scores
+
+            plot_image_scores(np.asarray(scored.labels), np.asarray(scored.scores),
+                              localizer.metadata.image_threshold, score_plot)
     return {**summarise(scored, anomaly_set.types), "ms_per_photo": 1000 * elapsed / max(len(rows), 1)}
 
 

@@ -15,7 +15,7 @@ from defect_tf.anomaly.base import AnomalyMaps, AnomalyModel
 from defect_tf.anomaly.calibration import Thresholds, calibrate
 from defect_tf.anomaly.data import AnomalySet, mask_size_problems, read_anomaly_set
 from defect_tf.anomaly.draem.model import DEFAULTS as DRAEM_DEFAULTS
-from defect_tf.anomaly.evaluation import OUTLINES_FILE, describe, score_localizer, true_mask
+from defect_tf.anomaly.evaluation import OUTLINES_FILE, SCORES_FILE, describe, score_localizer, true_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.metadata import LocalizerMetadata
 from defect_tf.anomaly.patchcore.maps import DEFAULTS as PATCHCORE_DEFAULTS
@@ -35,7 +35,7 @@ METRICS_FILE = "metrics.json"
 SPLIT_FILE = "split.txt"
 CHECKPOINT_DIR = "checkpoint"  # a model that learns over epochs saves its state here after each (anomaly/draem)
 RUN_FILE = "run.json"  # in CHECKPOINT_DIR: the run's settings, so --resume needs only --output
-OUTPUTS = ("bundle", METRICS_FILE, SPLIT_FILE, CHECKPOINT_DIR, OUTLINES_FILE)
+OUTPUTS = ("bundle", METRICS_FILE, SPLIT_FILE, CHECKPOINT_DIR, OUTLINES_FILE, SCORES_FILE)
 
 
 @dataclass
@@ -219,10 +219,13 @@ def _run(config: LocalizerConfig, output: Path, log) -> dict:
         log("no test photos: nothing to score (hold some out with --split-file or label defective photos)")
         return {}
     gallery = output / OUTLINES_FILE
-    report = score_localizer(Localizer(model, metadata, location), anomaly_set, test_rows, gallery=gallery)
+    report = score_localizer(Localizer(model, metadata, location), anomaly_set, test_rows, gallery=gallery,
+                             score_plot=output / SCORES_FILE)
     report["fit_seconds"] = fitted
     write_text(output / METRICS_FILE, json.dumps(report, indent=1))
     log(f"test split ({output / METRICS_FILE}):\n{describe(report)}")
     if gallery.is_file():
         log(f"outlines against the true defects: {gallery}")
+    if (output / SCORES_FILE).is_file():
+        log(f"image scores against the threshold: {output / SCORES_FILE}")
     return report

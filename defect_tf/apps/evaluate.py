@@ -188,7 +188,7 @@ def _localizer_photos(saved, data: str | None, labels: str | None, masks: str | 
 
 def evaluate_localizer(args) -> int:
     """A localiser on its own test split (or every photo of --data), with the masks and types it knows."""
-    from defect_tf.anomaly.evaluation import OUTLINES_FILE, describe, score_localizer
+    from defect_tf.anomaly.evaluation import OUTLINES_FILE, SCORES_FILE, describe, score_localizer
     from defect_tf.anomaly.store import load_localizer
 
     localizer = load_localizer(args.model)
@@ -204,16 +204,18 @@ def evaluate_localizer(args) -> int:
     if args.output:
         output_folder.check_no_overlap(args.output, data_dir)
     with output_folder.locked(output):
-        claimed = output_folder.claim(output, [METRICS_FILE, OUTLINES_FILE])
-        report = score_localizer(localizer, anomaly_set, rows, gallery=claimed / OUTLINES_FILE)
+        claimed = output_folder.claim(output, [METRICS_FILE, OUTLINES_FILE, SCORES_FILE])
+        report = score_localizer(localizer, anomaly_set, rows, gallery=claimed / OUTLINES_FILE,
+                                 score_plot=claimed / SCORES_FILE)
         write_text(claimed / METRICS_FILE, json.dumps(report, indent=1))
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         print(f"{split} photos of {labels or data_dir}, {localizer.describe()}")
         print(describe(report))
-        drawn = f", outlines against the true defects to {output / OUTLINES_FILE}" if (
-            output / OUTLINES_FILE).is_file() else ""
+        drawn = "".join(f", {what} to {output / name}" for name, what in (
+            (OUTLINES_FILE, "outlines against the true defects"), (SCORES_FILE, "image scores against the threshold"))
+            if (output / name).is_file())
         print(f"metrics saved to {output / METRICS_FILE}{drawn}")
     return 0
 

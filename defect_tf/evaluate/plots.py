@@ -1,5 +1,5 @@
 """Figures people would rather see than read: the loss curve, precision-recall and ROC curves, the confusion matrix,
-a localiser's outlines against the true defects."""
+a localiser's outlines against the true defects and its photos' scores against its threshold."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+from sklearn.metrics import auc, precision_recall_curve, roc_curve  # noqa: E402
 
 from defect_tf.data.labels import known_mask  # noqa: E402
 from defect_tf.evaluate.metrics import confusion_counts, precision_recall_f1  # noqa: E402
@@ -91,6 +91,36 @@ def plot_roc(labels: np.ndarray, scores: np.ndarray, point: dict, name: str, pat
     axis.set_title(f"ROC: {name} (dot: the operating point)")
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right")
+    _save(figure, path)
+
+
+def plot_image_scores(defective: np.ndarray, scores: np.ndarray, threshold: float, path: str | Path) -> None:
+    """How far apart a localiser's image scores put intact and defective photos: both histograms on shared bins
+    with the threshold that decides between them, and the ROC curve with that threshold's point."""
+    defective, scores = np.asarray(defective, bool), np.asarray(scores, float)
+    figure, (spread, roc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    bins = np.histogram_bin_edges(np.append(scores, threshold), bins=40)
+    for chosen, name, colour in ((~defective, "intact", "tab:blue"), (defective, "defective", "tab:red")):
+        above = int(np.sum(scores[chosen] >= threshold))
+        spread.hist(scores[chosen], bins=bins, alpha=0.6, color=colour,
+                    label=f"{name}: {above} of {int(chosen.sum())} at or above the threshold")
+    spread.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    spread.set_xlabel("image score")
+    spread.set_ylabel("photos")
+    spread.set_title("Image scores: intact and defective photos")
+    spread.legend(loc="upper right", fontsize=8)
+    false_positive_rate, true_positive_rate, _ = roc_curve(defective, scores)
+    roc.plot(false_positive_rate, true_positive_rate)
+    roc.plot(np.mean(scores[~defective] >= threshold), np.mean(scores[defective] >= threshold), "o", color="black",
+             label=f"threshold {threshold:.4g}")
+    roc.plot([0, 1], [0, 1], ":", color="grey")
+    roc.set_xlabel("false-positive rate (intact photos called defective)")
+    roc.set_ylabel("recall (defective photos found)")
+    roc.set_xlim(0, 1.02)
+    roc.set_ylim(0, 1.02)
+    roc.set_title(f"ROC: image AUROC {auc(false_positive_rate, true_positive_rate):.3f} (dot: the threshold)")
+    roc.grid(alpha=0.3)
+    roc.legend(loc="lower right")
     _save(figure, path)
 
 
