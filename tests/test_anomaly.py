@@ -774,6 +774,59 @@ def test_evaluate_scores_a_localiser_on_its_test_split_with_its_masks_and_types(
         evaluate.main(["--model", str(localizer_output), "--masks"])
 
 
+@pytest.mark.integration
+def test_the_service_outlines_only_what_stage_one_calls_damaged_as_inference_does(localizer_output, trained_output,
+                                                                                   tiny_demo):
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from defect_tf.anomaly.pipeline import TwoStage
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.apps.service import create_app
+    from defect_tf.runtime.select import open_inferencer
+
+    inferencer, localizer = open_inferencer(trained_output[0], "keras"), load_localizer(localizer_output)
+    paths = sorted((tiny_demo[0] / "images").iterdir())[:12]
+    # one threshold for every attribute at the median of the photos' highest probabilities: stage 1 calls about
+    # half of them damaged (the tiny classifier's own thresholds call all of these damaged)
+    found, _ = inferencer.predict([str(path) for path in paths])
+    cut = float(np.median([max(p.probabilities.values()) for p in found])) + 1e-6
+    inferencer.metadata = replace(inferencer.metadata, thresholds=[cut] * len(inferencer.metadata.attributes))
+    expected, _ = TwoStage(inferencer, localizer).answer([str(path) for path in paths])  # inference.py --localize
+    calls, locate = [], localizer.locate
+    localizer.locate = lambda photo, outline=None: calls.append(outline) or locate(photo, outline)
+    with TestClient(create_app(inferencer, localizer=localizer)) as client:
+        response = client.post("/predict", files=[("image", (path.name, path.read_bytes(), "image/png"))
+                                                  for path in paths])
+        described = client.get("/model").json()["localizer"]
+    assert response.status_code == 200
+    records = response.json()["predictions"]
+    assert [record["image"] for record in records] == [path.name for path in paths]
+    damaged = [answer.localization is not None for answer in expected]
+    assert 0 < sum(damaged) < len(paths)  # both kinds among the photos
+    assert calls == [True] * sum(damaged)  # stage 2 ran once per photo stage 1 called damaged, told to outline
+    for record, answer in zip(records, expected):
+        assert record["detected"] == answer.prediction.detected
+        if answer.localization is None:
+            assert record["localization"] is None
+        else:
+            theirs = answer.localization.to_json()
+            assert record["localization"] == theirs | {"anomaly_score": pytest.approx(theirs["anomaly_score"])}
+    assert described == {"model": "patchcore", "runtime": "Keras",
+                         "image_threshold": localizer.metadata.image_threshold,
+                         "pixel_threshold": localizer.metadata.pixel_threshold}
+
+
+def test_serving_two_stages_without_a_localiser_says_where_it_looked(untrained_output):
+    from browser import free_port
+
+    from defect_tf.apps import serve
+
+    with pytest.raises(BundleError, match=f"no anomaly localiser in {untrained_output}: train one with"):
+        serve.main(["--model", str(untrained_output), "--localize", "--port", str(free_port())])
+
+
 def test_the_damage_score_ranks_by_what_stage_one_believes():
     from defect_tf.anomaly.pipeline import damage_score
     from defect_tf.runtime.predictions import Prediction

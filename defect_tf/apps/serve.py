@@ -2,6 +2,7 @@
 
   curl -F image=@photo.jpg http://127.0.0.1:8000/predict      the JSON of inference.py --json
   GET /health, GET /model                                      alive?; attributes, thresholds, task, runtime
+  python serve.py --model outputs --localize                   also outline what the classifier calls damaged
 
 The model is loaded once (an exported one, without TensorFlow, where the bundle has one); requests that arrive
 together share a forward pass. It listens on this machine only unless --host says otherwise, and has no login.
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: the bundle's exported model if it has one (onnx, then litert), else keras")
     parser.add_argument("--threads", type=number_in(int, 1, 256),
                         help="threads the runtime computes with (default: one per core)")
+    parser.add_argument("--localize", action="store_true",
+                        help="two stages: each photo the classifier calls damaged is also outlined by the anomaly "
+                             "localiser in --model (its localizer/ folder): its area and boxes, as inference.py "
+                             "--localize --json gives them")
     parser.add_argument("--max-request-mb", type=number_in(float, 0, 10_000, low_open=True), default=MAX_REQUEST_MB,
                         help="larger requests are refused (413) while they arrive")
     parser.add_argument("--max-files", type=number_in(int, 1, 10_000), default=MAX_FILES_PER_REQUEST,
@@ -57,10 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback(args.host):
         print(open_to_the_network("service", args.port), file=sys.stderr)
     inferencer = open_inferencer(args.model, args.runtime, args.threads)
+    localizer = None
+    if args.localize:
+        from defect_tf.anomaly.store import load_localizer
+
+        localizer = load_localizer(args.model, args.runtime, args.threads)
     limits = ServiceLimits(max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_files=args.max_files,
                            max_concurrent=args.max_concurrent)
-    app = create_app(inferencer, limits)
-    print(f"serving {inferencer.describe()} on http://{args.host}:{args.port} (POST /predict, GET /health, "
+    app = create_app(inferencer, limits, localizer)
+    stages = f"{inferencer.describe()}" + (f", then {localizer.describe()}" if localizer else "")
+    print(f"serving {stages} on http://{args.host}:{args.port} (POST /predict, GET /health, "
           "GET /model; Ctrl-C to stop)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

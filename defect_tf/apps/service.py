@@ -1,4 +1,5 @@
-"""The HTTP service's application (FastAPI): `POST /predict` (multipart images -> the JSON of `inference.py --json`),
+"""The HTTP service's application (FastAPI): `POST /predict` (multipart images -> the JSON of `inference.py --json`;
+with a localiser, each photo the classifier calls damaged also outlined, as `inference.py --localize --json` does),
 `GET /health`, `GET /model`. The model is loaded once; photos that arrive together are batched (a short, bounded
 wait); every limit holds before a request's whole body is stored: its size while it arrives, its files while it is
 parsed, its images' pixels from their headers, the requests in flight at once. A bad request gets a 4xx with a
@@ -20,7 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from defect_tf.errors import ImageError
 from defect_tf.limits import MAX_CONCURRENT_REQUESTS, MAX_FILES_PER_REQUEST, MAX_IMAGE_FILE_BYTES, MAX_REQUEST_MB
-from defect_tf.runtime.images import model_input_from_bytes
+from defect_tf.runtime.images import model_input_from_bytes, photo_from_bytes
 from defect_tf.runtime.inferencer import BATCH_SIZE, Inferencer
 
 BATCH_WAIT_SECONDS = 0.005  # how long a request waits for others to share its forward pass
@@ -114,20 +115,26 @@ class Batcher:
         return await future
 
 
-def model_description(inferencer: Inferencer) -> dict:
+def model_description(inferencer: Inferencer, localizer=None) -> dict:
     metadata = inferencer.metadata
     return {"task": metadata.task, "attributes": metadata.attributes, "thresholds": metadata.thresholds_by_attribute(),
             "untrained": metadata.untrained, "image_size": metadata.image_size, "backbone": metadata.backbone,
             "trained_at": metadata.trained_at, "bundle_format": metadata.format, "runtime": inferencer.runtime,
-            "model_file": inferencer.model_file.name}
+            "model_file": inferencer.model_file.name,
+            "localizer": None if localizer is None else {
+                "model": localizer.metadata.model, "runtime": localizer.runtime.split(" (", 1)[0],  # not its path
+                "image_threshold": localizer.metadata.image_threshold,
+                "pixel_threshold": localizer.metadata.pixel_threshold}}
 
 
-def create_app(inferencer: Inferencer, limits: ServiceLimits = ServiceLimits()) -> FastAPI:
-    """The service around one loaded inferencer."""
+def create_app(inferencer: Inferencer, limits: ServiceLimits = ServiceLimits(), localizer=None) -> FastAPI:
+    """The service around one loaded inferencer and, for a second stage, a loaded `Localizer` (or None)."""
+    if localizer is not None:
+        from defect_tf.anomaly.pipeline import stage_one_damaged
     batcher = Batcher(inferencer.forward, limits.max_batch, limits.batch_wait)
     decoding = ThreadPoolExecutor(max_workers=4)
     in_flight = 0
-    description = model_description(inferencer)
+    description = model_description(inferencer, localizer)
 
     async def lifespan(app):
         task = asyncio.create_task(batcher.run())
@@ -187,9 +194,22 @@ def create_app(inferencer: Inferencer, limits: ServiceLimits = ServiceLimits()) 
             return error(400, errors[0] if len(errors) == 1 else f"no readable image: {'; '.join(errors)}")
         probabilities = await batcher.submit(np.stack([item for item in loaded if not isinstance(item, ImageError)]))
         predictions = inferencer.postprocess(names, probabilities)
+        records = [prediction.as_dict() for prediction in predictions]
+        if localizer is not None:
+            readable = [data for (_, data), item in zip(uploads, loaded) if not isinstance(item, ImageError)]
+            for record, prediction, data in zip(records, predictions, readable):
+                record["localization"] = await _outline(prediction, data) if stage_one_damaged(
+                    prediction, description["task"]) else None
         return JSONResponse({"model": description["model_file"], "runtime": inferencer.runtime,
                              "task": description["task"], "thresholds": description["thresholds"],
-                             "untrained": description["untrained"],
-                             "predictions": [prediction.as_dict() for prediction in predictions], "errors": errors})
+                             "untrained": description["untrained"], "predictions": records, "errors": errors})
+
+    async def _outline(prediction, data: bytes) -> dict:
+        """Stage 2 on a photo stage 1 called damaged: its outline's area and boxes, at the photo's own size (the
+        photo decoded again, whole; the localiser runs on the model's thread, one photo at a time)."""
+        loop = asyncio.get_running_loop()
+        photo = await loop.run_in_executor(decoding, photo_from_bytes, data, prediction.image)
+        found = await loop.run_in_executor(batcher.model_thread, localizer.locate, photo, True)
+        return found.to_json()
 
     return app
