@@ -643,9 +643,13 @@ def test_an_exported_localiser_maps_as_keras_does_and_answers_without_tensorflow
 
 
 @pytest.mark.integration
-def test_exporting_a_classifier_exports_the_localiser_beside_it_too(localizer_output, trained_output, tmp_path,
-                                                                     capsys):
+def test_exporting_a_classifier_exports_the_localiser_beside_it_too(localizer_output, trained_output, tiles,
+                                                                     tmp_path, capsys):
     import shutil
+    import subprocess
+    import sys
+
+    from programs import HEAVY
 
     from defect_tf.apps import export
 
@@ -656,6 +660,20 @@ def test_exporting_a_classifier_exports_the_localiser_beside_it_too(localizer_ou
     printed = capsys.readouterr().out
     assert (pair / "bundle" / "model.onnx").is_file() and (pair / "localizer" / "bundle" / "network.onnx").is_file()
     assert "exporting the patchcore localiser" in printed and "0 decision(s) changed" in printed
+    # the service over both exports answers a damaged photo with its outline, importing no TensorFlow
+    photo = tiles / "images" / "tile_31.png"
+    code = ("import json, sys\nfrom fastapi.testclient import TestClient\n"
+            "from defect_tf.anomaly.store import load_localizer\nfrom defect_tf.apps.service import create_app\n"
+            "from defect_tf.runtime.select import open_inferencer\n"
+            f"inferencer, localizer = open_inferencer({str(pair)!r}), load_localizer({str(pair)!r})\n"
+            "inferencer.metadata.thresholds = [0.0] * len(inferencer.metadata.attributes)  # stage 1: damaged\n"
+            "with TestClient(create_app(inferencer, localizer=localizer)) as client:\n"
+            f"    answer = client.post('/predict', files=[('image', ('t.png', open({str(photo)!r}, 'rb').read()))])\n"
+            f"print(json.dumps([answer.json(), sorted(m for m in {HEAVY!r} if m in sys.modules)]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    document, heavy = json.loads(result.stdout.strip().splitlines()[-1])
+    assert heavy == [] and document["runtime"] == "ONNX Runtime", result.stderr[-2000:]
+    assert document["predictions"][0]["localization"]["defect_pixels"] > 0
 
 
 @pytest.mark.integration
