@@ -836,6 +836,37 @@ def test_the_service_outlines_only_what_stage_one_calls_damaged_as_inference_doe
                          "pixel_threshold": localizer.metadata.pixel_threshold}
 
 
+@pytest.mark.integration
+def test_a_localiser_alone_is_served_with_localize_and_answers_as_inference_does(localizer_output, tiles):
+    from browser import free_port
+    from fastapi.testclient import TestClient
+
+    from defect_tf.anomaly.pipeline import TwoStage
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.apps import serve
+    from defect_tf.apps.service import create_app
+
+    with pytest.raises(BundleError, match="holds an anomaly localiser and no classifier: serve it with --localize"):
+        serve.main(["--model", str(localizer_output), "--port", str(free_port())])
+    localizer = load_localizer(localizer_output)
+    paths = [tiles / "images" / name for name in ("tile_00.png", "tile_31.png", "tile_33.png")]  # intact, 2 holes
+    expected, _ = TwoStage(None, localizer).answer([str(path) for path in paths])  # inference.py --localize
+    with TestClient(create_app(None, localizer=localizer)) as client:
+        response = client.post("/predict", files=[("image", (path.name, path.read_bytes(), "image/png"))
+                                                  for path in paths])
+        assert client.get("/health").json() == {"status": "ok", "runtime": "Keras"}
+        assert client.get("/model").json() == {"task": "anomaly", "runtime": "Keras", "localizer": {
+            "model": "patchcore", "runtime": "Keras", "image_threshold": localizer.metadata.image_threshold,
+            "pixel_threshold": localizer.metadata.pixel_threshold}}
+    document = response.json()
+    assert response.status_code == 200 and document["errors"] == []
+    assert [record["image"] for record in document["predictions"]] == [path.name for path in paths]
+    for record, answer in zip(document["predictions"], expected):
+        theirs = answer.localization.to_json()
+        assert record["localization"] == theirs | {"anomaly_score": pytest.approx(theirs["anomaly_score"])}
+    assert [record["localization"]["defective"] for record in document["predictions"]] == [False, True, True]
+
+
 def test_serving_two_stages_without_a_localiser_says_where_it_looked(untrained_output):
     from browser import free_port
 

@@ -1,5 +1,6 @@
 """The HTTP service's application (FastAPI): `POST /predict` (multipart images -> the JSON of `inference.py --json`;
-with a localiser, each photo the classifier calls damaged also outlined, as `inference.py --localize --json` does),
+with a localiser, each photo the classifier calls damaged also outlined, as `inference.py --localize --json` does;
+a localiser alone outlines every photo its threshold calls defective),
 `GET /health`, `GET /model`. The model is loaded once; photos that arrive together are batched (a short, bounded
 wait); every limit holds before a request's whole body is stored: its size while it arrives, its files while it is
 parsed, its images' pixels from their headers, the requests in flight at once. A bad request gets a 4xx with a
@@ -115,23 +116,34 @@ class Batcher:
         return await future
 
 
-def model_description(inferencer: Inferencer, localizer=None) -> dict:
+def localizer_description(localizer) -> dict:
+    """A localiser as the service describes it: its model, runtime (without its path on the server), thresholds."""
+    return {"model": localizer.metadata.model, "runtime": localizer.runtime.split(" (", 1)[0],
+            "image_threshold": localizer.metadata.image_threshold,
+            "pixel_threshold": localizer.metadata.pixel_threshold}
+
+
+def model_description(inferencer: Inferencer | None, localizer=None) -> dict:
+    """`GET /model`: the classifier's contract and runtime (None without one), and the localiser (None without)."""
+    described = {"localizer": None if localizer is None else localizer_description(localizer)}
+    if inferencer is None:
+        return {"task": "anomaly", "runtime": described["localizer"]["runtime"], **described}
     metadata = inferencer.metadata
     return {"task": metadata.task, "attributes": metadata.attributes, "thresholds": metadata.thresholds_by_attribute(),
             "untrained": metadata.untrained, "image_size": metadata.image_size, "backbone": metadata.backbone,
             "trained_at": metadata.trained_at, "bundle_format": metadata.format, "runtime": inferencer.runtime,
-            "model_file": inferencer.model_file.name,
-            "localizer": None if localizer is None else {
-                "model": localizer.metadata.model, "runtime": localizer.runtime.split(" (", 1)[0],  # not its path
-                "image_threshold": localizer.metadata.image_threshold,
-                "pixel_threshold": localizer.metadata.pixel_threshold}}
+            "model_file": inferencer.model_file.name, **described}
 
 
-def create_app(inferencer: Inferencer, limits: ServiceLimits = ServiceLimits(), localizer=None) -> FastAPI:
-    """The service around one loaded inferencer and, for a second stage, a loaded `Localizer` (or None)."""
+def create_app(inferencer: Inferencer | None, limits: ServiceLimits = ServiceLimits(), localizer=None) -> FastAPI:
+    """The service around one loaded classifier (an `Inferencer`) and, as its second stage, a loaded `Localizer`;
+    either may be None (not both). Without a classifier every photo goes to the localiser, whose own threshold
+    decides, as `inference.py --localize` does."""
+    if inferencer is None and localizer is None:
+        raise ValueError("a service needs a classifier, a localiser or both")
     if localizer is not None:
         from defect_tf.anomaly.pipeline import stage_one_damaged
-    batcher = Batcher(inferencer.forward, limits.max_batch, limits.batch_wait)
+    batcher = Batcher(inferencer.forward if inferencer else None, limits.max_batch, limits.batch_wait)
     decoding = ThreadPoolExecutor(max_workers=4)
     in_flight = 0
     description = model_description(inferencer, localizer)
@@ -146,7 +158,7 @@ def create_app(inferencer: Inferencer, limits: ServiceLimits = ServiceLimits(), 
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "runtime": inferencer.runtime}
+        return {"status": "ok", "runtime": description["runtime"]}
 
     @app.get("/model")
     async def model():
@@ -181,35 +193,39 @@ def create_app(inferencer: Inferencer, limits: ServiceLimits = ServiceLimits(), 
         uploads = [(upload.filename or f"image_{index}", await upload.read()) for index, upload in enumerate(files)]
         await form.close()
 
-        def load(name: str, data: bytes):
+        def load(name: str, data: bytes):  # the classifier's input, or the whole photo for a localiser alone
             try:
+                if inferencer is None:
+                    return photo_from_bytes(data, name)
                 return model_input_from_bytes(data, name, inferencer.metadata.image_size)
             except ImageError as failure:
                 return failure
 
         loaded = await asyncio.gather(*(loop.run_in_executor(decoding, load, name, data) for name, data in uploads))
-        names = [name for (name, _), item in zip(uploads, loaded) if not isinstance(item, ImageError)]
+        readable = [(name, data, item) for (name, data), item in zip(uploads, loaded) if not isinstance(item, ImageError)]
         errors = [str(item) for item in loaded if isinstance(item, ImageError)]
-        if not names:
+        if not readable:
             return error(400, errors[0] if len(errors) == 1 else f"no readable image: {'; '.join(errors)}")
-        probabilities = await batcher.submit(np.stack([item for item in loaded if not isinstance(item, ImageError)]))
-        predictions = inferencer.postprocess(names, probabilities)
+        if inferencer is None:  # the localiser alone: its own image threshold decides
+            records = [{"image": name, "localization": await _locate(photo, None)} for name, _, photo in readable]
+            return JSONResponse({"runtime": description["runtime"], "task": "anomaly",
+                                 "localizer": description["localizer"], "predictions": records, "errors": errors})
+        probabilities = await batcher.submit(np.stack([item for _, _, item in readable]))
+        predictions = inferencer.postprocess([name for name, _, _ in readable], probabilities)
         records = [prediction.as_dict() for prediction in predictions]
         if localizer is not None:
-            readable = [data for (_, data), item in zip(uploads, loaded) if not isinstance(item, ImageError)]
-            for record, prediction, data in zip(records, predictions, readable):
-                record["localization"] = await _outline(prediction, data) if stage_one_damaged(
-                    prediction, description["task"]) else None
+            for record, prediction, (name, data, _) in zip(records, predictions, readable):
+                damaged = stage_one_damaged(prediction, description["task"])  # only then is stage 2 run
+                record["localization"] = await _locate(
+                    await loop.run_in_executor(decoding, photo_from_bytes, data, name), True) if damaged else None
         return JSONResponse({"model": description["model_file"], "runtime": inferencer.runtime,
                              "task": description["task"], "thresholds": description["thresholds"],
                              "untrained": description["untrained"], "predictions": records, "errors": errors})
 
-    async def _outline(prediction, data: bytes) -> dict:
-        """Stage 2 on a photo stage 1 called damaged: its outline's area and boxes, at the photo's own size (the
-        photo decoded again, whole; the localiser runs on the model's thread, one photo at a time)."""
-        loop = asyncio.get_running_loop()
-        photo = await loop.run_in_executor(decoding, photo_from_bytes, data, prediction.image)
-        found = await loop.run_in_executor(batcher.model_thread, localizer.locate, photo, True)
+    async def _locate(photo: np.ndarray, outline: bool | None) -> dict:
+        """The localiser's answer for a whole photo (outlined when `outline`, or by its own threshold with None),
+        run on the model's thread, one photo at a time."""
+        found = await asyncio.get_running_loop().run_in_executor(batcher.model_thread, localizer.locate, photo, outline)
         return found.to_json()
 
     return app
