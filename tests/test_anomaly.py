@@ -838,8 +838,9 @@ def test_the_service_outlines_only_what_stage_one_calls_damaged_as_inference_doe
 
 @pytest.mark.integration
 def test_a_localiser_alone_is_served_with_localize_and_answers_as_inference_does(localizer_output, tiles):
-    from browser import free_port
     from fastapi.testclient import TestClient
+
+    from browser import free_port
 
     from defect_tf.anomaly.pipeline import TwoStage
     from defect_tf.anomaly.store import load_localizer
@@ -853,13 +854,13 @@ def test_a_localiser_alone_is_served_with_localize_and_answers_as_inference_does
     expected, _ = TwoStage(None, localizer).answer([str(path) for path in paths])  # inference.py --localize
     with TestClient(create_app(None, localizer=localizer)) as client:
         response = client.post("/predict", files=[("image", (path.name, path.read_bytes(), "image/png"))
-                                                  for path in paths])
+                                                  for path in paths] + [("image", ("notes.txt", b"hello"))])
         assert client.get("/health").json() == {"status": "ok", "runtime": "Keras"}
         assert client.get("/model").json() == {"task": "anomaly", "runtime": "Keras", "localizer": {
             "model": "patchcore", "runtime": "Keras", "image_threshold": localizer.metadata.image_threshold,
             "pixel_threshold": localizer.metadata.pixel_threshold}}
     document = response.json()
-    assert response.status_code == 200 and document["errors"] == []
+    assert response.status_code == 200 and len(document["errors"]) == 1 and "not an image" in document["errors"][0]
     assert [record["image"] for record in document["predictions"]] == [path.name for path in paths]
     for record, answer in zip(document["predictions"], expected):
         theirs = answer.localization.to_json()

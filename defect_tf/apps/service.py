@@ -193,10 +193,11 @@ def create_app(inferencer: Inferencer | None, limits: ServiceLimits = ServiceLim
         uploads = [(upload.filename or f"image_{index}", await upload.read()) for index, upload in enumerate(files)]
         await form.close()
 
-        def load(name: str, data: bytes):  # the classifier's input, or the whole photo for a localiser alone
+        if inferencer is None:
+            return await _localize_alone(uploads)
+
+        def load(name: str, data: bytes):
             try:
-                if inferencer is None:
-                    return photo_from_bytes(data, name)
                 return model_input_from_bytes(data, name, inferencer.metadata.image_size)
             except ImageError as failure:
                 return failure
@@ -206,10 +207,6 @@ def create_app(inferencer: Inferencer | None, limits: ServiceLimits = ServiceLim
         errors = [str(item) for item in loaded if isinstance(item, ImageError)]
         if not readable:
             return error(400, errors[0] if len(errors) == 1 else f"no readable image: {'; '.join(errors)}")
-        if inferencer is None:  # the localiser alone: its own image threshold decides
-            records = [{"image": name, "localization": await _locate(photo, None)} for name, _, photo in readable]
-            return JSONResponse({"runtime": description["runtime"], "task": "anomaly",
-                                 "localizer": description["localizer"], "predictions": records, "errors": errors})
         probabilities = await batcher.submit(np.stack([item for _, _, item in readable]))
         predictions = inferencer.postprocess([name for name, _, _ in readable], probabilities)
         records = [prediction.as_dict() for prediction in predictions]
@@ -221,6 +218,23 @@ def create_app(inferencer: Inferencer | None, limits: ServiceLimits = ServiceLim
         return JSONResponse({"model": description["model_file"], "runtime": inferencer.runtime,
                              "task": description["task"], "thresholds": description["thresholds"],
                              "untrained": description["untrained"], "predictions": records, "errors": errors})
+
+    async def _localize_alone(uploads: list[tuple[str, bytes]]) -> JSONResponse:
+        """The localiser alone, its own image threshold deciding: one whole photo decoded at a time, so a request's
+        memory holds one photo however many it sends."""
+        records, errors = [], []
+        for name, data in uploads:
+            try:
+                photo = await asyncio.get_running_loop().run_in_executor(decoding, photo_from_bytes, data, name)
+            except ImageError as failure:
+                errors.append(str(failure))
+                continue
+            records.append({"image": name, "localization": await _locate(photo, None)})
+            del photo
+        if not records:
+            return error(400, errors[0] if len(errors) == 1 else f"no readable image: {'; '.join(errors)}")
+        return JSONResponse({"runtime": description["runtime"], "task": "anomaly", "localizer": description["localizer"],
+                             "predictions": records, "errors": errors})
 
     async def _locate(photo: np.ndarray, outline: bool | None) -> dict:
         """The localiser's answer for a whole photo (outlined when `outline`, or by its own threshold with None),
