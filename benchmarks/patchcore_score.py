@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = anomaly_set.rows(args.split)
     labels = [bool(anomaly_set.defective[row]) for row in rows]
     kinds = [anomaly_set.types.get(anomaly_set.images[row]) for row in rows]
-    results, lines = {}, []
+    results = {}
     for size, (output, _) in fits.items():
         print(f"scoring {len(rows)} {args.split} photos at {size} px", flush=True)
         maps = score_maps(load_localizer(output).model, [anomaly_set.path(row) for row in rows])

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import auc, precision_recall_curve, roc_curve  # noqa: E402
 
 from defect_tf.data.labels import known_mask  # noqa: E402
-from defect_tf.evaluate.metrics import confusion_counts, precision_recall_f1  # noqa: E402
+from defect_tf.evaluate.metrics import confusion_counts, operating_point, precision_recall_f1  # noqa: E402
 from defect_tf.io.files import atomic_write  # noqa: E402
 
 
@@ -74,23 +74,33 @@ def plot_precision_recall(labels: np.ndarray, scores: np.ndarray, attributes: li
     _save(figure, path)
 
 
+def _draw_roc(axis, labels: np.ndarray, scores: np.ndarray, point: dict, point_label: str, curve_label: str | None,
+              axis_labels: tuple[str, str]) -> float | None:
+    """On `axis`: the ROC curve of 0/1 `labels` with the threshold's `point` (`operating_point`'s), the chance
+    diagonal and the axes; the curve's AUC, or None (and no curve) with one kind of label only."""
+    area = None
+    if labels.size and labels.min() != labels.max():
+        false_positive_rate, true_positive_rate, _ = roc_curve(labels, scores)
+        axis.plot(false_positive_rate, true_positive_rate, label=curve_label)
+        axis.plot(point["false_positive_rate"], point["recall"], "o", label=point_label)
+        area = float(auc(false_positive_rate, true_positive_rate))
+    axis.plot([0, 1], [0, 1], ":", color="grey")
+    axis.set_xlabel(axis_labels[0])
+    axis.set_ylabel(axis_labels[1])
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    return area
+
+
 def plot_roc(labels: np.ndarray, scores: np.ndarray, point: dict, name: str, path: str | Path) -> None:
     """A binary detector's ROC curve over its known labels, with its operating point."""
     figure, axis = plt.subplots(figsize=(5, 5))
     known = known_mask(labels)
-    y, s = labels[known], scores[known]
-    if y.size and y.min() != y.max():
-        false_positive_rate, true_positive_rate, _ = roc_curve(y, s)
-        axis.plot(false_positive_rate, true_positive_rate, label=name)
-        axis.plot(point["false_positive_rate"], point["recall"], "o", label=f"threshold {point['threshold']:.3f}")
-    axis.plot([0, 1], [0, 1], ":", color="grey")
-    axis.set_xlabel("false-positive rate")
-    axis.set_ylabel("true-positive rate (recall)")
-    axis.set_xlim(0, 1.02)
-    axis.set_ylim(0, 1.02)
+    _draw_roc(axis, labels[known], scores[known], point, f"threshold {point['threshold']:.3f}", name,
+              ("false-positive rate", "true-positive rate (recall)"))
     axis.set_title(f"ROC: {name} (dot: the operating point)")
-    axis.grid(alpha=0.3)
-    axis.legend(loc="lower right")
     _save(figure, path)
 
 
@@ -109,18 +119,10 @@ def plot_image_scores(defective: np.ndarray, scores: np.ndarray, threshold: floa
     spread.set_ylabel("photos")
     spread.set_title("Image scores: intact and defective photos")
     spread.legend(loc="upper right", fontsize=8)
-    false_positive_rate, true_positive_rate, _ = roc_curve(defective, scores)
-    roc.plot(false_positive_rate, true_positive_rate)
-    roc.plot(np.mean(scores[~defective] >= threshold), np.mean(scores[defective] >= threshold), "o", color="black",
-             label=f"threshold {threshold:.4g}")
-    roc.plot([0, 1], [0, 1], ":", color="grey")
-    roc.set_xlabel("false-positive rate (intact photos called defective)")
-    roc.set_ylabel("recall (defective photos found)")
-    roc.set_xlim(0, 1.02)
-    roc.set_ylim(0, 1.02)
-    roc.set_title(f"ROC: image AUROC {auc(false_positive_rate, true_positive_rate):.3f} (dot: the threshold)")
-    roc.grid(alpha=0.3)
-    roc.legend(loc="lower right")
+    labels = defective.astype(np.float32)
+    area = _draw_roc(roc, labels, scores, operating_point(labels, scores, threshold), f"threshold {threshold:.4g}",
+                     None, ("false-positive rate (intact photos called defective)", "recall (defective photos found)"))
+    roc.set_title(f"ROC: image AUROC {area:.3f} (dot: the threshold)")
     _save(figure, path)
 
 
