@@ -167,7 +167,7 @@ def test_a_report_without_defective_photos_counts_false_alarms_rather_than_an_f1
     assert describe(report) == "  all            3 photos (0 defective): 1 called defective (false alarms)"
 
 
-def test_a_report_gives_the_decisions_precision_and_recall_with_their_intervals():
+def test_a_report_gives_the_decisions_f1_precision_and_recall_with_their_intervals():
     from defect_tf.anomaly.evaluation import Scored, describe, summarise
 
     scored = Scored()  # 3 defective photos, 2 of them called defective, and 1 false alarm of 2 intact photos
@@ -179,8 +179,11 @@ def test_a_report_gives_the_decisions_precision_and_recall_with_their_intervals(
     assert (report["precision"], report["recall"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
     assert (report["recall_low"], report["recall_high"]) == pytest.approx((0.2076596, 0.9385081), abs=1e-6)
     assert (report["precision_low"], report["precision_high"]) == pytest.approx((0.2076596, 0.9385081), abs=1e-6)
-    assert ("f1 0.667 (precision 0.667, 95% interval 0.208-0.939; recall 0.667, 95% interval 0.208-0.939)"
-            in describe(report))
+    # F1 2/3: 2 true positives among the 4 photos defective or called so (J = 1/2, F1 = 2J / (1 + J)); Wilson's
+    # interval of 2 of 4 is 0.1500-0.8500, so F1's is 2 * 0.1500 / 1.1500 = 0.2609 to 2 * 0.8500 / 1.8500 = 0.9189
+    assert (report["f1_low"], report["f1_high"]) == pytest.approx((0.2609285, 0.9188961), abs=1e-6)
+    assert ("f1 0.667 (95% interval 0.261-0.919; precision 0.667, 95% interval 0.208-0.939; recall 0.667, "
+            "95% interval 0.208-0.939)" in describe(report))
     # a report written before the intervals prints its F1 alone
     old = {key: value for key, value in report.items() if not key.endswith(("_low", "_high"))}
     assert describe(old).endswith("image auroc 0.583, f1 0.667")  # 2 of 6 pairs won, 3 tied: 3.5 / 6

@@ -60,13 +60,15 @@ def test_binary_operating_point_over_known_labels():
     labels = np.array([1, 1, 0, 0, 0, NA])
     scores = np.array([0.9, 0.3, 0.6, 0.2, 0.1, 0.99])
     # at 0.5: one of two positives found, one of three negatives flagged, precision 1 / 2; each with Wilson's
-    # 95% interval (1 of 2: 0.0945-0.9055, 1 of 3: 0.0615-0.7923, by the formula at z = 1.96)
-    one_of_two, one_of_three = (0.0945312, 0.9054688), (0.0614919, 0.7923404)
+    # 95% interval (1 of 2: 0.0945-0.9055, 1 of 3: 0.0615-0.7923, by the formula at z = 1.96). F1 1/2: 1 true
+    # positive among the 3 images positive or called so (J = 1/3); its interval is Wilson's of 1 of 3 through
+    # 2J / (1 + J): 2 * 0.0615 / 1.0615 = 0.1159 to 2 * 0.7923 / 1.7923 = 0.8841
+    one_of_two, one_of_three, f1 = (0.0945312, 0.9054688), (0.0614919, 0.7923404), (0.1158595, 0.8841405)
     assert operating_point(labels, scores, 0.5) == {
-        "threshold": 0.5, "recall": 0.5, "false_positive_rate": pytest.approx(1 / 3), "precision": 0.5,
+        "threshold": 0.5, "recall": 0.5, "false_positive_rate": pytest.approx(1 / 3), "precision": 0.5, "f1": 0.5,
         **{f"{name}_{end}": pytest.approx(bounds[i], abs=1e-6)
            for name, bounds in (("recall", one_of_two), ("false_positive_rate", one_of_three),
-                                ("precision", one_of_two)) for i, end in enumerate(("low", "high"))}}
+                                ("precision", one_of_two), ("f1", f1)) for i, end in enumerate(("low", "high"))}}
     text = BINARY.format_report(BINARY.report(labels[:, None], scores[:, None], np.array([0.5]), ["scratch"]))
     assert ("recall (true-positive rate) 0.500 (0.095-0.905), false-positive rate 0.333 (0.061-0.792), "
             "precision 0.500 (0.095-0.905)") in text

@@ -16,7 +16,7 @@ from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
 from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc_split, pro_score
-from defect_tf.evaluate.metrics import precision_recall_f1, proportion_interval, roc_auc_interval
+from defect_tf.evaluate.metrics import f1_figure, precision_recall_f1, proportion_interval, roc_auc_interval
 from defect_tf.evaluate.report import interval_text
 from defect_tf.progress_bar import progress_bar
 
@@ -28,7 +28,7 @@ SCORES_FILE = "scores.png"  # the photos' image scores against the threshold, an
 def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) -> dict:
     tp, fp = int(np.sum(decided & labels)), int(np.sum(decided & ~labels))
     fn = int(np.sum(~decided & labels))
-    precision, recall, f1 = precision_recall_f1(tp, fp, fn)
+    precision, recall, _ = precision_recall_f1(tp, fp, fn)
     low, high = roc_auc_interval(labels, scores)
     (precision_low, precision_high), (recall_low, recall_high) = (proportion_interval(tp, tp + fp),
                                                                   proportion_interval(tp, tp + fn))
@@ -36,7 +36,7 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
             "image_auroc": image_auroc(labels, scores), "image_auroc_low": low, "image_auroc_high": high,
             "accuracy": float(np.mean(decided == labels)), "precision": float(precision),
             "precision_low": precision_low, "precision_high": precision_high, "recall": float(recall),
-            "recall_low": recall_low, "recall_high": recall_high, "f1": float(f1)}
+            "recall_low": recall_low, "recall_high": recall_high, **f1_figure(tp, fp, fn)}
 
 
 def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: list[np.ndarray],
@@ -196,12 +196,13 @@ def _interval_of(figures: dict) -> str:
 
 
 def _precision_recall_of(figures: dict) -> str:
-    """The decision's precision and recall with their intervals, as printed after the F1."""
-    parts = []
+    """The F1's interval, and the decision's precision and recall with theirs, as printed after the F1."""
+    parts = [interval_text(figures.get("f1_low"), figures.get("f1_high"))]
     for name in ("precision", "recall"):
         interval = interval_text(figures.get(f"{name}_low"), figures.get(f"{name}_high"))
         if interval:  # none where nothing was called defective, or in a report written before intervals
             parts.append(f"{name} {figures[name]:.3f}, {interval}")
+    parts = [part for part in parts if part]
     return f" ({'; '.join(parts)})" if parts else ""
 
 

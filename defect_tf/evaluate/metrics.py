@@ -97,6 +97,22 @@ def proportion_interval(successes: int, trials: int, level: float = INTERVAL_LEV
     return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
 
 
+def f1_interval(tp: int, fp: int, fn: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """F1's interval. F1 = 2J / (1 + J), where J = tp / (tp + fp + fn) is the share of true positives among the
+    images that are positive or called so; given how many those are, tp is binomial in J, so Wilson's interval of
+    J, mapped through that rising curve, holds F1 about as often as it says, even near 1, where the delta method's
+    normal interval shrinks to a point; NaN without such images."""
+    low, high = proportion_interval(tp, tp + fp + fn, level)
+    return 2 * low / (1 + low), 2 * high / (1 + high)
+
+
+def f1_intervals(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per attribute, `f1_interval` from its counts (lows, highs)."""
+    intervals = [f1_interval(int(a), int(b), int(c)) for a, b, c in zip(tp, fp, fn)]
+    lows, highs = zip(*intervals) if intervals else ((), ())
+    return np.asarray(lows, float), np.asarray(highs, float)
+
+
 def _auc_variance(auc: float, positives: int, negatives: int) -> float:
     """Hanley & McNeil's variance of an AUC from `positives` and `negatives` images (their exponential model for
     the pairs sharing an image), both counts replaced by their mean in those terms so that it depends on the AUC
@@ -145,7 +161,7 @@ def _mean(values: np.ndarray) -> float:
 
 
 def classification_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
-    """Per-attribute precision / recall / F1 / support / NA, their macro, micro and weighted averages,
+    """Per-attribute precision / recall / F1 (with its 95% interval) / support / NA, their macro, micro and weighted averages,
     and exact-match accuracy, for binary predictions (1 = detected).
 
     An attribute with no known label in `labels` has no score (NaN) and stays out of the macro average,
@@ -154,12 +170,14 @@ def classification_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
     counts = confusion_counts(labels, predicted)
     precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
     scored = scored_attributes(labels)
-    precision, recall, f1 = (np.where(scored, values, np.nan) for values in (precision, recall, f1))
+    f1_low, f1_high = f1_intervals(counts["tp"], counts["fp"], counts["fn"])
+    precision, recall, f1, f1_low, f1_high = (np.where(scored, values, np.nan)
+                                              for values in (precision, recall, f1, f1_low, f1_high))
     micro = precision_recall_f1(counts["tp"].sum(), counts["fp"].sum(), counts["fn"].sum())
     support = counts["support"].astype(float)
     weights = support / support.sum() if support.sum() > 0 else np.zeros_like(support)
     return {
-        "per_attribute": {"precision": precision, "recall": recall, "f1": f1,
+        "per_attribute": {"precision": precision, "recall": recall, "f1": f1, "f1_low": f1_low, "f1_high": f1_high,
                           "support": counts["support"], "na": counts["na"]},
         "macro": {"precision": _mean(precision[scored]), "recall": _mean(recall[scored]), "f1": _mean(f1[scored])},
         "micro": {"precision": float(micro[0]), "recall": float(micro[1]), "f1": float(micro[2])},
@@ -194,16 +212,23 @@ def top_k_accuracy(truth: np.ndarray, scores: np.ndarray, k: int) -> float:
 
 def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """One attribute's recall (true-positive rate), false-positive rate and precision at `threshold`, over its
-    known labels, each with Wilson's 95% interval (`_low`, `_high`): what a binary detector does on the line."""
+    known labels, each with Wilson's 95% interval (`_low`, `_high`), and its F1 with `f1_interval`: what a binary
+    detector does on the line."""
     known = known_mask(labels)
     positive, detected = labels[known] == 1, scores[known] >= threshold
     tp, fp = int((positive & detected).sum()), int((~positive & detected).sum())
     negatives, positives = int((~positive).sum()), int(positive.sum())
     return {"threshold": threshold, **rate("recall", tp, positives), **rate("false_positive_rate", fp, negatives),
-            **rate("precision", tp, tp + fp)}
+            **rate("precision", tp, tp + fp), **f1_figure(tp, fp, positives - tp)}
 
 
 def rate(name: str, hits: int, trials: int) -> dict[str, float]:
     """{name: hits / trials, name_low, name_high: its Wilson interval}; NaN without trials."""
     low, high = proportion_interval(hits, trials)
     return {name: hits / trials if trials else float("nan"), f"{name}_low": low, f"{name}_high": high}
+
+
+def f1_figure(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """{"f1": its value (0 where undefined, as `precision_recall_f1`), "f1_low", "f1_high": `f1_interval`}."""
+    low, high = f1_interval(tp, fp, fn)
+    return {"f1": float(precision_recall_f1(tp, fp, fn)[2]), "f1_low": low, "f1_high": high}

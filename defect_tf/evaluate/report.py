@@ -64,21 +64,23 @@ def format_multilabel_report(report: dict) -> str:
     names = report["attributes"]
     width = max(len("weighted avg"), *(len(name) for name in names))
     cal, half = report["calibrated"], report["at_0.5"]
-    header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1  | prec@.5 rec@.5 F1@.5 | support   NA |   AP"
-              f"    AUC ({INTERVAL_LEVEL:.0%} interval)")
+    header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1 ({INTERVAL_LEVEL:.0%} interval) | prec@.5 rec@.5 F1@.5 |"
+              f" support   NA |   AP    AUC ({INTERVAL_LEVEL:.0%} interval)")
     lines = [header, "-" * len(header)]
     for j, name in enumerate(names):
         c, h = cal["per_attribute"], half["per_attribute"]
         lines.append(
             f"{name:<{width}}  {_number(report['thresholds'][j])}  | {_number(c['precision'][j])} {_number(c['recall'][j])}"
-            f" {_number(c['f1'][j])} |  {_number(h['precision'][j])}  {_number(h['recall'][j])} {_number(h['f1'][j])} |"
+            f" {_number(c['f1'][j])}{_f1_interval(c, j)} |  {_number(h['precision'][j])}  {_number(h['recall'][j])}"
+            f" {_number(h['f1'][j])} |"
             f" {c['support'][j]:>7} {c['na'][j]:>4} | {_number(report['average_precision'][j])}"
             f"  {_number(report['roc_auc'][j])}{_interval(report, j)}")
     lines.append("-" * len(header))
     for average in ("macro", "micro", "weighted"):
         c, h = cal[average], half[average]
-        lines.append(f"{average + ' avg':<{width}}          | {_number(c['precision'])} {_number(c['recall'])}"
-                     f" {_number(c['f1'])} |  {_number(h['precision'])}  {_number(h['recall'])} {_number(h['f1'])} |")
+        lines.append(f"{average + ' avg':<{width}}         | {_number(c['precision'])} {_number(c['recall'])}"
+                     f" {_number(c['f1'])}{' ' * F1_INTERVAL_WIDTH} |  {_number(h['precision'])}  {_number(h['recall'])}"
+                     f" {_number(h['f1'])} |")
     lines.append(f"exact match over {report['images']} images (known labels only): "
                  f"{_number(cal['exact_match'])} calibrated, {_number(half['exact_match'])} at 0.5")
     if report.get("single_label_images") and len(report["attributes"]) > 1:  # one attribute: always "right"
@@ -102,6 +104,16 @@ def interval_text(low: float | None, high: float | None) -> str:
     return f"{INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f}"
 
 
+F1_INTERVAL_WIDTH = len(" (0.000-0.000)")
+
+
+def _f1_interval(per_attribute: dict, attribute: int) -> str:
+    """" (low-high)": an attribute's F1 interval in a table's column (blank where it has none, or in a report
+    written before F1 had one)."""
+    low, high = (per_attribute.get(key, [None] * (attribute + 1))[attribute] for key in ("f1_low", "f1_high"))
+    return " " * F1_INTERVAL_WIDTH if low is None or high is None else f" ({low:.3f}-{high:.3f})"
+
+
 def _interval(report: dict, attribute: int) -> str:
     """" (low-high)": the interval of an attribute's ROC-AUC, or nothing where it has none (one class)."""
     low, high = report["roc_auc_low"][attribute], report["roc_auc_high"][attribute]
@@ -119,7 +131,8 @@ def format_binary_report(report: dict) -> str:
     point = report["operating_point"]
     return (format_multilabel_report(report) + f"\noperating point at threshold {_number(point['threshold'])} "
             f"({INTERVAL_LEVEL:.0%} intervals in brackets): recall (true-positive rate) {_rate(point, 'recall')}, "
-            f"false-positive rate {_rate(point, 'false_positive_rate')}, precision {_rate(point, 'precision')}")
+            f"false-positive rate {_rate(point, 'false_positive_rate')}, precision {_rate(point, 'precision')}"
+            + (f", F1 {_rate(point, 'f1')}" if "f1" in point else ""))
 
 
 def _rate(point: dict, name: str) -> str:
@@ -165,16 +178,16 @@ def format_multiclass_report(report: dict) -> str:
     names = report["attributes"]
     width = max(len("weighted avg"), *(len(name) for name in names))
     c = report["per_class"]
-    header = f"{'class':<{width}}  prec   rec    F1  | support |   AP"
+    header = f"{'class':<{width}}  prec   rec    F1 ({INTERVAL_LEVEL:.0%} interval) | support |   AP"
     lines = [header, "-" * len(header)]
     for j, name in enumerate(names):
-        lines.append(f"{name:<{width}} {_number(c['precision'][j])} {_number(c['recall'][j])} {_number(c['f1'][j])} |"
-                     f" {c['support'][j]:>7} | {_number(report['average_precision'][j])}")
+        lines.append(f"{name:<{width}} {_number(c['precision'][j])} {_number(c['recall'][j])} {_number(c['f1'][j])}"
+                     f"{_f1_interval(c, j)} | {c['support'][j]:>7} | {_number(report['average_precision'][j])}")
     lines.append("-" * len(header))
     for average in ("macro", "weighted"):
         a = report[average]
         lines.append(f"{average + ' avg':<{width}} {_number(a['precision'])} {_number(a['recall'])} "
-                     f"{_number(a['f1'])} |")
+                     f"{_number(a['f1'])}{' ' * F1_INTERVAL_WIDTH} |")
     scored = report["images"] - report["unknown_class"]
     interval = interval_text(report["accuracy_low"], report["accuracy_high"])
     lines.append(f"accuracy over {scored} images with a known class: {_number(report['accuracy'])}"
