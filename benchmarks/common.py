@@ -7,6 +7,7 @@ Each benchmark writes `docs/benchmarks/<name>.json` (figures, command, date, mac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -17,7 +18,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -254,6 +255,39 @@ def score_arm(bundle_dir: str | Path, data_dir: str | Path, truth_labels: str | 
             "single_label_images": report["single_label_images"], "exact_match": report["calibrated"]["exact_match"],
             "top1_accuracy": report["top1_accuracy"], "per_attribute_f1": report["calibrated"]["per_attribute"]["f1"],
             "test_images": report["images"], "epochs": bundle.metadata.epochs_trained}
+
+
+@contextlib.contextmanager
+def running_service(arguments: list[str]) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`serve.py` with `arguments` on a free port of this machine, alive: (its address, its process); stopped
+    after."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), *arguments, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def resident_mb(pid: int) -> float:
+    """A process's resident memory now, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
 
 
 def code_version() -> str:

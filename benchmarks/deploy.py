@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, number, record, run, work_folder
+from common import ROOT, number, record, resident_mb, run, running_service, work_folder
 
 from defect_tf.bundle.layout import find_bundle, read_metadata
 from defect_tf.export.exporter import export_bundle
@@ -140,23 +140,9 @@ def _size(path: Path) -> int:
 
 def service_load(bundle_dir: Path, photos: list[str], requests: int) -> dict:
     """requests/s and p50 / p99 latency of `serve.py` at concurrency 1, 8 and 32, and its memory before and after."""
-    import socket
-
     import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--model", str(bundle_dir), "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with running_service(["--model", str(bundle_dir)]) as (url, server):
         data = [(Path(path).name, Path(path).read_bytes()) for path in photos[:16]]
 
         async def level(concurrency: int, count: int) -> dict:
@@ -177,18 +163,10 @@ def service_load(bundle_dir: Path, photos: list[str], requests: int) -> dict:
                     "p99_ms": float(np.percentile(latencies, 99))}
 
         asyncio.run(level(32, 300))  # warm-up: the runtime's memory pools grow to the largest batch once
-        before = _resident_mb(server.pid)
+        before = resident_mb(server.pid)
         levels = {concurrency: asyncio.run(level(concurrency, requests // 3)) for concurrency in (1, 8, 32)}
-        return {"levels": levels, "memory_before_mb": before, "memory_after_mb": _resident_mb(server.pid),
+        return {"levels": levels, "memory_before_mb": before, "memory_after_mb": resident_mb(server.pid),
                 "requests": 3 * (requests // 3)}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _resident_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
 
 
 def table(result: dict) -> list[str]:
