@@ -840,6 +840,53 @@ def test_the_service_outlines_only_what_stage_one_calls_damaged_as_inference_doe
 
 
 @pytest.mark.integration
+def test_a_photo_called_intact_is_answered_while_another_is_being_outlined(localizer_output, trained_output,
+                                                                           tiny_demo):
+    import threading
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from defect_tf.anomaly.store import load_localizer
+    from defect_tf.apps.service import create_app
+    from defect_tf.runtime.select import open_inferencer
+
+    inferencer, localizer = open_inferencer(trained_output[0], "keras"), load_localizer(localizer_output)
+    paths = sorted((tiny_demo[0] / "images").iterdir())[:12]
+    found, _ = inferencer.predict([str(path) for path in paths])
+    highest = [max(prediction.probabilities.values()) for prediction in found]
+    damaged, intact = paths[int(np.argmax(highest))], paths[int(np.argmin(highest))]
+    cut = (max(highest) + min(highest)) / 2  # one threshold between them: the first called damaged, the second not
+    inferencer.metadata = replace(inferencer.metadata, thresholds=[cut] * len(inferencer.metadata.attributes))
+    outlining, release, locate = threading.Event(), threading.Event(), localizer.locate
+
+    def held_locate(photo, outline=None):  # stage 2 holds until the test lets it go (60 s at most)
+        outlining.set()
+        release.wait(60)
+        return locate(photo, outline)
+
+    localizer.locate = held_locate
+    answers = {}
+    with TestClient(create_app(inferencer, localizer=localizer)) as client:
+        def post(path):
+            answers[path.name] = client.post("/predict", files=[("image", (path.name, path.read_bytes(), "image/png"))])
+
+        first = threading.Thread(target=post, args=(damaged,))
+        first.start()
+        assert outlining.wait(60)
+        second = threading.Thread(target=post, args=(intact,))
+        second.start()
+        second.join(30)
+        answered_while_outlining = not second.is_alive()  # stage 1 did not wait behind stage 2
+        release.set()
+        first.join(60)
+        second.join(60)
+    assert answered_while_outlining
+    assert answers[intact.name].json()["predictions"][0]["localization"] is None
+    assert answers[damaged.name].json()["predictions"][0]["localization"] is not None
+
+
+@pytest.mark.integration
 def test_a_localiser_alone_is_served_with_localize_and_answers_as_inference_does(localizer_output, tiles):
     from fastapi.testclient import TestClient
 

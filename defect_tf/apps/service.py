@@ -145,6 +145,8 @@ def create_app(inferencer: Inferencer | None, limits: ServiceLimits = ServiceLim
         from defect_tf.anomaly.pipeline import stage_one_damaged
     batcher = Batcher(inferencer.forward if inferencer else None, limits.max_batch, limits.batch_wait)
     decoding = ThreadPoolExecutor(max_workers=4)
+    # stage 2 on a thread of its own, one photo at a time: the classifier's batches go on while a photo is outlined
+    localizing = ThreadPoolExecutor(max_workers=1)
     in_flight = 0
     description = model_description(inferencer, localizer)
 
@@ -238,8 +240,8 @@ def create_app(inferencer: Inferencer | None, limits: ServiceLimits = ServiceLim
 
     async def _locate(photo: np.ndarray, outline: bool | None) -> dict:
         """The localiser's answer for a whole photo (outlined when `outline`, or by its own threshold with None),
-        run on the model's thread, one photo at a time."""
-        found = await asyncio.get_running_loop().run_in_executor(batcher.model_thread, localizer.locate, photo, outline)
+        run on its own thread, one photo at a time, so the classifier keeps answering meanwhile."""
+        found = await asyncio.get_running_loop().run_in_executor(localizing, localizer.locate, photo, outline)
         return found.to_json()
 
     return app
