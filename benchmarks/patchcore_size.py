@@ -41,11 +41,23 @@ def validation_rows(anomaly_set: AnomalySet) -> list[int]:
 def fitted_sizes(args: argparse.Namespace) -> tuple[AnomalySet, list[int], dict[int, tuple[Path, float]]]:
     """The benchmark's photos, its validation rows, and PatchCore fitted (or read back) at each of `args.sizes`:
     size -> (its run folder, its fit in seconds)."""
+    folder, work, split, anomaly_set = benchmark_set(args)
+    return anomaly_set, validation_rows(anomaly_set), fit_sizes(args, folder, work, split)
+
+
+def benchmark_set(args: argparse.Namespace) -> tuple[Path, Path, Path, AnomalySet]:
+    """The data's folder, the work folder, the benchmark's split file there, and its photos (read once)."""
     folder = data_folder(args.data_root, "anomaly")
     work = work_folder(args.work, "anomaly-")
     split, _ = write_split(folder, work, args.seed)
     anomaly_set = read_anomaly_set(str(folder / "images"), str(folder / "labels.txt"), str(split),
                                    str(folder / "masks"), str(folder / "types.txt"))
+    return folder, work, split, anomaly_set
+
+
+def fit_sizes(args: argparse.Namespace, folder: Path, work: Path, split: Path) -> dict[int, tuple[Path, float]]:
+    """PatchCore fitted (or read back) at each of `args.sizes` with `args.coreset_size` rows: size -> (its run
+    folder, its fit in seconds)."""
     fits = {}
     for size in args.sizes:
         fit_args = SimpleNamespace(image_size=size, coreset_size=args.coreset_size, seed=args.seed,
@@ -53,7 +65,7 @@ def fitted_sizes(args: argparse.Namespace) -> tuple[AnomalySet, list[int], dict[
                                    defect_head=False)  # a head learns from the validation photos scored here
         output = localizer_folder(work, "patchcore", fit_args)
         fits[size] = output, fit_localizer(folder, split, output, "patchcore", fit_args)
-    return anomaly_set, validation_rows(anomaly_set), fits
+    return fits
 
 
 def smoothed(localizer: Localizer, anomaly_set: AnomalySet, smoothing: float | None) -> Localizer:
@@ -87,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="memory banks of these many rows, each size fitted with each (instead of --coreset-size)")
     args = parser.parse_args(argv)
     reports, times = {}, {}
+    folder, work, split, anomaly_set = benchmark_set(args)  # once, however many memory banks are fitted
+    rows = validation_rows(anomaly_set)
     for coreset_size in args.coreset_sizes or [args.coreset_size]:
-        anomaly_set, rows, fits = fitted_sizes(argparse.Namespace(**{**vars(args), "coreset_size": coreset_size}))
+        fits = fit_sizes(argparse.Namespace(**{**vars(args), "coreset_size": coreset_size}), folder, work, split)
         for size, (output, seconds) in fits.items():
             for smoothing in args.smoothing or [None]:
                 label = (f"{size} px" + (f", smoothing {smoothing:g} px" if args.smoothing else "")
