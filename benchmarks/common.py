@@ -277,7 +277,11 @@ def running_service(arguments: list[str]) -> Iterator[tuple[str, subprocess.Pope
                 if httpx.get(f"{url}/health").status_code == 200:
                     break
             except httpx.TransportError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"serve.py {' '.join(arguments)} stopped with exit status {server.returncode}")
                 time.sleep(0.2)
+        else:
+            raise RuntimeError(f"serve.py {' '.join(arguments)} did not answer /health within a minute")
         yield url, server
     finally:
         server.terminate()

@@ -161,8 +161,8 @@ def _mean(values: np.ndarray) -> float:
 
 
 def classification_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
-    """Per-attribute precision / recall / F1 (with its 95% interval) / support / NA, their macro, micro and weighted averages,
-    and exact-match accuracy, for binary predictions (1 = detected).
+    """Per-attribute precision / recall / F1 (with its 95% interval) / support / NA, their macro, micro and
+    weighted averages, and exact-match accuracy, for binary predictions (1 = detected).
 
     An attribute with no known label in `labels` has no score (NaN) and stays out of the macro average,
     instead of counting as F1 0.

@@ -26,6 +26,8 @@ from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD
 MIN_SCORED_IMAGES = 30
 MIN_POSITIVES = 5
 
+F1_INTERVAL_WIDTH = len(" (0.000-0.000)")  # an F1's interval in a table's column
+
 
 def _jsonable(value):
     if isinstance(value, dict):
@@ -102,9 +104,6 @@ def interval_text(low: float | None, high: float | None) -> str:
     if low is None or high is None or np.isnan([low, high]).any():
         return ""
     return f"{INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f}"
-
-
-F1_INTERVAL_WIDTH = len(" (0.000-0.000)")
 
 
 def _f1_interval(per_attribute: dict, attribute: int) -> str:
