@@ -81,12 +81,23 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return _per_attribute_score(average_precision_score, labels, scores)
 
 
+def average_precision_intervals(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per attribute, the AP's interval over known labels (lows, highs): AP is a mean of precisions, one at each
+    positive image's rank, so it is read as a proportion of the positives and given Wilson's interval (Boyd et
+    al. 2013's binomial interval in score form: not a point at AP 1); NaN where an attribute has one class."""
+    positives, ap = ((labels == 1) & known_mask(labels)).sum(axis=0), average_precision(labels, scores)
+    lows, highs = np.full(len(ap), np.nan), np.full(len(ap), np.nan)
+    for j in np.flatnonzero(~np.isnan(ap)):
+        lows[j], highs[j] = proportion_interval(ap[j] * positives[j], int(positives[j]))
+    return lows, highs
+
+
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per-attribute ROC-AUC over known labels."""
     return _per_attribute_score(roc_auc_score, labels, scores)
 
 
-def proportion_interval(successes: int, trials: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+def proportion_interval(successes: float, trials: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
     """Wilson's score interval of a proportion (an accuracy): unlike the normal approximation it stays within 0-1
     and does not shrink to a point at 0 or 1; NaN without trials."""
     if trials <= 0:

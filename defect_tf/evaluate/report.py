@@ -9,6 +9,7 @@ import numpy as np
 from defect_tf.evaluate.metrics import (
     INTERVAL_LEVEL,
     average_precision,
+    average_precision_intervals,
     class_indices,
     classification_report,
     confusion_matrix,
@@ -26,7 +27,7 @@ from defect_tf.evaluate.thresholds import NAIVE_THRESHOLD
 MIN_SCORED_IMAGES = 30
 MIN_POSITIVES = 5
 
-F1_INTERVAL_WIDTH = len(" (0.000-0.000)")  # an F1's interval in a table's column
+COLUMN_INTERVAL_WIDTH = len(" (0.000-0.000)")  # a figure's interval in a table's column
 
 
 def _jsonable(value):
@@ -45,6 +46,7 @@ def multilabel_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.nda
     """A multi-label model's figures over known labels only: calibrated vs 0.5 thresholds, AP, and ROC-AUC with
     its 95% interval (where the true figure lies, given how many images back it)."""
     lows, highs = roc_auc_intervals(labels, scores)
+    ap_lows, ap_highs = average_precision_intervals(labels, scores)
     return _jsonable({
         "attributes": attributes,
         "images": len(labels),
@@ -53,6 +55,8 @@ def multilabel_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.nda
         "calibrated": classification_report(labels, scores >= thresholds),
         "at_0.5": classification_report(labels, scores >= NAIVE_THRESHOLD),
         "average_precision": average_precision(labels, scores),
+        "average_precision_low": ap_lows,
+        "average_precision_high": ap_highs,
         "roc_auc": roc_auc(labels, scores),
         "roc_auc_low": lows,
         "roc_auc_high": highs,
@@ -67,21 +71,22 @@ def format_multilabel_report(report: dict) -> str:
     width = max(len("weighted avg"), *(len(name) for name in names))
     cal, half = report["calibrated"], report["at_0.5"]
     header = (f"{'attribute':<{width}}  thresh |  prec   rec    F1 ({INTERVAL_LEVEL:.0%} interval) | prec@.5 rec@.5 F1@.5 |"
-              f" support   NA |   AP    AUC ({INTERVAL_LEVEL:.0%} interval)")
+              f" support   NA |   AP ({INTERVAL_LEVEL:.0%} interval)   AUC ({INTERVAL_LEVEL:.0%} interval)")
     lines = [header, "-" * len(header)]
     for j, name in enumerate(names):
         c, h = cal["per_attribute"], half["per_attribute"]
         lines.append(
             f"{name:<{width}}  {_number(report['thresholds'][j])}  | {_number(c['precision'][j])} {_number(c['recall'][j])}"
-            f" {_number(c['f1'][j])}{_f1_interval(c, j)} |  {_number(h['precision'][j])}  {_number(h['recall'][j])}"
+            f" {_number(c['f1'][j])}{_column_interval(c, 'f1', j)} |  {_number(h['precision'][j])}  {_number(h['recall'][j])}"
             f" {_number(h['f1'][j])} |"
             f" {c['support'][j]:>7} {c['na'][j]:>4} | {_number(report['average_precision'][j])}"
-            f"  {_number(report['roc_auc'][j])}{_interval(report, j)}")
+            f"{_column_interval(report, 'average_precision', j)}  {_number(report['roc_auc'][j])}"
+            f"{_interval(report, j)}")
     lines.append("-" * len(header))
     for average in ("macro", "micro", "weighted"):
         c, h = cal[average], half[average]
         lines.append(f"{average + ' avg':<{width}}         | {_number(c['precision'])} {_number(c['recall'])}"
-                     f" {_number(c['f1'])}{' ' * F1_INTERVAL_WIDTH} |  {_number(h['precision'])}  {_number(h['recall'])}"
+                     f" {_number(c['f1'])}{' ' * COLUMN_INTERVAL_WIDTH} |  {_number(h['precision'])}  {_number(h['recall'])}"
                      f" {_number(h['f1'])} |")
     lines.append(f"exact match over {report['images']} images (known labels only): "
                  f"{_number(cal['exact_match'])} calibrated, {_number(half['exact_match'])} at 0.5")
@@ -106,11 +111,11 @@ def interval_text(low: float | None, high: float | None) -> str:
     return f"{INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f}"
 
 
-def _f1_interval(per_attribute: dict, attribute: int) -> str:
-    """" (low-high)": an attribute's F1 interval in a table's column (blank where it has none, or in a report
-    written before F1 had one)."""
-    low, high = (per_attribute.get(key, [None] * (attribute + 1))[attribute] for key in ("f1_low", "f1_high"))
-    return " " * F1_INTERVAL_WIDTH if low is None or high is None else f" ({low:.3f}-{high:.3f})"
+def _column_interval(figures: dict, name: str, attribute: int) -> str:
+    """" (low-high)": the interval of an attribute's figure `name` in a table's column (blank where it has none,
+    or in a report written before that figure had one)."""
+    low, high = (figures.get(f"{name}_{end}", [None] * (attribute + 1))[attribute] for end in ("low", "high"))
+    return " " * COLUMN_INTERVAL_WIDTH if low is None or high is None else f" ({low:.3f}-{high:.3f})"
 
 
 def _interval(report: dict, attribute: int) -> str:
@@ -154,6 +159,7 @@ def multiclass_report(labels: np.ndarray, scores: np.ndarray, attributes: list[s
     k = min(3, len(attributes) - 1)
     right = predicted[known] == truth[known]
     low, high = proportion_interval(int(right.sum()), len(right))
+    ap_lows, ap_highs = average_precision_intervals(labels, scores)
     return _jsonable({
         "attributes": attributes,
         "images": len(labels),
@@ -168,6 +174,8 @@ def multiclass_report(labels: np.ndarray, scores: np.ndarray, attributes: list[s
         "weighted": per_class["weighted"],
         "confusion_matrix": confusion_matrix(truth, predicted, len(attributes)),
         "average_precision": average_precision(labels, scores),
+        "average_precision_low": ap_lows,
+        "average_precision_high": ap_highs,
         "unscored": [name for name, scored in zip(attributes, scored_attributes(labels)) if not scored],
     })
 
@@ -177,16 +185,18 @@ def format_multiclass_report(report: dict) -> str:
     names = report["attributes"]
     width = max(len("weighted avg"), *(len(name) for name in names))
     c = report["per_class"]
-    header = f"{'class':<{width}}  prec   rec    F1 ({INTERVAL_LEVEL:.0%} interval) | support |   AP"
+    header = (f"{'class':<{width}}  prec   rec    F1 ({INTERVAL_LEVEL:.0%} interval) | support |   AP"
+              f" ({INTERVAL_LEVEL:.0%} interval)")
     lines = [header, "-" * len(header)]
     for j, name in enumerate(names):
         lines.append(f"{name:<{width}} {_number(c['precision'][j])} {_number(c['recall'][j])} {_number(c['f1'][j])}"
-                     f"{_f1_interval(c, j)} | {c['support'][j]:>7} | {_number(report['average_precision'][j])}")
+                     f"{_column_interval(c, 'f1', j)} | {c['support'][j]:>7} | {_number(report['average_precision'][j])}"
+                     f"{_column_interval(report, 'average_precision', j)}")
     lines.append("-" * len(header))
     for average in ("macro", "weighted"):
         a = report[average]
         lines.append(f"{average + ' avg':<{width}} {_number(a['precision'])} {_number(a['recall'])} "
-                     f"{_number(a['f1'])}{' ' * F1_INTERVAL_WIDTH} |")
+                     f"{_number(a['f1'])}{' ' * COLUMN_INTERVAL_WIDTH} |")
     scored = report["images"] - report["unknown_class"]
     interval = interval_text(report["accuracy_low"], report["accuracy_high"])
     lines.append(f"accuracy over {scored} images with a known class: {_number(report['accuracy'])}"
