@@ -795,25 +795,36 @@ def test_evaluate_scores_a_localiser_on_its_test_split_with_its_masks_and_types(
         evaluate.main(["--model", str(localizer_output), "--masks"])
 
 
-@pytest.mark.integration
-def test_the_service_outlines_only_what_stage_one_calls_damaged_as_inference_does(localizer_output, trained_output,
-                                                                                   tiny_demo):
-    from dataclasses import replace
-
-    from fastapi.testclient import TestClient
-
-    from defect_tf.anomaly.pipeline import TwoStage
+def two_stage_models(localizer_output, trained_output, tiny_demo) -> tuple:
+    """The tiny classifier (Keras) and localiser, 12 demo photos, and each photo's highest probability."""
     from defect_tf.anomaly.store import load_localizer
-    from defect_tf.apps.service import create_app
     from defect_tf.runtime.select import open_inferencer
 
     inferencer, localizer = open_inferencer(trained_output[0], "keras"), load_localizer(localizer_output)
     paths = sorted((tiny_demo[0] / "images").iterdir())[:12]
+    found, _ = inferencer.predict([str(path) for path in paths])
+    return inferencer, localizer, paths, [max(prediction.probabilities.values()) for prediction in found]
+
+
+def set_one_threshold(inferencer, cut: float) -> None:
+    """The classifier's threshold for every attribute set to `cut`."""
+    from dataclasses import replace
+
+    inferencer.metadata = replace(inferencer.metadata, thresholds=[cut] * len(inferencer.metadata.attributes))
+
+
+@pytest.mark.integration
+def test_the_service_outlines_only_what_stage_one_calls_damaged_as_inference_does(localizer_output, trained_output,
+                                                                                   tiny_demo):
+    from fastapi.testclient import TestClient
+
+    from defect_tf.anomaly.pipeline import TwoStage
+    from defect_tf.apps.service import create_app
+
+    inferencer, localizer, paths, highest = two_stage_models(localizer_output, trained_output, tiny_demo)
     # one threshold for every attribute at the median of the photos' highest probabilities: stage 1 calls about
     # half of them damaged (the tiny classifier's own thresholds call all of these damaged)
-    found, _ = inferencer.predict([str(path) for path in paths])
-    cut = float(np.median([max(p.probabilities.values()) for p in found])) + 1e-6
-    inferencer.metadata = replace(inferencer.metadata, thresholds=[cut] * len(inferencer.metadata.attributes))
+    set_one_threshold(inferencer, float(np.median(highest)) + 1e-6)
     expected, _ = TwoStage(inferencer, localizer).answer([str(path) for path in paths])  # inference.py --localize
     calls, locate = [], localizer.locate
     localizer.locate = lambda photo, outline=None: calls.append(outline) or locate(photo, outline)
@@ -843,21 +854,14 @@ def test_the_service_outlines_only_what_stage_one_calls_damaged_as_inference_doe
 def test_a_photo_called_intact_is_answered_while_another_is_being_outlined(localizer_output, trained_output,
                                                                            tiny_demo):
     import threading
-    from dataclasses import replace
 
     from fastapi.testclient import TestClient
 
-    from defect_tf.anomaly.store import load_localizer
     from defect_tf.apps.service import create_app
-    from defect_tf.runtime.select import open_inferencer
 
-    inferencer, localizer = open_inferencer(trained_output[0], "keras"), load_localizer(localizer_output)
-    paths = sorted((tiny_demo[0] / "images").iterdir())[:12]
-    found, _ = inferencer.predict([str(path) for path in paths])
-    highest = [max(prediction.probabilities.values()) for prediction in found]
+    inferencer, localizer, paths, highest = two_stage_models(localizer_output, trained_output, tiny_demo)
     damaged, intact = paths[int(np.argmax(highest))], paths[int(np.argmin(highest))]
-    cut = (max(highest) + min(highest)) / 2  # one threshold between them: the first called damaged, the second not
-    inferencer.metadata = replace(inferencer.metadata, thresholds=[cut] * len(inferencer.metadata.attributes))
+    set_one_threshold(inferencer, (max(highest) + min(highest)) / 2)  # the first called damaged, the second not
     outlining, release, locate = threading.Event(), threading.Event(), localizer.locate
 
     def held_locate(photo, outline=None):  # stage 2 holds until the test lets it go (60 s at most)

@@ -167,21 +167,11 @@ def test_the_ap_interval_is_wilsons_over_the_positives():
     assert np.isnan(average_precision_intervals(np.ones((3, 1)), np.ones((3, 1)) / 2)).all()  # one class: none
 
 
-def true_average_precision(shift: float, prevalence: float) -> float:
-    """The AP of scores N(shift, 1) for positives against N(0, 1) for negatives at this prevalence: the integral
-    of precision over recall, over a fine grid of thresholds."""
-    from scipy.stats import norm
-
-    cut = np.linspace(-10, 15, 200_001)
-    recall, false_alarms = norm.sf(cut - shift), norm.sf(cut)
-    precision = prevalence * recall / np.maximum(prevalence * recall + (1 - prevalence) * false_alarms, 1e-300)
-    return float(np.sum((precision[1:] + precision[:-1]) / 2 * (recall[:-1] - recall[1:])))
-
-
 @pytest.mark.parametrize("true_auc, positives, negatives", [(0.98, 12, 190), (0.995, 61, 83), (0.9, 10, 10)])
 def test_the_ap_interval_holds_the_true_ap_at_least_95_percent_of_the_time(true_auc, positives, negatives):
     # the test sets of the ROC-AUC's coverage test. Boyd et al.'s binomial and logit intervals held a near-perfect
     # model's AP (20 positives, 20 negatives) in 19% of the draws (benchmarks/ap_intervals.py, docs/findings.md)
+    from ap_intervals import true_average_precision
     from scipy.stats import norm
 
     rng, shift, draws = np.random.default_rng(0), np.sqrt(2) * norm.ppf(true_auc), 400

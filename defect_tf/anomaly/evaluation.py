@@ -195,7 +195,7 @@ def _interval_of(figures: dict) -> str:
     return f" ({interval})" if interval else ""
 
 
-def _precision_recall_of(figures: dict) -> str:
+def _f1_details_of(figures: dict) -> str:
     """The F1's interval, and the decision's precision and recall with theirs, as printed after the F1."""
     parts = [interval_text(figures.get("f1_low"), figures.get("f1_high"))]
     for name in ("precision", "recall"):
@@ -209,7 +209,7 @@ def _precision_recall_of(figures: dict) -> str:
 def describe(report: dict) -> str:
     """The report as a few printed lines (without defective photos, the false alarms instead of an F1 of 0)."""
     def line(name: str, figures: dict) -> str:
-        after = {"image_auroc": _interval_of(figures), "f1": _precision_recall_of(figures),
+        after = {"image_auroc": _interval_of(figures), "f1": _f1_details_of(figures),
                  "pixel_auroc": _split_of(figures)}
         shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}{after.get(key, '')}"
                  for key in FIGURES if key in figures and not np.isnan(figures[key])

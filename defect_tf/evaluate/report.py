@@ -81,7 +81,7 @@ def format_multilabel_report(report: dict) -> str:
             f" {_number(h['f1'][j])} |"
             f" {c['support'][j]:>7} {c['na'][j]:>4} | {_number(report['average_precision'][j])}"
             f"{_column_interval(report, 'average_precision', j)}  {_number(report['roc_auc'][j])}"
-            f"{_interval(report, j)}")
+            f"{_column_interval(report, 'roc_auc', j, pad=False)}")
     lines.append("-" * len(header))
     for average in ("macro", "micro", "weighted"):
         c, h = cal[average], half[average]
@@ -111,17 +111,14 @@ def interval_text(low: float | None, high: float | None) -> str:
     return f"{INTERVAL_LEVEL:.0%} interval {low:.3f}-{high:.3f}"
 
 
-def _column_interval(figures: dict, name: str, attribute: int) -> str:
-    """" (low-high)": the interval of an attribute's figure `name` in a table's column (blank where it has none,
-    or in a report written before that figure had one)."""
+def _column_interval(figures: dict, name: str, attribute: int, pad: bool = True) -> str:
+    """" (low-high)": the interval of an attribute's figure `name` in a table's column; where it has none (one
+    class, or a report written before that figure had one), blanks of the same width, or nothing without `pad`
+    (the last column)."""
     low, high = (figures.get(f"{name}_{end}", [None] * (attribute + 1))[attribute] for end in ("low", "high"))
-    return " " * COLUMN_INTERVAL_WIDTH if low is None or high is None else f" ({low:.3f}-{high:.3f})"
-
-
-def _interval(report: dict, attribute: int) -> str:
-    """" (low-high)": the interval of an attribute's ROC-AUC, or nothing where it has none (one class)."""
-    low, high = report["roc_auc_low"][attribute], report["roc_auc_high"][attribute]
-    return "" if low is None else f" ({low:.3f}-{high:.3f})"
+    if low is None or high is None:
+        return " " * COLUMN_INTERVAL_WIDTH if pad else ""
+    return f" ({low:.3f}-{high:.3f})"
 
 
 def binary_report(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, attributes: list[str]) -> dict:
