@@ -146,7 +146,7 @@ def score_arms(folder: Path, test: list[str], classifier_dir: Path, localizer_di
 
 
 def figure_cell(report: dict, key: str) -> str:
-    """One figure of a report, with its interval where the report has one (image AUROC, F1)."""
+    """One figure of a report, with its interval where the report has one (image AUROC and AP, F1)."""
     low, high = report.get(f"{key}_low"), report.get(f"{key}_high")
     shown = low is not None and not np.isnan([low, high]).any()
     return number(report.get(key)) + (f" ({number(low)}-{number(high)})" if shown else "")
@@ -158,8 +158,11 @@ def table(reports: dict[str, dict], times: dict[str, str]) -> str:
     for name, report in reports.items():
         lines.append(f"| {name} | {times[name]} | {report['ms_per_photo']:.0f} | "
                      + " | ".join(figure_cell(report, c) for c in FIGURES) + " |")
+    others = [f"{name} with its own ({function})" for key, name, function in
+              (("image_ap", "image AP", "average_precision_intervals"), ("f1", "F1", "f1_interval"))
+              if any(f"{key}_low" in report for report in reports.values())]
     note = (f"Image AUROC with its {INTERVAL_LEVEL:.0%} interval (evaluate/metrics.py: roc_auc_interval)"
-            + (", F1 with its own (f1_interval)." if any("f1_low" in report for report in reports.values()) else "."))
+            + "".join(f", {other}" for other in others) + ".")
     shown = any("image_auroc_low" in report for report in reports.values())
     return "\n".join(lines) + (f"\n\n{note}" if shown else "")
 

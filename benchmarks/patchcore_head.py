@@ -36,7 +36,7 @@ from defect_tf.anomaly.maps import resize_map
 from defect_tf.anomaly.patchcore.head import HEAD_DEFAULTS, DefectHead, cell_mask, held_out_heads, outline_cells
 from defect_tf.anomaly.patchcore.maps import PatchCoreMaps, by_place
 from defect_tf.anomaly.store import load_localizer
-from defect_tf.evaluate.localisation import image_auroc, pixel_auroc_split, pro_score
+from defect_tf.evaluate.localisation import image_auroc, pixel_rankings, pro_score
 from defect_tf.progress_bar import progress_bar
 
 
@@ -82,7 +82,7 @@ def scored(photos: list[dict], maps: list[np.ndarray], chosen: list[int]) -> dic
     """Image AUROC, pixel AUROC and its halves, PRO over the `chosen` photos."""
     chosen_maps, masks = [maps[i] for i in chosen], [photos[i]["mask"] for i in chosen]
     defective = [photos[i]["defective"] for i in chosen]
-    split = pixel_auroc_split(chosen_maps, masks, defective)
+    split = pixel_rankings(chosen_maps, masks, defective)
     return {"image_auroc": image_auroc(defective, [top_mean(m, TOP_SHARE) for m in chosen_maps]),
             "pixel_auroc": split["pooled"], "intact_photos": split["intact_photos"],
             "own_photos": split["own_photos"], "pro": pro_score(chosen_maps, masks)}

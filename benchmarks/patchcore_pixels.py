@@ -28,15 +28,15 @@ from defect_tf.anomaly.data import AnomalySet
 from defect_tf.anomaly.evaluation import true_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.store import load_localizer
-from defect_tf.evaluate.localisation import image_auroc, pixel_auroc_split
+from defect_tf.evaluate.localisation import image_auroc, pixel_rankings
 from defect_tf.progress_bar import progress_bar
 
 PARTS = ("pixel_auroc", "intact_photos", "own_photos")
 
 
 def pixel_auroc_parts(maps: list[np.ndarray], masks: list[np.ndarray], defective: list[bool]) -> dict[str, float]:
-    """Pixel AUROC over every pixel, and its two halves (evaluate/localisation.py `pixel_auroc_split`)."""
-    split = pixel_auroc_split(maps, masks, defective)
+    """Pixel AUROC over every pixel, and its two halves (evaluate/localisation.py `pixel_rankings`)."""
+    split = pixel_rankings(maps, masks, defective)
     return {"pixel_auroc": split.pop("pooled"), **split}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from defect_tf.anomaly.calibration import F1_RULE, INTACT_RULE, PIXEL_QUANTILE, best_f1_cut, calibrate
 from defect_tf.anomaly.images import working_size
@@ -21,7 +21,7 @@ from defect_tf.evaluate.localisation import (
     image_auroc,
     overlap_scores,
     pixel_auroc,
-    pixel_auroc_split,
+    pixel_rankings,
     pro_curve,
     pro_score,
 )
@@ -79,7 +79,7 @@ def test_pixel_and_image_auroc_hand_made_and_against_scikit_learn():
     assert np.isnan(image_auroc([0, 0], [0.1, 0.2]))
 
 
-def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_own():
+def test_pixel_rankingss_into_defects_against_intact_photos_and_within_their_own():
     from defect_tf.anomaly.evaluation import Scored, describe, summarise
 
     # photo 1 intact (0, 1); photo 2 a defect pixel 2 beside a clean 3; photo 3 defective, its mask empty (1.5, 0.5)
@@ -87,8 +87,10 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
     masks = [np.zeros((1, 2), bool), np.array([[True, False]]), np.zeros((1, 2), bool)]
     # the defect outranks both intact pixels, but only 2 of its defective photos' 3 clean ones; pooled: 4 of 5,
     # the halves' mean weighted by their 2 and 3 pixels
-    halves = pixel_auroc_split(maps, masks, [False, True, True])
-    assert halves == {"pooled": pytest.approx(4 / 5), "intact_photos": 1.0, "own_photos": pytest.approx(2 / 3)}
+    # AP: ranked 3, 2, 1.5, 1, 0.5, 0, the one defect pixel comes second: precision 1/2 at its recall of 1
+    halves = pixel_rankings(maps, masks, [False, True, True])
+    assert halves == {"pooled": pytest.approx(4 / 5), "intact_photos": 1.0, "own_photos": pytest.approx(2 / 3),
+                      "average_precision": 0.5}
     assert pixel_auroc(maps, masks) == pytest.approx(4 / 5)
     assert pixel_auroc(maps, masks) == pytest.approx((2 * halves["intact_photos"] + 3 * halves["own_photos"]) / 5)
     # against scikit-learn on random maps with ties: each half is the ROC AUC of the defect pixels and that half
@@ -101,9 +103,11 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
                          ("own_photos", [m[~t] for m, t, d in zip(tied, truth, defective) if d])):
         others = np.concatenate(others)
         expected = roc_auc_score(np.r_[np.ones(len(defects)), np.zeros(len(others))], np.r_[defects, others])
-        assert pixel_auroc_split(tied, truth, defective)[half] == pytest.approx(expected, abs=1e-12)
-    pooled = roc_auc_score(np.concatenate([t.ravel() for t in truth]), np.concatenate([m.ravel() for m in tied]))
-    assert pixel_auroc_split(tied, truth, defective)["pooled"] == pytest.approx(pooled, abs=1e-12)
+        assert pixel_rankings(tied, truth, defective)[half] == pytest.approx(expected, abs=1e-12)
+    every_truth, every_score = np.concatenate([t.ravel() for t in truth]), np.concatenate([m.ravel() for m in tied])
+    ranked = pixel_rankings(tied, truth, defective)
+    assert ranked["pooled"] == pytest.approx(roc_auc_score(every_truth, every_score), abs=1e-12)
+    assert ranked["average_precision"] == pytest.approx(average_precision_score(every_truth, every_score), abs=1e-12)
     scored = Scored()
     for name, label, anomaly_map, mask in zip("abc", (False, True, True), maps, masks):
         scored.add(name, label, float(anomaly_map.max()), label, anomaly_map, mask, mask)
@@ -111,6 +115,7 @@ def test_pixel_auroc_splits_into_defects_against_intact_photos_and_within_their_
     assert (report["pixel_auroc_intact_photos"], report["pixel_auroc_own_photos"]) == (1.0, pytest.approx(2 / 3))
     assert "pixel auroc 0.800 (against intact photos 1.000, within defective photos 0.667)" in describe(report)
     assert "image auroc 1.000 (95% interval 0.283-1.000)" in describe(report)  # 3 photos cannot prove 1
+    assert report["pixel_ap"] == 0.5 and "pixel ap 0.500" in describe(report)
 
 
 def test_iou_dice_and_coverage_hand_made():
@@ -186,7 +191,12 @@ def test_a_report_gives_the_decisions_f1_precision_and_recall_with_their_interva
             "95% interval 0.208-0.939)" in describe(report))
     # a report written before the intervals prints its F1 alone
     old = {key: value for key, value in report.items() if not key.endswith(("_low", "_high"))}
-    assert describe(old).endswith("image auroc 0.583, f1 0.667")  # 2 of 6 pairs won, 3 tied: 3.5 / 6
+    # image AUROC: 2 of 6 pairs won, 3 tied: 3.5 / 6. Image AP: the three photos called defective tie (2 of them
+    # defective: precision 2/3 at recall 2/3), then all five (precision 3/5 at recall 1): 2/3 * 2/3 + 1/3 * 3/5
+    assert describe(old).endswith("image auroc 0.583, image ap 0.644, f1 0.667")
+    assert report["image_ap"] == pytest.approx(2 / 3 * 2 / 3 + 1 / 3 * 3 / 5)
+    # its interval: Wilson's of 0.6444 of the 3 defective photos (z = 1.96): centre 0.5633, half-width 0.3677
+    assert (report["image_ap_low"], report["image_ap_high"]) == pytest.approx((0.1955933, 0.9310853), abs=1e-6)
 
 
 def test_a_map_and_mask_of_different_shapes_are_refused():

@@ -356,7 +356,7 @@ def test_the_few_shot_benchmark_gives_each_arm_its_recipe_and_each_draw_its_own_
     assert (everything.warmup_epochs, everything.finetune_epochs, everything.patience, everything.seed) == (5, 15, 5, 2)
 
 
-def test_the_anomaly_table_shows_the_image_auroc_and_f1_with_their_intervals():
+def test_the_anomaly_table_shows_the_image_auroc_ap_and_f1_with_their_intervals():
     from anomaly import table
 
     reports = {"patchcore": {"ms_per_photo": 247.0, "image_auroc": 0.948, "image_auroc_low": 0.93,
@@ -364,13 +364,16 @@ def test_the_anomaly_table_shows_the_image_auroc_and_f1_with_their_intervals():
                "heatmap": {"ms_per_photo": 67.0, "image_auroc": 0.9, "image_auroc_low": float("nan"),
                            "image_auroc_high": float("nan")}}
     rows = table(reports, {"patchcore": "236 s", "heatmap": "259 s"}).splitlines()
-    assert rows[2].startswith("| patchcore | 236 s | 247 | 0.948 (0.930-0.965) | - | 0.963 |")
-    assert rows[3].startswith("| heatmap | 259 s | 67 | 0.900 | - | - |")  # no interval where it is unknown
+    assert rows[2].startswith("| patchcore | 236 s | 247 | 0.948 (0.930-0.965) | - | - | 0.963 |")
+    assert rows[3].startswith("| heatmap | 259 s | 67 | 0.900 | - | - | - |")  # no interval where it is unknown
     assert rows[-1] == "Image AUROC with its 95% interval (evaluate/metrics.py: roc_auc_interval)."
-    reports["patchcore"] |= {"f1": 0.902, "f1_low": 0.875, "f1_high": 0.925}
+    reports["patchcore"] |= {"f1": 0.902, "f1_low": 0.875, "f1_high": 0.925, "image_ap": 0.97, "image_ap_low": 0.951,
+                             "image_ap_high": 0.982}
     rows = table(reports, {"patchcore": "236 s", "heatmap": "259 s"}).splitlines()
-    assert rows[2].startswith("| patchcore | 236 s | 247 | 0.948 (0.930-0.965) | 0.902 (0.875-0.925) | 0.963 |")
-    assert rows[-1].endswith("roc_auc_interval), F1 with its own (f1_interval).")
+    assert rows[2].startswith("| patchcore | 236 s | 247 | 0.948 (0.930-0.965) | 0.970 (0.951-0.982) | "
+                              "0.902 (0.875-0.925) | 0.963 |")
+    assert rows[-1].endswith("roc_auc_interval), image AP with its own (average_precision_intervals), F1 with its "
+                             "own (f1_interval).")
 
 
 def test_the_bootstrap_the_auc_intervals_benchmark_compares_with_by_hand_and_against_scikit_learn():

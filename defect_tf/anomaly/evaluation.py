@@ -1,5 +1,5 @@
-"""A localiser scored on labelled photos: image AUROC and the decision's accuracy, precision, recall and F1; with
-masks, pixel AUROC, PRO (up to 30% false-positive rate), IoU, Dice and coverage of the outlines; the same per defect
+"""A localiser scored on labelled photos: image AUROC and AP and the decision's accuracy, precision, recall and F1;
+with masks, pixel AUROC and AP, PRO (up to 30% false-positive rate), IoU, Dice and coverage of the outlines; the same per defect
 type. The one report training's test split, evaluate.py and the benchmarks share."""
 
 from __future__ import annotations
@@ -15,12 +15,19 @@ from defect_tf.anomaly.data import AnomalySet, read_mask
 from defect_tf.anomaly.images import read_photo
 from defect_tf.anomaly.pipeline import TwoStage, damage_score, stage_one_damaged
 from defect_tf.anomaly.store import Localizer
-from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_auroc_split, pro_score
-from defect_tf.evaluate.metrics import f1_figure, precision_recall_f1, proportion_interval, roc_auc_interval
+from defect_tf.evaluate.localisation import image_auroc, overlap_scores, pixel_rankings, pro_score
+from defect_tf.evaluate.metrics import (
+    average_precision,
+    average_precision_intervals,
+    f1_figure,
+    precision_recall_f1,
+    proportion_interval,
+    roc_auc_interval,
+)
 from defect_tf.evaluate.report import interval_text
 from defect_tf.progress_bar import progress_bar
 
-FIGURES = ("image_auroc", "f1", "pixel_auroc", "pro", "iou", "dice", "coverage")  # a report's headline figures
+FIGURES = ("image_auroc", "image_ap", "f1", "pixel_auroc", "pixel_ap", "pro", "iou", "dice", "coverage")  # a report's headline figures
 OUTLINES_FILE = "outlines.png"  # test photos with their outlines and true defects, beside the report
 SCORES_FILE = "scores.png"  # the photos' image scores against the threshold, and the ROC curve, beside the report
 
@@ -30,10 +37,13 @@ def _image_figures(labels: np.ndarray, scores: np.ndarray, decided: np.ndarray) 
     fn = int(np.sum(~decided & labels))
     precision, recall, _ = precision_recall_f1(tp, fp, fn)
     low, high = roc_auc_interval(labels, scores)
+    as_column = labels.astype(int)[:, None], scores[:, None]
+    (ap,), ((ap_low,), (ap_high,)) = average_precision(*as_column), average_precision_intervals(*as_column)
     (precision_low, precision_high), (recall_low, recall_high) = (proportion_interval(tp, tp + fp),
                                                                   proportion_interval(tp, tp + fn))
     return {"photos": int(len(labels)), "defective": int(labels.sum()), "called_defective": int(decided.sum()),
             "image_auroc": image_auroc(labels, scores), "image_auroc_low": low, "image_auroc_high": high,
+            "image_ap": float(ap), "image_ap_low": float(ap_low), "image_ap_high": float(ap_high),
             "accuracy": float(np.mean(decided == labels)), "precision": float(precision),
             "precision_low": precision_low, "precision_high": precision_high, "recall": float(recall),
             "recall_low": recall_low, "recall_high": recall_high, **f1_figure(tp, fp, fn)}
@@ -43,9 +53,9 @@ def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: li
                    defective: list[bool]) -> dict:
     if not maps or not any(mask.any() for mask in masks):
         return {}
-    split = pixel_auroc_split(maps, masks, defective)
-    return {"pixel_auroc": split["pooled"], "pixel_auroc_intact_photos": split["intact_photos"],
-            "pixel_auroc_own_photos": split["own_photos"], "pro": pro_score(maps, masks),
+    ranked = pixel_rankings(maps, masks, defective)
+    return {"pixel_auroc": ranked["pooled"], "pixel_auroc_intact_photos": ranked["intact_photos"],
+            "pixel_auroc_own_photos": ranked["own_photos"], "pixel_ap": ranked["average_precision"], "pro": pro_score(maps, masks),
             **overlap_scores(outlines, masks)}
 
 
@@ -189,9 +199,9 @@ def _split_of(figures: dict) -> str:
     return f" (against intact photos {halves[0]:.3f}, within defective photos {halves[1]:.3f})"
 
 
-def _interval_of(figures: dict) -> str:
-    """The image AUROC's interval, as printed after it (none where it is unknown)."""
-    interval = interval_text(figures.get("image_auroc_low"), figures.get("image_auroc_high"))
+def _interval_of(figures: dict, name: str) -> str:
+    """A figure's interval (the image AUROC's, AP's), as printed after it (none where it is unknown)."""
+    interval = interval_text(figures.get(f"{name}_low"), figures.get(f"{name}_high"))
     return f" ({interval})" if interval else ""
 
 
@@ -209,8 +219,8 @@ def _f1_details_of(figures: dict) -> str:
 def describe(report: dict) -> str:
     """The report as a few printed lines (without defective photos, the false alarms instead of an F1 of 0)."""
     def line(name: str, figures: dict) -> str:
-        after = {"image_auroc": _interval_of(figures), "f1": _f1_details_of(figures),
-                 "pixel_auroc": _split_of(figures)}
+        after = {"image_auroc": _interval_of(figures, "image_auroc"), "image_ap": _interval_of(figures, "image_ap"),
+                 "f1": _f1_details_of(figures), "pixel_auroc": _split_of(figures)}
         shown = [f"{key.replace('_', ' ')} {figures[key]:.3f}{after.get(key, '')}"
                  for key in FIGURES if key in figures and not np.isnan(figures[key])
                  and (figures["defective"] or key != "f1")]

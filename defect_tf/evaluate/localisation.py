@@ -1,4 +1,4 @@
-"""How well anomaly maps outline the true defects: pixel AUROC, PRO up to a false-positive rate, IoU, Dice and
+"""How well anomaly maps outline the true defects: pixel AUROC and AP, PRO up to a false-positive rate, IoU, Dice and
 coverage.
 
 Small functions over lists of same-shaped map / mask pairs (one pair per photo, at the photo's own size; masks
@@ -52,20 +52,22 @@ def pixel_auroc(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> floa
     return float(roc_auc_score(truth, scores)) if 0 < truth.sum() < truth.size else float("nan")
 
 
-def pixel_auroc_split(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-                      defective: Sequence[bool]) -> dict[str, float]:
-    """The pixel AUROC (`pooled`, as `pixel_auroc`) and its two halves: the defect pixels ranked against the
-    pixels of intact photos only (`intact_photos`: are defective parts told from intact ones?) and against the
-    defect-free pixels of the defective photos only (`own_photos`: is the defect found within its photo?). The
-    pooled figure is their mean weighted by how many pixels each half holds. NaN for a figure without pixels. One
-    sort of all the pixels for the three, ties counting a half as in scikit-learn's ROC AUC."""
+def pixel_rankings(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                   defective: Sequence[bool]) -> dict[str, float]:
+    """How the defect pixels rank among all pixels, from one sort of them: the pixel AUROC (`pooled`, as
+    `pixel_auroc`) and its two halves, the defect pixels ranked against the pixels of intact photos only
+    (`intact_photos`: are defective parts told from intact ones?) and against the defect-free pixels of the
+    defective photos only (`own_photos`: is the defect found within its photo?); and the pixels' `average_precision`
+    (area under their precision-recall curve, as scikit-learn's: it is not lifted by the many easy intact pixels, so
+    it shows how clean an outline can be). The pooled AUROC is its halves' mean weighted by how many pixels each
+    holds. NaN for a figure without pixels. Ties count a half in the AUROCs, as in scikit-learn."""
     _check_shapes(maps, masks)
     scores = np.concatenate([np.asarray(m, np.float32).ravel() for m in maps])
     kinds = np.concatenate([np.where(np.asarray(t, bool).ravel(), 0, 2 if d else 1).astype(np.int8)
                             for t, d in zip(masks, defective)])  # 0 defect, 1 intact photo, 2 defective photo
     _, place = np.unique(scores, return_inverse=True)
     counts = [np.bincount(place[kinds == kind], minlength=int(place.max()) + 1).astype(np.float64)
-              for kind in range(3)]
+              for kind in range(3)]  # per distinct score, lowest first
 
     def ranked(others: np.ndarray) -> float:
         if not counts[0].sum() or not others.sum():
@@ -73,8 +75,15 @@ def pixel_auroc_split(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
         below = np.cumsum(others) - others
         return float(np.sum(counts[0] * (below + 0.5 * others)) / (counts[0].sum() * others.sum()))
 
+    def average_precision() -> float:
+        found, alarms = counts[0][::-1], (counts[1] + counts[2])[::-1]  # highest score first
+        if not found.sum():
+            return float("nan")
+        precision = np.cumsum(found) / (np.cumsum(found) + np.cumsum(alarms))
+        return float(np.sum(found * precision) / found.sum())
+
     return {"pooled": ranked(counts[1] + counts[2]), "intact_photos": ranked(counts[1]),
-            "own_photos": ranked(counts[2])}
+            "own_photos": ranked(counts[2]), "average_precision": average_precision()}
 
 
 def pro_curve(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray],
