@@ -11,24 +11,37 @@ cuts, per defect type, with fit time and ms per photo.
     python benchmarks/patchcore_size.py [--sizes 128 160 192 256] [--coreset-size 10000] [--work DIR]
     python benchmarks/patchcore_size.py --sizes 192 --smoothing 4 8 16 [--work DIR]   # the maps' smoothing instead
     python benchmarks/patchcore_size.py --sizes 192 --coreset-sizes 5000 10000 20000 [--work DIR]   # the bank's size
+    python benchmarks/patchcore_size.py --sizes 192 --photo-coreset [--work DIR]   # each photo's pool by k-center
+
+`--photo-coreset` fits each size a second time with the pool the coreset is chosen from drawn by k-center greedy
+within each photo (its most spread patches) rather than at random, into the fit's folder with `-photo-coreset`
+added, and scores both on the validation photos (that fit's test report in its folder's `metrics.json`, as the tool
+writes one).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 from anomaly import fit_localizer, localizer_folder, per_type_table, table, write_split
 
 from common import DEFAULT_DATA_ROOT, data_folder, record, run, work_folder
 
 from defect_tf.anomaly.data import AnomalySet, read_anomaly_set
 from defect_tf.anomaly.evaluation import score_localizer
-from defect_tf.anomaly.store import Localizer, load_localizer
-from defect_tf.anomaly.training import LocalizerConfig, calibrated
+from defect_tf.anomaly.images import read_photo
+from defect_tf.anomaly.patchcore.coreset import greedy_coreset
+from defect_tf.anomaly.patchcore.model import PatchCore
+from defect_tf.anomaly.store import Localizer, load_localizer, save_localizer
+from defect_tf.anomaly.training import METRICS_FILE, LocalizerConfig, calibrated
+from defect_tf.io.files import write_text
 
 
 def validation_rows(anomaly_set: AnomalySet) -> list[int]:
@@ -68,6 +81,36 @@ def fit_sizes(args: argparse.Namespace, folder: Path, work: Path, split: Path) -
     return fits
 
 
+class PhotoCoresetPatchCore(PatchCore):
+    """PatchCore whose pool takes each photo's most spread patches (k-center greedy within the photo) instead of a
+    random draw, so each photo's rarest patches reach the memory bank's coreset choice."""
+
+    def photo_rows(self, cells: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+        return cells[greedy_coreset(cells, count, seed=int(rng.integers(2**31)))]
+
+
+def fit_photo_coreset(anomaly_set: AnomalySet, reference: Path) -> tuple[Path, float]:
+    """`reference` (a fit of `fit_sizes`) fitted again with PhotoCoresetPatchCore's pool, calibrated and tested as
+    the tool does, into the folder beside it (read back when done): (its folder, its fit in seconds)."""
+    output = reference.with_name(f"{reference.name}-photo-coreset")
+    if not (output / METRICS_FILE).is_file():
+        started = time.time()
+        base = load_localizer(reference).metadata
+        settings = {key: base.settings[key] for key in ("backbone", "coreset_size", "seed")}
+        model = PhotoCoresetPatchCore(base.image_size, settings)
+        rows = anomaly_set.rows("train", False)
+        model.fit((read_photo(anomaly_set.path(row)) for row in rows), len(rows))
+        seconds = time.time() - started
+        thresholds = calibrated(model, anomaly_set)
+        metadata = replace(base, image_threshold=thresholds.image, pixel_threshold=thresholds.pixel,
+                           calibration=thresholds.rule, settings=dict(model.settings),
+                           trained_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        location = save_localizer(output, model, metadata)
+        report = score_localizer(Localizer(model, metadata, location), anomaly_set, anomaly_set.rows("test"))
+        write_text(output / METRICS_FILE, json.dumps({**report, "fit_seconds": seconds}, indent=1))
+    return output, json.loads((output / METRICS_FILE).read_text())["fit_seconds"]
+
+
 def smoothed(localizer: Localizer, anomaly_set: AnomalySet, smoothing: float | None) -> Localizer:
     """The localiser with its maps smoothed by a Gaussian of `smoothing` px (None: its own) and its thresholds
     calibrated again on the validation photos, as training calibrates them."""
@@ -97,22 +140,34 @@ def main(argv: list[str] | None = None) -> int:
                              "calibrated again); default: the fit's own only")
     parser.add_argument("--coreset-sizes", type=int, nargs="+",
                         help="memory banks of these many rows, each size fitted with each (instead of --coreset-size)")
+    parser.add_argument("--photo-coreset", action="store_true",
+                        help="each size fitted again with its pool drawn by k-center greedy within each photo")
     args = parser.parse_args(argv)
+    if args.photo_coreset and (args.smoothing or args.coreset_sizes):
+        parser.error("--photo-coreset is a study of its own: leave out --smoothing and --coreset-sizes")
     reports, times = {}, {}
     folder, work, split, anomaly_set = benchmark_set(args)  # once, however many memory banks are fitted
     rows = validation_rows(anomaly_set)
     for coreset_size in args.coreset_sizes or [args.coreset_size]:
         fits = fit_sizes(argparse.Namespace(**{**vars(args), "coreset_size": coreset_size}), folder, work, split)
+        if args.photo_coreset:
+            fits = {**{f"{size} px, pool drawn at random": fit for size, fit in fits.items()},
+                    **{f"{size} px, pool of each photo's coreset": fit_photo_coreset(anomaly_set, output)
+                       for size, (output, _) in fits.items()}}
         for size, (output, seconds) in fits.items():
             for smoothing in args.smoothing or [None]:
-                label = (f"{size} px" + (f", smoothing {smoothing:g} px" if args.smoothing else "")
+                label = (f"{size}" + ("" if args.photo_coreset else " px")
+                         + (f", smoothing {smoothing:g} px" if args.smoothing else "")
                          + (f", {coreset_size:,} rows" if args.coreset_sizes else ""))
                 times[label] = f"{seconds:.0f} s"
                 print(f"scoring {len(rows)} validation photos: {label}", flush=True)
                 reports[label] = score_localizer(smoothed(load_localizer(output), anomaly_set, smoothing),
                                                  anomaly_set, rows)
     defective = sum(bool(anomaly_set.defective[row]) for row in rows)
-    if args.coreset_sizes:
+    if args.photo_coreset:
+        studied, name, title = ("the pool its coreset is chosen from", "patchcore_photo_coreset",
+                                "PatchCore's pool drawn per photo, on")
+    elif args.coreset_sizes:
         studied, name, title = "the memory bank's size", "patchcore_coreset", "PatchCore's memory bank size, on"
     elif args.smoothing:
         studied, name, title = ("its maps' smoothing (thresholds calibrated again for each)", "patchcore_smoothing",
@@ -120,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         studied, name, title = "its input's shorter side", "patchcore_size", "PatchCore's input size, chosen on"
     bank = "" if args.coreset_sizes else f", memory bank {args.coreset_size:,} rows"
+    column = "fit" if args.coreset_sizes else "pool" if args.photo_coreset else "side"
     markdown = (f"PatchCore (Lite0 features{bank}) by {studied}, "
                 f"scored on the localiser's validation photos ({len(rows) - defective} intact, {defective} labelled "
-                f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', '| fit |' if args.coreset_sizes else '| side |')}"
+                f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', f'| {column} |')}"
                 f"\n\nPer defect type (each type's photos against the intact ones):\n\n{per_type_table(reports)}")
     print(markdown)
     record(name, f"{title} validation photos (magnetic tiles)", markdown, reports)

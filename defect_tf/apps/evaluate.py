@@ -2,9 +2,9 @@
 
 By default the bundle's own test split is scored against the labels it was trained with (its label file,
 or its class folders). Multi-label and binary models get per-attribute tables, multi-class models accuracy
-and a confusion matrix. An anomaly localiser (--model outputs/localizer) gets image AUROC and F1 and, with
-defect masks, pixel AUROC, PRO, IoU, Dice and coverage, per defect type with --types. --two-stage scores the
-classifier and the localiser beside it as one pipeline.
+and a confusion matrix. An anomaly localiser (--model outputs/localizer) gets image AUROC, AP and F1 and, with
+defect masks, pixel AUROC and AP, PRO, IoU, Dice and coverage, per defect type with --types. --two-stage scores
+the classifier and the localiser beside it as one pipeline.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
                 continue
             cells = self.patch_features(self.forward(self.network_input(inputs)))
             cells = cells.reshape(-1, cells.shape[-1])
-            rows.append(cells[rng.choice(len(cells), per_photo, replace=False)] if len(cells) > per_photo else cells)
+            rows.append(self.photo_rows(cells, per_photo, rng) if len(cells) > per_photo else cells)
         bank = np.concatenate(rows)
         size = min(int(self.settings["coreset_size"]), len(bank))
         report(f"coreset: {size:,} of {len(bank):,} patch features ({bank.shape[1]} values each)")
@@ -97,6 +97,11 @@ class PatchCore(PatchCoreMaps, AnomalyModel):
         else:
             report(f"{count} intact photos: too few to keep some out for each place's usual distance (at least "
                    f"{3 * PLACE_MIN_PHOTOS} needed); the map is the raw distance")
+
+    def photo_rows(self, cells: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+        """`count` of one photo's patch features (rows of `cells`, more than `count`) for the pool the memory bank's
+        coreset is chosen from: drawn at random, so the pool stands for every photo alike."""
+        return cells[rng.choice(len(cells), count, replace=False)]
 
     def learn_defects(self, intact: list[np.ndarray], defects: list[np.ndarray], masks: list[np.ndarray | None],
                       report: Report = print, whole: bool = False) -> tuple[list, list] | None:
