@@ -105,6 +105,7 @@ def fit_photo_coreset(anomaly_set: AnomalySet, reference: Path) -> tuple[Path, f
         metadata = replace(base, image_threshold=thresholds.image, pixel_threshold=thresholds.pixel,
                            calibration=thresholds.rule, settings=dict(model.settings),
                            trained_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        output.mkdir(exist_ok=True)
         location = save_localizer(output, model, metadata)
         report = score_localizer(Localizer(model, metadata, location), anomaly_set, anomaly_set.rows("test"))
         write_text(output / METRICS_FILE, json.dumps({**report, "fit_seconds": seconds}, indent=1))
