@@ -303,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                      if args.bank_from else f"random memory bank of {args.bank:,} rows")
         record(f"patchcore_features_{args.backbone}_{args.side}px_defect_free_halves"
                + (f"_coreset_{len(bank)}" if args.bank_from else "")
+               + ("_photo_coreset" if args.bank_from and args.bank_from.rstrip("/").endswith("-photo-coreset") else "")
                + ("" if args.halves_shares == list(SCORE_SHARES[:1]) else "_shares")
                + ("_less_median" if args.halves_less_median else ""),
                f"PatchCore on the magnetic tiles without their defects (exploration): {args.backbone}, {args.side} px"

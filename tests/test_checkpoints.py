@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,11 +22,16 @@ SCRATCH = ["--backbone", "small_cnn", "--weights", "none"]
 
 
 def start_training(root, output, labels=None, model=SCRATCH):
+    """`train.py` as a process to kill, with a TMPDIR beside `output`: a killed process cannot remove TensorFlow's
+    generated source files, which would otherwise pile up in the machine's temporary folder run after run."""
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(root / "images"), "--labels",
                str(labels or root / "labels.txt"), "--output", str(output), *model,
                "--image-size", "32", "--batch-size", "4", "--warmup-epochs", str(EPOCHS["warmup"]),
                "--finetune-epochs", str(EPOCHS["finetune"]), "--patience", "10"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scratch = output.parent / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(scratch)})
 
 
 def wait_for_epoch(output, epoch, process, timeout=300):
