@@ -44,7 +44,7 @@ from defect_tf.progress_bar import progress_bar
 from defect_tf.train.config import TrainConfig
 from defect_tf.train.trainer import train
 
-PER_TYPE = ("image_auroc", "pixel_auroc", "iou", "coverage")
+PER_TYPE = ("image_auroc", "pixel_auroc", "pixel_ap", "iou", "coverage")
 LABELLED_PER_TYPE = 20
 
 
@@ -169,7 +169,8 @@ def table(reports: dict[str, dict], times: dict[str, str]) -> str:
 
 def per_type_table(reports: dict[str, dict]) -> str:
     kinds = list(next(iter(reports.values())).get("per_type", {}))
-    heading = " / ".join(c.replace("_", " ").replace("auroc", "AUROC").replace("iou", "IoU") for c in PER_TYPE)
+    heading = " / ".join(c.replace("_", " ").replace("auroc", "AUROC").replace(" ap", " AP").replace("iou", "IoU")
+                          for c in PER_TYPE)
     lines = ["| defect type | " + " | ".join(f"{name}: {heading}" for name in reports) + " |",
              "|---|" + "---:|" * len(reports)]
     for kind in kinds:

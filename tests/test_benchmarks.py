@@ -376,6 +376,19 @@ def test_the_anomaly_table_shows_the_image_auroc_ap_and_f1_with_their_intervals(
                              "own (f1_interval).")
 
 
+def test_the_anomaly_per_type_table_gives_each_method_its_pixel_ap_beside_its_aurocs():
+    from anomaly import per_type_table
+
+    crack = {"defective": 37, "image_auroc": 0.898, "pixel_auroc": 0.973, "pixel_ap": 0.057, "iou": 0.022,
+             "coverage": 0.391}
+    older = {key: value for key, value in crack.items() if key != "pixel_ap"}  # a run from before the pixel AP
+    rows = per_type_table({"patchcore": {"per_type": {"crack": crack}},
+                           "heatmap": {"per_type": {"crack": older}}}).splitlines()
+    assert rows[0] == ("| defect type | patchcore: image AUROC / pixel AUROC / pixel AP / IoU / coverage | heatmap: "
+                       "image AUROC / pixel AUROC / pixel AP / IoU / coverage |")
+    assert rows[2] == "| crack (37) | 0.898 / 0.973 / 0.057 / 0.022 / 0.391 | 0.898 / 0.973 / - / 0.022 / 0.391 |"
+
+
 def test_the_bootstrap_the_auc_intervals_benchmark_compares_with_by_hand_and_against_scikit_learn():
     from auc_intervals import bootstrap_interval
     from sklearn.metrics import roc_auc_score
