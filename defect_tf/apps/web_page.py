@@ -5,23 +5,23 @@ The bundle is loaded once, when the page is built; every request reuses it. Uplo
 large or not images get a one-line message in the page. Nothing is fetched from the internet:
 Gradio's default theme serves its fonts itself, and analytics are off.
 
-The page serves only what it means to: Gradio serves files from its upload folder, which is a private
-temporary folder of this process (mode 0700, removed when it ends) holding only uploads and copies of
-the sample photos; no folder of the user's is ever allowed. Uploads over the limit are refused while
-they arrive, before anything is stored, and uploads are deleted a few minutes after they arrive.
+The page serves only what it means to: Gradio serves files from its upload folder, inside a private
+temporary folder of this process (mode 0700, removed when it ends, or by the next page if the process was
+killed; io/private_folder.py) holding only uploads, copies of the sample photos and its owner file; no folder
+of the user's is ever allowed. Uploads over the limit are refused while they arrive, before anything is
+stored, and uploads are deleted a few minutes after they arrive.
 """
 
 from __future__ import annotations
 
-import atexit
 import html
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-PRIVATE_FOLDER = Path(tempfile.mkdtemp(prefix="defect_tf-web-"))
-atexit.register(shutil.rmtree, PRIVATE_FOLDER, True)
+from defect_tf.io.private_folder import private_folder
+
+PRIVATE_FOLDER = private_folder("defect_tf-web-")  # also removes earlier pages' folders left by a killed process
 os.environ["GRADIO_TEMP_DIR"] = str(PRIVATE_FOLDER / "uploads")  # read by Gradio when it is imported
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
