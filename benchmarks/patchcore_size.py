@@ -150,15 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     folder, work, split, anomaly_set = benchmark_set(args)  # once, however many memory banks are fitted
     rows = validation_rows(anomaly_set)
     for coreset_size in args.coreset_sizes or [args.coreset_size]:
-        fits = fit_sizes(argparse.Namespace(**{**vars(args), "coreset_size": coreset_size}), folder, work, split)
+        by_size = fit_sizes(argparse.Namespace(**{**vars(args), "coreset_size": coreset_size}), folder, work, split)
+        fits = {f"{size} px": fit for size, fit in by_size.items()}
         if args.photo_coreset:
-            fits = {**{f"{size} px, pool drawn at random": fit for size, fit in fits.items()},
+            fits = {**{f"{size} px, pool drawn at random": fit for size, fit in by_size.items()},
                     **{f"{size} px, pool of each photo's coreset": fit_photo_coreset(anomaly_set, output)
-                       for size, (output, _) in fits.items()}}
-        for size, (output, seconds) in fits.items():
+                       for size, (output, _) in by_size.items()}}
+        for fitted, (output, seconds) in fits.items():
             for smoothing in args.smoothing or [None]:
-                label = (f"{size}" + ("" if args.photo_coreset else " px")
-                         + (f", smoothing {smoothing:g} px" if args.smoothing else "")
+                label = (fitted + (f", smoothing {smoothing:g} px" if args.smoothing else "")
                          + (f", {coreset_size:,} rows" if args.coreset_sizes else ""))
                 times[label] = f"{seconds:.0f} s"
                 print(f"scoring {len(rows)} validation photos: {label}", flush=True)

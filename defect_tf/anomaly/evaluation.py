@@ -1,6 +1,6 @@
 """A localiser scored on labelled photos: image AUROC and AP and the decision's accuracy, precision, recall and F1;
-with masks, pixel AUROC and AP, PRO (up to 30% false-positive rate), IoU, Dice and coverage of the outlines; the same per defect
-type. The one report training's test split, evaluate.py and the benchmarks share."""
+with masks, pixel AUROC and AP, PRO (up to 30% false-positive rate), IoU, Dice and coverage of the outlines; the
+same per defect type. The one report training's test split, evaluate.py and the benchmarks share."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from defect_tf.evaluate.metrics import (
 from defect_tf.evaluate.report import interval_text
 from defect_tf.progress_bar import progress_bar
 
-FIGURES = ("image_auroc", "image_ap", "f1", "pixel_auroc", "pixel_ap", "pro", "iou", "dice", "coverage")  # a report's headline figures
+# a report's headline figures
+FIGURES = ("image_auroc", "image_ap", "f1", "pixel_auroc", "pixel_ap", "pro", "iou", "dice", "coverage")
 OUTLINES_FILE = "outlines.png"  # test photos with their outlines and true defects, beside the report
 SCORES_FILE = "scores.png"  # the photos' image scores against the threshold, and the ROC curve, beside the report
 
@@ -55,8 +56,8 @@ def _pixel_figures(maps: list[np.ndarray], masks: list[np.ndarray], outlines: li
         return {}
     ranked = pixel_rankings(maps, masks, defective)
     return {"pixel_auroc": ranked["pooled"], "pixel_auroc_intact_photos": ranked["intact_photos"],
-            "pixel_auroc_own_photos": ranked["own_photos"], "pixel_ap": ranked["average_precision"], "pro": pro_score(maps, masks),
-            **overlap_scores(outlines, masks)}
+            "pixel_auroc_own_photos": ranked["own_photos"], "pixel_ap": ranked["average_precision"],
+            "pro": pro_score(maps, masks), **overlap_scores(outlines, masks)}
 
 
 @dataclass
