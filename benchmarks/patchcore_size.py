@@ -12,11 +12,13 @@ cuts, per defect type, with fit time and ms per photo.
     python benchmarks/patchcore_size.py --sizes 192 --smoothing 4 8 16 [--work DIR]   # the maps' smoothing instead
     python benchmarks/patchcore_size.py --sizes 192 --coreset-sizes 5000 10000 20000 [--work DIR]   # the bank's size
     python benchmarks/patchcore_size.py --sizes 192 --photo-coreset [--work DIR]   # each photo's pool by k-center
+    python benchmarks/patchcore_size.py --sizes 192 --fit-seeds 1 2 [--work DIR]   # how much the fit's seed moves it
 
 `--photo-coreset` fits each size a second time with the pool the coreset is chosen from drawn by k-center greedy
 within each photo (its most spread patches) rather than at random, into the fit's folder with `-photo-coreset`
 added, and scores both on the validation photos (that fit's test report in its folder's `metrics.json`, as the tool
-writes one).
+writes one). `--fit-seeds` does the same with the random pool and coreset drawn with other seeds (`-seed-S`), the
+split and photos unchanged: how far a figure moves with the fit's own chance.
 """
 
 from __future__ import annotations
@@ -89,15 +91,17 @@ class PhotoCoresetPatchCore(PatchCore):
         return cells[greedy_coreset(cells, count, seed=int(rng.integers(2**31)))]
 
 
-def fit_photo_coreset(anomaly_set: AnomalySet, reference: Path) -> tuple[Path, float]:
-    """`reference` (a fit of `fit_sizes`) fitted again with PhotoCoresetPatchCore's pool, calibrated and tested as
-    the tool does, into the folder beside it (read back when done): (its folder, its fit in seconds)."""
-    output = reference.with_name(f"{reference.name}-photo-coreset")
+def refit(anomaly_set: AnomalySet, reference: Path, suffix: str, model_class: type[PatchCore] = PatchCore,
+          seed: int | None = None) -> tuple[Path, float]:
+    """`reference` (a fit of `fit_sizes`) fitted again as `model_class` (with another `seed`, if given) on the same
+    photos, calibrated and tested as the tool does, into the folder beside it named with `suffix` (read back when
+    done): (its folder, its fit in seconds)."""
+    output = reference.with_name(f"{reference.name}-{suffix}")
     if not (output / METRICS_FILE).is_file():
         started = time.time()
         base = load_localizer(reference).metadata
         settings = {key: base.settings[key] for key in ("backbone", "coreset_size", "seed")}
-        model = PhotoCoresetPatchCore(base.image_size, settings)
+        model = model_class(base.image_size, {**settings, **({} if seed is None else {"seed": seed})})
         rows = anomaly_set.rows("train", False)
         model.fit((read_photo(anomaly_set.path(row)) for row in rows), len(rows))
         seconds = time.time() - started
@@ -143,9 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="memory banks of these many rows, each size fitted with each (instead of --coreset-size)")
     parser.add_argument("--photo-coreset", action="store_true",
                         help="each size fitted again with its pool drawn by k-center greedy within each photo")
+    parser.add_argument("--fit-seeds", type=int, nargs="+",
+                        help="each size fitted again with these seeds of its pool and coreset (the split unchanged)")
     args = parser.parse_args(argv)
-    if args.photo_coreset and (args.smoothing or args.coreset_sizes):
-        parser.error("--photo-coreset is a study of its own: leave out --smoothing and --coreset-sizes")
+    for study in ("photo_coreset", "fit_seeds"):
+        if getattr(args, study) and (args.smoothing or args.coreset_sizes):
+            parser.error(f"--{study.replace('_', '-')} is a study of its own: leave out --smoothing and "
+                         "--coreset-sizes")
     reports, times = {}, {}
     folder, work, split, anomaly_set = benchmark_set(args)  # once, however many memory banks are fitted
     rows = validation_rows(anomaly_set)
@@ -154,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         fits = {f"{size} px": fit for size, fit in by_size.items()}
         if args.photo_coreset:
             fits = {**{f"{size} px, pool drawn at random": fit for size, fit in by_size.items()},
-                    **{f"{size} px, pool of each photo's coreset": fit_photo_coreset(anomaly_set, output)
+                    **{f"{size} px, pool of each photo's coreset": refit(anomaly_set, output, "photo-coreset",
+                                                                          PhotoCoresetPatchCore)
                        for size, (output, _) in by_size.items()}}
+        for fit_seed in args.fit_seeds or []:
+            fits |= {f"{size} px, fit seed {fit_seed}": refit(anomaly_set, output, f"seed-{fit_seed}", seed=fit_seed)
+                     for size, (output, _) in by_size.items()}
         for fitted, (output, seconds) in fits.items():
             for smoothing in args.smoothing or [None]:
                 label = (fitted + (f", smoothing {smoothing:g} px" if args.smoothing else "")
@@ -165,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                 reports[label] = score_localizer(smoothed(load_localizer(output), anomaly_set, smoothing),
                                                  anomaly_set, rows)
     defective = sum(bool(anomaly_set.defective[row]) for row in rows)
-    if args.photo_coreset:
+    if args.fit_seeds:
+        studied, name, title = ("the seed of its pool and coreset", "patchcore_fit_seeds",
+                                "PatchCore fitted with other seeds, on")
+    elif args.photo_coreset:
         studied, name, title = ("the pool its coreset is chosen from", "patchcore_photo_coreset",
                                 "PatchCore's pool drawn per photo, on")
     elif args.coreset_sizes:
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         studied, name, title = "its input's shorter side", "patchcore_size", "PatchCore's input size, chosen on"
     bank = "" if args.coreset_sizes else f", memory bank {args.coreset_size:,} rows"
-    column = "fit" if args.coreset_sizes else "pool" if args.photo_coreset else "side"
+    column = "fit" if args.coreset_sizes or args.fit_seeds else "pool" if args.photo_coreset else "side"
     markdown = (f"PatchCore (Lite0 features{bank}) by {studied}, "
                 f"scored on the localiser's validation photos ({len(rows) - defective} intact, {defective} labelled "
                 f"defects), never on the test split.\n\n{table(reports, times).replace('| method |', f'| {column} |')}"
